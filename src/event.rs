@@ -1,0 +1,310 @@
+//! What the analyzer reports: plain data, one `Display` line each, one JSON object each.
+//!
+//! The JSON form (`--format json`, one object per line) is a public interface: fields are only
+//! ever added, never renamed. Every object has `session`, `ts` (seconds since the epoch) and
+//! `event` (the variant name in snake case).
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::chunk::{Direction, Timestamp};
+use crate::resp::Name;
+
+/// One thing that happened on one link.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// The session (TCP connection) it happened on.
+    pub session: u64,
+    /// When the bytes that completed it were seen.
+    pub ts: Timestamp,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// How a full sync's RDB is framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Framing {
+    /// `$<len>\r\n` then exactly `len` bytes (the master's `dump.rdb`).
+    Disk,
+    /// `$EOF:<mark>\r\n`, the RDB, then the 40-byte mark again (streamed from a fork).
+    Diskless,
+}
+
+/// What kind of synchronisation the master granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncKind {
+    /// `+FULLRESYNC`: an RDB, then the stream.
+    Full,
+    /// `+CONTINUE`: the stream resumes from the replica's offset.
+    Partial,
+    /// Legacy `SYNC` (old replicas, `redis-cli --replica`/`--rdb`): an RDB with no offsets.
+    Sync,
+    /// `+RDBCHANNELSYNC` (Redis 8): the RDB comes on a second connection; this one gets the
+    /// stream, whose offsets are only known from the other connection.
+    RdbChannel,
+}
+
+/// The event payloads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A connection was accepted and its upstream connection established.
+    SessionStart {
+        /// The connecting side's address.
+        replica: String,
+        /// The upstream server's address.
+        upstream: String,
+    },
+    /// A handshake command from the replica (`PING`, `AUTH`, `REPLCONF`, `PSYNC`, `SYNC`).
+    Request {
+        /// Command name, upper-cased.
+        name: Name,
+        /// Its arguments; `AUTH` passwords are redacted.
+        args: Vec<String>,
+    },
+    /// A single-line answer from the master during the handshake.
+    Reply {
+        /// The request it answers, when known.
+        to: Option<Name>,
+        /// The line as sent (without CRLF).
+        reply: String,
+    },
+    /// A bare `\n` keep-alive (never counted in offsets).
+    KeepAlive {
+        /// Who sent it.
+        dir: Direction,
+    },
+    /// The master's sync decision.
+    SyncStart {
+        /// Full, partial, legacy or two-connection.
+        sync: SyncKind,
+        /// The replication id, if the master named one.
+        replid: Option<String>,
+        /// `+FULLRESYNC`'s offset, or the `PSYNC` offset for a partial sync: the first stream
+        /// byte has offset `offset + 1` for a full sync, `offset` for a partial one.
+        offset: Option<u64>,
+    },
+    /// The master refused `PSYNC`/`SYNC` (or answered something unexpected).
+    SyncRejected {
+        /// The master's answer.
+        reply: String,
+    },
+    /// The RDB transfer began.
+    RdbStart {
+        /// How it is framed.
+        framing: Framing,
+        /// The announced length (disk framing only).
+        declared_bytes: Option<u64>,
+    },
+    /// The RDB transfer completed.
+    RdbEnd {
+        /// How it was framed.
+        framing: Framing,
+        /// RDB bytes (framing and EOF marks excluded).
+        bytes: u64,
+        /// From the framing line to the last RDB byte, in microseconds.
+        duration_us: u64,
+    },
+    /// A command in the master's replication stream.
+    Command {
+        /// Replication offset of its first byte (unknown after a legacy `SYNC`).
+        start: Option<u64>,
+        /// Replication offset of its last byte.
+        end: Option<u64>,
+        /// Command name, upper-cased.
+        name: Name,
+        /// For `REPLCONF`, the subcommand (`GETACK`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sub: Option<Name>,
+        /// The database it applies to, once a `SELECT` has been seen.
+        db: Option<u32>,
+        /// Returns true if and only if it is inside `MULTI`…`EXEC`.
+        in_multi: bool,
+        /// Its size on the wire.
+        bytes: u64,
+    },
+    /// A command from a plain client (a connection that never asked for replication).
+    ClientCommand {
+        /// Command name, upper-cased.
+        name: Name,
+        /// Its size on the wire.
+        bytes: u64,
+    },
+    /// `REPLCONF ACK <offset> [FACK <offset>]` from the replica.
+    Ack {
+        /// The replica's applied offset.
+        offset: u64,
+        /// The replica's fsynced offset (Redis ≥ 7.2 with AOF).
+        fack: Option<u64>,
+    },
+    /// The analysis of one direction stopped: the bytes are not what the protocol allows, or
+    /// analysis fell behind and skipped some. Forwarding is not affected.
+    Desync {
+        /// Which direction.
+        dir: Direction,
+        /// Bytes into that direction where it happened.
+        position: u64,
+        /// The replication offset there, when in the stream.
+        offset: Option<u64>,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The connection ended.
+    SessionEnd {
+        /// Why (peer closed, error, proxy shutdown, end of capture).
+        reason: String,
+        /// Bytes the replica sent.
+        bytes_to_master: u64,
+        /// Bytes the master sent.
+        bytes_to_replica: u64,
+        /// Stream bytes (those that count in the replication offset).
+        stream_bytes: u64,
+        /// Offset of the last stream byte, when offsets are known.
+        offset_end: Option<u64>,
+    },
+}
+
+impl EventKind {
+    /// Returns true if and only if this event is routine traffic (stream and client commands,
+    /// ACKs, keep-alives) rather than a change of state worth a log line by default.
+    pub fn is_routine(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Command { .. }
+                | EventKind::ClientCommand { .. }
+                | EventKind::Ack { .. }
+                | EventKind::KeepAlive { .. }
+        )
+    }
+}
+
+fn opt<T: fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map_or_else(|| "?".to_string(), |v| v.to_string())
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] ", self.session)?;
+        match &self.kind {
+            EventKind::SessionStart { replica, upstream } => {
+                write!(f, "session start {replica} -> {upstream}")
+            }
+            EventKind::Request { name, args } => {
+                write!(f, "R->M {name}")?;
+                args.iter().try_for_each(|a| write!(f, " {a}"))
+            }
+            EventKind::Reply { to, reply } => match to {
+                Some(to) => write!(f, "M->R {reply} (to {to})"),
+                None => write!(f, "M->R {reply}"),
+            },
+            EventKind::KeepAlive { dir } => write!(f, "{} keep-alive \\n", dir.arrow()),
+            EventKind::SyncStart {
+                sync,
+                replid,
+                offset,
+            } => match sync {
+                SyncKind::Full => write!(
+                    f,
+                    "full resync: replid {} offset {}; stream starts at {}",
+                    opt(replid),
+                    opt(offset),
+                    offset.map_or("?".into(), |o| (o + 1).to_string())
+                ),
+                SyncKind::Partial => write!(
+                    f,
+                    "partial resync (CONTINUE): replid {}; stream continues at offset {}",
+                    opt(replid),
+                    opt(offset)
+                ),
+                SyncKind::Sync => write!(f, "legacy SYNC: RDB follows, offsets unknown"),
+                SyncKind::RdbChannel => write!(
+                    f,
+                    "RDB channel sync: the RDB comes on another connection, stream offsets unknown here"
+                ),
+            },
+            EventKind::SyncRejected { reply } => write!(f, "sync refused by master: {reply}"),
+            EventKind::RdbStart {
+                framing,
+                declared_bytes,
+            } => match declared_bytes {
+                Some(n) => write!(f, "RDB transfer start ({framing:?}, {n} bytes)"),
+                None => write!(f, "RDB transfer start ({framing:?}, length unknown)"),
+            },
+            EventKind::RdbEnd {
+                framing,
+                bytes,
+                duration_us,
+            } => {
+                let secs = *duration_us as f64 / 1e6;
+                let rate = if secs > 0.0 {
+                    *bytes as f64 / secs / 1e6
+                } else {
+                    0.0
+                };
+                write!(
+                    f,
+                    "RDB transfer done ({framing:?}): {bytes} bytes in {secs:.3} s ({rate:.1} MB/s)"
+                )
+            }
+            EventKind::Command {
+                start,
+                end,
+                name,
+                sub,
+                db,
+                in_multi,
+                bytes,
+            } => {
+                write!(f, "M->R {name}")?;
+                if let Some(sub) = sub {
+                    write!(f, " {sub}")?;
+                }
+                write!(f, " offset {}..{} ({bytes} B)", opt(start), opt(end))?;
+                if let Some(db) = db {
+                    write!(f, " db {db}")?;
+                }
+                if *in_multi {
+                    write!(f, " in MULTI")?;
+                }
+                Ok(())
+            }
+            EventKind::ClientCommand { name, bytes } => write!(f, "client {name} ({bytes} B)"),
+            EventKind::Ack { offset, fack } => match fack {
+                Some(fack) => write!(f, "R->M ACK {offset} FACK {fack}"),
+                None => write!(f, "R->M ACK {offset}"),
+            },
+            EventKind::Desync {
+                dir,
+                position,
+                offset,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "DESYNC {}: {reason} (byte {position} of that direction",
+                    dir.arrow()
+                )?;
+                match offset {
+                    Some(o) => write!(f, ", replication offset {o}); bytes still forwarded"),
+                    None => write!(f, "); bytes still forwarded"),
+                }
+            }
+            EventKind::SessionEnd {
+                reason,
+                bytes_to_master,
+                bytes_to_replica,
+                stream_bytes,
+                offset_end,
+            } => write!(
+                f,
+                "session end ({reason}): {bytes_to_master} B to master, {bytes_to_replica} B to replica, {stream_bytes} stream B, end offset {}",
+                opt(offset_end)
+            ),
+        }
+    }
+}

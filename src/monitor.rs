@@ -1,0 +1,191 @@
+//! The analysis side of a run: every live [`Session`], the reports folded from their events,
+//! and the sinks the events go to.
+//!
+//! A `Monitor` is driven synchronously (open / data / skip / close) by exactly one owner — the
+//! proxy's analysis thread, a replay loop, a test — so it needs no locks. It performs no IO of
+//! its own; sinks decide where events go.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use crate::chunk::{Chunk, Direction, Timestamp};
+use crate::event::{Event, EventKind};
+use crate::report::{Report, SessionReport};
+use crate::session::{Config, Session};
+
+/// Where events go.
+pub trait Sink: Send {
+    /// Called for every event, in order.
+    fn event(&mut self, e: &Event);
+    /// Called once when a session has ended, with its final report.
+    fn session_done(&mut self, _report: &SessionReport) {}
+}
+
+/// Logs events through `tracing`: state changes at INFO, desyncs at WARN, per-command traffic
+/// at DEBUG (stream) and TRACE (clients, keep-alives).
+#[derive(Debug, Default)]
+pub struct LogSink;
+
+impl Sink for LogSink {
+    fn event(&mut self, e: &Event) {
+        match &e.kind {
+            EventKind::Desync { .. } | EventKind::SyncRejected { .. } => tracing::warn!("{e}"),
+            EventKind::ClientCommand { .. } | EventKind::KeepAlive { .. } => tracing::trace!("{e}"),
+            k if k.is_routine() => tracing::debug!("{e}"),
+            _ => tracing::info!("{e}"),
+        }
+    }
+}
+
+/// Writes each event as one JSON object per line.
+#[derive(Debug)]
+pub struct JsonLines<W: Write + Send> {
+    out: W,
+    failed: bool,
+}
+
+impl<W: Write + Send> JsonLines<W> {
+    /// Writes to `out` (e.g. a locked, buffered stdout).
+    pub fn new(out: W) -> Self {
+        JsonLines { out, failed: false }
+    }
+}
+
+impl<W: Write + Send> Sink for JsonLines<W> {
+    fn event(&mut self, e: &Event) {
+        if self.failed {
+            return;
+        }
+        let ok = serde_json::to_writer(&mut self.out, e).is_ok()
+            && self.out.write_all(b"\n").is_ok()
+            && (e.kind.is_routine() || self.out.flush().is_ok());
+        if !ok {
+            // A closed pipe (`| head`) must not stop the analysis, let alone the forwarding.
+            self.failed = true;
+            tracing::warn!("JSON event output failed; no more events will be written");
+        }
+    }
+
+    fn session_done(&mut self, _report: &SessionReport) {
+        let _ = self.out.flush();
+    }
+}
+
+/// Keeps every event in memory (tests, tools).
+#[derive(Debug, Default, Clone)]
+pub struct Collect(pub std::sync::Arc<std::sync::Mutex<Vec<Event>>>);
+
+impl Sink for Collect {
+    fn event(&mut self, e: &Event) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(e.clone());
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Live {
+    session: Session,
+    report: SessionReport,
+}
+
+/// All sessions of a run.
+pub struct Monitor {
+    cfg: Config,
+    live: BTreeMap<u64, Live>,
+    done: Vec<SessionReport>,
+    connect_failures: u64,
+    sinks: Vec<Box<dyn Sink>>,
+}
+
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitor")
+            .field("live", &self.live.len())
+            .field("done", &self.done.len())
+            .finish()
+    }
+}
+
+impl Monitor {
+    /// A monitor whose sessions use `cfg` and whose events go to `sinks`.
+    pub fn new(cfg: Config, sinks: Vec<Box<dyn Sink>>) -> Monitor {
+        Monitor {
+            cfg,
+            live: BTreeMap::new(),
+            done: Vec::new(),
+            connect_failures: 0,
+            sinks,
+        }
+    }
+
+    /// A connection `id` from `replica` to `upstream` was established at `at`.
+    pub fn open(&mut self, id: u64, at: Timestamp, replica: &str, upstream: &str) {
+        let session = Session::new(id, at, replica, upstream, self.cfg);
+        let report = SessionReport::new(id, at);
+        self.live.insert(id, Live { session, report });
+        self.drain(id);
+    }
+
+    /// Bytes seen on connection `id`.
+    pub fn data(&mut self, id: u64, chunk: Chunk<'_>) {
+        if let Some(live) = self.live.get_mut(&id) {
+            live.session.feed(chunk);
+            self.drain(id);
+        }
+    }
+
+    /// Bytes forwarded on connection `id` that the analysis did not see.
+    pub fn skip(&mut self, id: u64, dir: Direction, at: Timestamp, len: u64) {
+        if let Some(live) = self.live.get_mut(&id) {
+            live.session.skip(dir, at, len);
+            self.drain(id);
+        }
+    }
+
+    /// Connection `id` ended.
+    pub fn close(&mut self, id: u64, at: Timestamp, reason: &str) {
+        if let Some(live) = self.live.get_mut(&id) {
+            live.session.finish(at, reason);
+            self.drain(id);
+        }
+        if let Some(live) = self.live.remove(&id) {
+            for sink in &mut self.sinks {
+                sink.session_done(&live.report);
+            }
+            self.done.push(live.report);
+        }
+    }
+
+    /// An accepted connection was closed because the upstream could not be reached.
+    pub fn connect_failed(&mut self) {
+        self.connect_failures += 1;
+    }
+
+    /// Ends every live session (the run is stopping).
+    pub fn close_all(&mut self, at: Timestamp, reason: &str) {
+        let ids: Vec<u64> = self.live.keys().copied().collect();
+        for id in ids {
+            self.close(id, at, reason);
+        }
+    }
+
+    /// The report so far: ended sessions, then live ones as they stand.
+    pub fn report(&self) -> Report {
+        let mut sessions = self.done.clone();
+        sessions.extend(self.live.values().map(|l| l.report.clone()));
+        Report::new(sessions, self.connect_failures)
+    }
+
+    fn drain(&mut self, id: u64) {
+        let Some(live) = self.live.get_mut(&id) else {
+            return;
+        };
+        while let Some(e) = live.session.poll_event() {
+            live.report.observe(&e);
+            for sink in &mut self.sinks {
+                sink.event(&e);
+            }
+        }
+    }
+}

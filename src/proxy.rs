@@ -1,0 +1,369 @@
+//! The live proxy: the only module that touches sockets or reads the clock.
+//!
+//! Every accepted connection gets its own upstream connection (`TCP_NODELAY` on both: without
+//! it the replication round trip stalls on delayed ACKs) and two relay loops, one per
+//! direction, that copy bytes unchanged. Half-close is propagated: when one side finishes
+//! sending, its peer's write side is shut down after everything already read was written; an
+//! error on either side closes both. An unreachable upstream closes the accepted connection
+//! with a logged error, and the proxy keeps listening.
+//!
+//! # Forwarding never waits on analysis
+//!
+//! All analysis runs on one dedicated thread that owns the [`Monitor`]. A relay hands each
+//! chunk it read to that thread as a reference-counted [`Bytes`] (no copy) over an unbounded
+//! channel — a send that never blocks — and then writes the chunk on. The channel's memory is
+//! bounded by a byte budget instead of a message count: when the analysis is more than
+//! `analysis_budget` bytes behind, the relay does not queue the chunk at all and later tells
+//! the analysis how many bytes it missed ([`Monitor::skip`]). That direction is then reported
+//! as desynced (offsets stay exact where the framing allows), and the bytes flow on. No relay
+//! ever awaits the analysis, takes a lock it holds, or waits for channel capacity.
+//!
+//! Each chunk is handed over *before* it is written, so a request always reaches the analysis
+//! before the reply it provokes.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::chunk::{Chunk, Direction, Timestamp};
+use crate::monitor::Monitor;
+
+/// How the proxy runs.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Where to connect for every accepted connection (`host:port`).
+    pub upstream: String,
+    /// How long to wait for the upstream to accept.
+    pub connect_timeout: Duration,
+    /// Most bytes queued for analysis at once, over all sessions.
+    pub analysis_budget: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            upstream: "127.0.0.1:6379".into(),
+            connect_timeout: Duration::from_secs(5),
+            analysis_budget: 64 << 20,
+        }
+    }
+}
+
+/// Turns a user's endpoint into `host:port`: a bare port means `127.0.0.1:<port>`.
+pub fn endpoint(spec: &str) -> Result<String, String> {
+    let spec = spec.trim();
+    if let Ok(port) = spec.parse::<u16>() {
+        return Ok(format!("127.0.0.1:{port}"));
+    }
+    match spec.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            Ok(spec.to_string())
+        }
+        _ => Err(format!(
+            "'{spec}' is not a port or host:port (examples: 6379, 10.0.0.5:6379, [::1]:6379)"
+        )),
+    }
+}
+
+#[derive(Debug)]
+enum Msg {
+    Open {
+        id: u64,
+        at: Timestamp,
+        replica: String,
+        upstream: String,
+    },
+    Data {
+        id: u64,
+        dir: Direction,
+        at: Timestamp,
+        bytes: Bytes,
+    },
+    Skip {
+        id: u64,
+        dir: Direction,
+        at: Timestamp,
+        len: u64,
+    },
+    Close {
+        id: u64,
+        at: Timestamp,
+        reason: String,
+    },
+    ConnectFailed,
+    Stop {
+        at: Timestamp,
+    },
+}
+
+/// The wall clock, read as a monotonic offset from one anchor so timestamps never go back.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    base: Timestamp,
+    start: Instant,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock {
+            base: Timestamp::from_system_time(SystemTime::now()),
+            start: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.base.add(self.start.elapsed())
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    cfg: ProxyConfig,
+    clock: Clock,
+    tx: mpsc::UnboundedSender<Msg>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Shared {
+    fn send(&self, msg: Msg) {
+        // Fails only once the analysis thread is gone (shutdown): forwarding goes on regardless.
+        let _ = self.tx.send(msg);
+    }
+
+    /// Takes `n` bytes of the analysis budget; false if the analysis is too far behind.
+    fn reserve(&self, n: usize) -> bool {
+        let budget = self.cfg.analysis_budget;
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                (cur + n <= budget).then_some(cur + n)
+            })
+            .is_ok()
+    }
+}
+
+/// Accepts connections on `listener` and relays each to `cfg.upstream` until `shutdown`
+/// completes; then ends every live session in `monitor` and returns it.
+pub async fn run(
+    listener: TcpListener,
+    cfg: ProxyConfig,
+    mut monitor: Monitor,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<Monitor> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let analysis = {
+        let in_flight = Arc::clone(&in_flight);
+        std::thread::Builder::new()
+            .name("analysis".into())
+            .spawn(move || {
+                while let Some(msg) = rx.blocking_recv() {
+                    match msg {
+                        Msg::Open {
+                            id,
+                            at,
+                            replica,
+                            upstream,
+                        } => monitor.open(id, at, &replica, &upstream),
+                        Msg::Data { id, dir, at, bytes } => {
+                            monitor.data(
+                                id,
+                                Chunk {
+                                    dir,
+                                    at,
+                                    bytes: &bytes,
+                                },
+                            );
+                            in_flight.fetch_sub(bytes.len(), Ordering::AcqRel);
+                        }
+                        Msg::Skip { id, dir, at, len } => monitor.skip(id, dir, at, len),
+                        Msg::Close { id, at, reason } => monitor.close(id, at, &reason),
+                        Msg::ConnectFailed => monitor.connect_failed(),
+                        Msg::Stop { at } => {
+                            monitor.close_all(at, "proxy shutdown");
+                            break;
+                        }
+                    }
+                }
+                monitor
+            })?
+    };
+    let shared = Arc::new(Shared {
+        cfg,
+        clock: Clock::new(),
+        tx,
+        in_flight,
+    });
+
+    tokio::pin!(shutdown);
+    let mut next_id = 0u64;
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    next_id += 1;
+                    tokio::spawn(connection(next_id, socket, peer, Arc::clone(&shared)));
+                }
+                Err(e) => {
+                    // Typically EMFILE: back off instead of spinning, keep serving.
+                    tracing::error!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    shared.send(Msg::Stop {
+        at: shared.clock.now(),
+    });
+    tokio::task::spawn_blocking(move || analysis.join())
+        .await
+        .map_err(io::Error::other)?
+        .map_err(|_| io::Error::other("the analysis thread panicked"))
+}
+
+async fn connection(id: u64, replica: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _ = replica.set_nodelay(true);
+    let upstream_name = &shared.cfg.upstream;
+    let connect = tokio::time::timeout(
+        shared.cfg.connect_timeout,
+        TcpStream::connect(upstream_name.as_str()),
+    );
+    let upstream = match connect.await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::error!(
+                "upstream {upstream_name} unreachable ({e}); closing the connection from {peer}"
+            );
+            return shared.send(Msg::ConnectFailed);
+        }
+        Err(_) => {
+            tracing::error!(
+                "upstream {upstream_name} did not accept within {:?}; closing the connection from {peer}",
+                shared.cfg.connect_timeout
+            );
+            return shared.send(Msg::ConnectFailed);
+        }
+    };
+    let _ = upstream.set_nodelay(true);
+    let upstream_addr = upstream
+        .peer_addr()
+        .map_or_else(|_| upstream_name.clone(), |a| a.to_string());
+    shared.send(Msg::Open {
+        id,
+        at: shared.clock.now(),
+        replica: peer.to_string(),
+        upstream: upstream_addr,
+    });
+
+    let first_eof = OnceLock::new();
+    let (replica_rx, replica_tx) = replica.into_split();
+    let (upstream_rx, upstream_tx) = upstream.into_split();
+    let to_master = relay(
+        id,
+        Direction::ReplicaToMaster,
+        replica_rx,
+        upstream_tx,
+        &shared,
+        &first_eof,
+    );
+    let to_replica = relay(
+        id,
+        Direction::MasterToReplica,
+        upstream_rx,
+        replica_tx,
+        &shared,
+        &first_eof,
+    );
+    let reason = match tokio::try_join!(to_master, to_replica) {
+        Ok(_) => match first_eof.get() {
+            Some(Direction::ReplicaToMaster) => "replica closed the connection".to_string(),
+            _ => "master closed the connection".to_string(),
+        },
+        Err(e) => format!("connection error: {e}"),
+    };
+    shared.send(Msg::Close {
+        id,
+        at: shared.clock.now(),
+        reason,
+    });
+}
+
+async fn relay(
+    id: u64,
+    dir: Direction,
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    shared: &Shared,
+    first_eof: &OnceLock<Direction>,
+) -> io::Result<()> {
+    let mut buf = BytesMut::new();
+    let mut skipped = 0u64;
+    loop {
+        buf.reserve(64 * 1024);
+        let n = from.read_buf(&mut buf).await?;
+        let at = shared.clock.now();
+        if n == 0 {
+            let _ = first_eof.set(dir);
+            if skipped > 0 {
+                shared.send(Msg::Skip {
+                    id,
+                    dir,
+                    at,
+                    len: skipped,
+                });
+            }
+            to.shutdown().await?;
+            return Ok(());
+        }
+        let chunk = buf.split().freeze();
+        if shared.reserve(n) {
+            if skipped > 0 {
+                shared.send(Msg::Skip {
+                    id,
+                    dir,
+                    at,
+                    len: skipped,
+                });
+                skipped = 0;
+            }
+            shared.send(Msg::Data {
+                id,
+                dir,
+                at,
+                bytes: chunk.clone(),
+            });
+        } else {
+            skipped += n as u64;
+        }
+        to.write_all(&chunk).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint;
+
+    #[test]
+    fn a_bare_port_means_loopback() {
+        assert_eq!(endpoint("7000").unwrap(), "127.0.0.1:7000");
+        assert_eq!(endpoint("10.1.2.3:6379").unwrap(), "10.1.2.3:6379");
+        assert_eq!(endpoint("[::1]:6379").unwrap(), "[::1]:6379");
+        assert_eq!(
+            endpoint("redis.internal:6380").unwrap(),
+            "redis.internal:6380"
+        );
+        assert!(endpoint("70000")
+            .unwrap_err()
+            .contains("not a port or host:port"));
+        assert!(endpoint("localhost").is_err());
+    }
+}

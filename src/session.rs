@@ -1,0 +1,751 @@
+//! The analyzer of one TCP connection: a sans-IO state machine fed `(direction, timestamp,
+//! bytes)` and producing [`Event`]s.
+//!
+//! It holds no socket and reads no clock. Drivers (the proxy, tests, replays) call
+//! [`Session::feed`] with chunks in the order they were seen — a request before the reply it
+//! caused — then drain [`Session::poll_event`] until it returns `None`, and finally call
+//! [`Session::finish`]. Chunk boundaries never change the events.
+//!
+//! The replica's direction is always a command stream (handshake, `REPLCONF ACK`, or a plain
+//! client's commands). The master's direction goes through phases chosen by what the replica
+//! asked for:
+//!
+//! ```text
+//! Replies ──PSYNC→+FULLRESYNC──> AwaitPayload ──$len──> RdbDisk ──┐
+//!    │                               │ └──$EOF:mark──> RdbEof ────┴──> Stream
+//!    ├──PSYNC→+CONTINUE / +RDBCHANNELSYNC────────────────────────────> Stream
+//!    ├──SYNC──> AwaitPayload (legacy, offsets unknown)
+//!    └──a non-replication command──> Opaque (a client: replies are not parsed)
+//! any phase ──bytes that break the protocol──> Lost (bytes counted, never parsed again)
+//! ```
+//!
+//! Offsets follow `protocol.md` §11: stream byte *k* after a full sync at offset `OFF` has
+//! offset `OFF + k`; after `+CONTINUE` the first byte has the `PSYNC` offset. RDB bytes,
+//! framing, keep-alives and reply lines are outside the offset space.
+
+use std::collections::VecDeque;
+
+use crate::chunk::{Chunk, Direction, Timestamp};
+use crate::event::{Event, EventKind, Framing, SyncKind};
+use crate::handshake::{self, Line, LineReader, Reply, ID_LEN};
+use crate::resp::{self, Command, Item, Name};
+
+/// Bounds of one session's analysis.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// RESP parser bounds.
+    pub limits: resp::Limits,
+    /// Longest reply line from the master before the stream (the replica reads at most 256).
+    pub max_reply_line: usize,
+    /// Most handshake requests remembered while waiting for their replies.
+    pub max_pending: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            limits: resp::Limits::default(),
+            max_reply_line: 4096,
+            max_pending: 1024,
+        }
+    }
+}
+
+/// What the connecting side turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Nothing decisive seen yet (only `PING`/`AUTH`/`REPLCONF`).
+    Undetermined,
+    /// A plain client: it sent a command that is not part of a replication handshake.
+    Client,
+    /// A replica that sent `PSYNC`.
+    Replication,
+    /// A legacy `SYNC` (old replicas, `redis-cli --replica`/`--rdb`).
+    Sync,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Psync,
+    Sync,
+    Other(Name),
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Single-line answers to handshake requests.
+    Replies,
+    /// After `+FULLRESYNC` or `SYNC`: keep-alives, then the RDB framing line.
+    AwaitPayload { legacy: bool },
+    /// A disk-based RDB with `remaining` bytes to go.
+    RdbDisk { remaining: u64 },
+    /// A diskless RDB, ended by `mark`; `tail` keeps the last bytes in case the mark is split.
+    RdbEof {
+        mark: [u8; ID_LEN],
+        tail: Vec<u8>,
+        seen: u64,
+    },
+    /// The replication stream.
+    Stream,
+    /// A plain client's replies: forwarded, not parsed.
+    Opaque,
+    /// Analysis stopped after a desync; stream bytes are still counted.
+    Lost,
+}
+
+#[derive(Debug)]
+struct Stream {
+    parser: resp::Parser,
+    started: bool,
+    /// Offset of the byte just before the first stream byte, when known.
+    base: Option<u64>,
+    bytes: u64,
+    db: Option<u32>,
+    in_multi: bool,
+}
+
+impl Stream {
+    fn offset_end(&self) -> Option<u64> {
+        self.base.map(|b| b + self.bytes)
+    }
+}
+
+#[derive(Debug)]
+struct RdbTransfer {
+    framing: Framing,
+    started: Timestamp,
+    bytes: u64,
+}
+
+/// The analyzer of one connection.
+#[derive(Debug)]
+pub struct Session {
+    id: u64,
+    cfg: Config,
+    events: VecDeque<Event>,
+    /// Bytes seen so far in each direction (indexed by [`Direction::index`]).
+    seen: [u64; 2],
+    role: Role,
+    requests: resp::Parser,
+    requests_lost: bool,
+    pending: VecDeque<Pending>,
+    psync_offset: Option<u64>,
+    psync_replid: Option<String>,
+    phase: Phase,
+    lines: LineReader,
+    stream: Stream,
+    rdb: Option<RdbTransfer>,
+    ended: bool,
+}
+
+impl Session {
+    /// Starts the analysis of connection `id` from `replica` to `upstream`, opened at `at`.
+    pub fn new(id: u64, at: Timestamp, replica: &str, upstream: &str, cfg: Config) -> Session {
+        let mut s = Session {
+            id,
+            cfg,
+            events: VecDeque::new(),
+            seen: [0, 0],
+            role: Role::Undetermined,
+            requests: resp::Parser::new(cfg.limits),
+            requests_lost: false,
+            pending: VecDeque::new(),
+            psync_offset: None,
+            psync_replid: None,
+            phase: Phase::Replies,
+            lines: LineReader::default(),
+            stream: Stream {
+                parser: resp::Parser::for_master_stream(cfg.limits),
+                started: false,
+                base: None,
+                bytes: 0,
+                db: None,
+                in_multi: false,
+            },
+            rdb: None,
+            ended: false,
+        };
+        s.emit(
+            at,
+            EventKind::SessionStart {
+                replica: replica.to_string(),
+                upstream: upstream.to_string(),
+            },
+        );
+        s
+    }
+
+    /// The session id given at creation.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// What the connecting side has turned out to be so far.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Offset of the last stream byte seen, when offsets are known.
+    pub fn offset_end(&self) -> Option<u64> {
+        if self.stream.started {
+            self.stream.offset_end()
+        } else {
+            None
+        }
+    }
+
+    /// Consumes bytes seen on the link. Never fails: input that breaks the protocol becomes an
+    /// [`EventKind::Desync`] and the rest of that direction is only counted.
+    pub fn feed(&mut self, chunk: Chunk<'_>) {
+        if self.ended || chunk.bytes.is_empty() {
+            return;
+        }
+        match chunk.dir {
+            Direction::ReplicaToMaster => self.feed_requests(chunk.at, chunk.bytes),
+            Direction::MasterToReplica => self.feed_master(chunk.at, chunk.bytes),
+        }
+    }
+
+    /// Accounts for `len` bytes that were forwarded but not seen by the analysis (it fell
+    /// behind, or a capture lost them). Offsets stay exact where the framing allows it.
+    pub fn skip(&mut self, dir: Direction, at: Timestamp, len: u64) {
+        if self.ended || len == 0 {
+            return;
+        }
+        let reason = format!("{len} bytes were not analysed (analysis fell behind)");
+        match dir {
+            Direction::ReplicaToMaster => {
+                if !self.requests_lost {
+                    self.desync(dir, at, 0, None, reason);
+                    self.requests_lost = true;
+                }
+                self.seen[0] += len;
+            }
+            Direction::MasterToReplica => {
+                match &mut self.phase {
+                    Phase::RdbDisk { remaining } if len <= *remaining => {
+                        // The framing says exactly where the RDB ends: nothing is lost.
+                        *remaining -= len;
+                        if let Some(rdb) = &mut self.rdb {
+                            rdb.bytes += len;
+                        }
+                        if *remaining == 0 {
+                            self.rdb_done(at);
+                        }
+                    }
+                    Phase::RdbDisk { remaining } => {
+                        let rdb_part = *remaining;
+                        if let Some(rdb) = &mut self.rdb {
+                            rdb.bytes += rdb_part;
+                        }
+                        self.rdb_done(at);
+                        self.stream.bytes += len - rdb_part;
+                        self.desync(dir, at, 0, self.stream.offset_end(), reason);
+                    }
+                    Phase::Stream => {
+                        self.stream.bytes += len;
+                        self.desync(dir, at, 0, self.stream.offset_end(), reason);
+                    }
+                    Phase::Opaque | Phase::Lost => {
+                        if self.stream.started {
+                            self.stream.bytes += len;
+                        }
+                    }
+                    Phase::Replies | Phase::AwaitPayload { .. } | Phase::RdbEof { .. } => {
+                        self.desync(dir, at, 0, None, reason);
+                    }
+                }
+                self.seen[1] += len;
+            }
+        }
+    }
+
+    /// Signals that the connection ended at `at`; emits the closing event.
+    pub fn finish(&mut self, at: Timestamp, reason: &str) {
+        if self.ended {
+            return;
+        }
+        let offset_end = self.offset_end();
+        self.emit(
+            at,
+            EventKind::SessionEnd {
+                reason: reason.to_string(),
+                bytes_to_master: self.seen[0],
+                bytes_to_replica: self.seen[1],
+                stream_bytes: self.stream.bytes,
+                offset_end,
+            },
+        );
+        self.ended = true;
+    }
+
+    /// Returns the next event produced by earlier calls, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn emit(&mut self, at: Timestamp, kind: EventKind) {
+        self.events.push_back(Event {
+            session: self.id,
+            ts: at,
+            kind,
+        });
+    }
+
+    /// Reports a desync; `at_byte` is relative to the bytes of `dir` already accounted.
+    fn desync(
+        &mut self,
+        dir: Direction,
+        at: Timestamp,
+        at_byte: u64,
+        offset: Option<u64>,
+        reason: String,
+    ) {
+        let position = self.seen[dir.index()] + at_byte;
+        self.emit(
+            at,
+            EventKind::Desync {
+                dir,
+                position,
+                offset,
+                reason,
+            },
+        );
+    }
+
+    // ----- replica -> master ---------------------------------------------------------------
+
+    fn feed_requests(&mut self, at: Timestamp, bytes: &[u8]) {
+        let mut done = 0;
+        while !self.requests_lost && done < bytes.len() {
+            let (n, r) = self.requests.advance(&bytes[done..]);
+            done += n;
+            match r {
+                Ok(None) if n == 0 => break,
+                Ok(None) => {}
+                Ok(Some(Item::KeepAlive)) => self.emit(
+                    at,
+                    EventKind::KeepAlive {
+                        dir: Direction::ReplicaToMaster,
+                    },
+                ),
+                Ok(Some(Item::Command(cmd))) => self.on_request(at, &cmd),
+                Err(e) => {
+                    let msg = format!("replica sent bytes that are not a command: {e}");
+                    self.desync(Direction::ReplicaToMaster, at, done as u64, None, msg);
+                    self.requests_lost = true;
+                }
+            }
+        }
+        self.seen[0] += bytes.len() as u64;
+    }
+
+    fn on_request(&mut self, at: Timestamp, cmd: &Command) {
+        let name = cmd.name();
+        let bytes = cmd.wire_len();
+        if self.role == Role::Client {
+            return self.emit(at, EventKind::ClientCommand { name, bytes });
+        }
+        let is_ack = name.is("REPLCONF") && cmd.arg(1).is_some_and(|a| a.eq_ignore_case("ACK"));
+        if is_ack {
+            if let Some(offset) = cmd.arg(2).and_then(|a| a.as_i64()) {
+                let fack = match (cmd.arg(3), cmd.arg(4)) {
+                    (Some(k), Some(v)) if k.eq_ignore_case("FACK") => {
+                        v.as_i64().and_then(|v| u64::try_from(v).ok())
+                    }
+                    _ => None,
+                };
+                let offset = u64::try_from(offset).unwrap_or(0);
+                return self.emit(at, EventKind::Ack { offset, fack });
+            }
+        }
+        let pending = match name.as_str() {
+            "PING" | "AUTH" | "REPLCONF" => Pending::Other(name),
+            "PSYNC" => {
+                self.role = Role::Replication;
+                self.psync_replid = cmd.arg(1).and_then(|a| a.as_str().map(str::to_string));
+                self.psync_offset = cmd
+                    .arg(2)
+                    .and_then(|a| a.as_i64())
+                    .and_then(|o| u64::try_from(o).ok());
+                Pending::Psync
+            }
+            "SYNC" => {
+                if self.role == Role::Undetermined {
+                    self.role = Role::Sync;
+                }
+                Pending::Sync
+            }
+            _ if self.role == Role::Undetermined => return self.become_client(at, name, bytes),
+            _ => {
+                // A replica sending something unexpected after its handshake: show it, but
+                // never its arguments (they could be anything, secrets included).
+                return self.emit(at, EventKind::Request { name, args: vec![] });
+            }
+        };
+        if self.pending.len() >= self.cfg.max_pending {
+            return self.become_client(at, name, bytes);
+        }
+        self.pending.push_back(pending);
+        let args = handshake::shown_args(cmd);
+        self.emit(at, EventKind::Request { name, args });
+    }
+
+    fn become_client(&mut self, at: Timestamp, name: Name, bytes: u64) {
+        self.role = Role::Client;
+        self.pending.clear();
+        if !matches!(self.phase, Phase::Lost) {
+            self.phase = Phase::Opaque;
+        }
+        self.emit(at, EventKind::ClientCommand { name, bytes });
+    }
+
+    // ----- master -> replica ---------------------------------------------------------------
+
+    fn feed_master(&mut self, at: Timestamp, bytes: &[u8]) {
+        let mut done = 0;
+        while done < bytes.len() {
+            let rest = &bytes[done..];
+            let used = match &mut self.phase {
+                Phase::Replies => {
+                    if self.pending.front() == Some(&Pending::Sync) {
+                        // SYNC has no reply line: its payload starts right away.
+                        self.pending.pop_front();
+                        self.phase = Phase::AwaitPayload { legacy: true };
+                        continue;
+                    }
+                    self.master_line(at, rest)
+                }
+                Phase::AwaitPayload { .. } => self.master_line(at, rest),
+                Phase::RdbDisk { remaining } => {
+                    let take = (*remaining).min(rest.len() as u64);
+                    *remaining -= take;
+                    let finished = *remaining == 0;
+                    if let Some(rdb) = &mut self.rdb {
+                        rdb.bytes += take;
+                    }
+                    if finished {
+                        self.rdb_done(at);
+                    }
+                    take as usize
+                }
+                Phase::RdbEof { .. } => self.scan_eof_mark(at, rest),
+                Phase::Stream => self.stream_bytes(at, rest),
+                Phase::Opaque | Phase::Lost => {
+                    if self.stream.started {
+                        self.stream.bytes += rest.len() as u64;
+                    }
+                    rest.len()
+                }
+            };
+            done += used;
+            self.seen[1] += used as u64;
+        }
+    }
+
+    fn master_line(&mut self, at: Timestamp, rest: &[u8]) -> usize {
+        match self.lines.next_line(rest, self.cfg.max_reply_line) {
+            Line::Partial => rest.len(),
+            Line::TooLong => {
+                let msg = format!(
+                    "master sent a line longer than {} bytes before the stream",
+                    self.cfg.max_reply_line
+                );
+                self.lose_master(at, 0, msg);
+                0
+            }
+            Line::Complete(line, used) => {
+                self.on_master_line(at, &line, used as u64);
+                used
+            }
+        }
+    }
+
+    fn lose_master(&mut self, at: Timestamp, at_byte: u64, reason: String) {
+        let offset = self
+            .stream
+            .started
+            .then(|| self.stream.offset_end())
+            .flatten();
+        self.desync(Direction::MasterToReplica, at, at_byte, offset, reason);
+        self.phase = Phase::Lost;
+    }
+
+    fn on_master_line(&mut self, at: Timestamp, line: &[u8], used: u64) {
+        let reply = handshake::parse_reply(line);
+        if reply == Reply::KeepAlive {
+            let dir = Direction::MasterToReplica;
+            return self.emit(at, EventKind::KeepAlive { dir });
+        }
+        let shown = handshake::printable(line, 200);
+        if let Phase::AwaitPayload { legacy } = self.phase {
+            return self.on_payload_line(at, reply, shown, legacy, used);
+        }
+        match self.pending.pop_front() {
+            Some(Pending::Psync) => {
+                let to = Some(Name::new(b"PSYNC"));
+                self.emit(
+                    at,
+                    EventKind::Reply {
+                        to,
+                        reply: shown.clone(),
+                    },
+                );
+                self.on_psync_reply(at, reply, shown);
+            }
+            Some(Pending::Other(name)) if matches!(line[0], b'+' | b'-') => {
+                self.emit(
+                    at,
+                    EventKind::Reply {
+                        to: Some(name),
+                        reply: shown,
+                    },
+                );
+            }
+            None if matches!(line[0], b'+' | b'-') => {
+                self.emit(
+                    at,
+                    EventKind::Reply {
+                        to: None,
+                        reply: shown,
+                    },
+                );
+            }
+            _ if self.role == Role::Undetermined => {
+                // Not a handshake answer (e.g. `PING hello` gets a bulk reply): a client.
+                self.role = Role::Client;
+                self.pending.clear();
+                self.phase = Phase::Opaque;
+            }
+            _ => {
+                let msg = format!("unexpected answer from master during the handshake: {shown}");
+                self.lose_master(at, 0, msg.clone());
+            }
+        }
+    }
+
+    fn on_psync_reply(&mut self, at: Timestamp, reply: Reply<'_>, shown: String) {
+        match reply {
+            Reply::FullResync { replid, offset } => {
+                self.emit(
+                    at,
+                    EventKind::SyncStart {
+                        sync: SyncKind::Full,
+                        replid: Some(replid.to_ascii_lowercase()),
+                        offset: Some(offset),
+                    },
+                );
+                self.stream.base = Some(offset);
+                self.phase = Phase::AwaitPayload { legacy: false };
+            }
+            Reply::Continue { replid } => {
+                let replid = replid.map(str::to_string).or(self.psync_replid.clone());
+                let offset = self.psync_offset;
+                self.emit(
+                    at,
+                    EventKind::SyncStart {
+                        sync: SyncKind::Partial,
+                        replid: replid.map(|r| r.to_ascii_lowercase()),
+                        offset,
+                    },
+                );
+                self.stream.base = offset.map(|o| o.saturating_sub(1));
+                self.start_stream();
+            }
+            Reply::RdbChannelSync { .. } => {
+                self.emit(
+                    at,
+                    EventKind::SyncStart {
+                        sync: SyncKind::RdbChannel,
+                        replid: None,
+                        offset: None,
+                    },
+                );
+                self.stream.base = None;
+                self.start_stream();
+            }
+            // Valkey: the main link PSYNCs again once the RDB connection has its snapshot.
+            Reply::DualChannelSync => {}
+            _ => self.emit(at, EventKind::SyncRejected { reply: shown }),
+        }
+    }
+
+    fn on_payload_line(
+        &mut self,
+        at: Timestamp,
+        reply: Reply<'_>,
+        shown: String,
+        legacy: bool,
+        used: u64,
+    ) {
+        let (framing, declared) = match reply {
+            Reply::BulkLen(n) => (Framing::Disk, Some(n)),
+            Reply::EofMark(_) => (Framing::Diskless, None),
+            Reply::EndOffset { .. } => {
+                // Valkey's dual-channel RDB connection: an announcement before `$EOF:`.
+                let to = Some(Name::new(b"SYNC"));
+                return self.emit(at, EventKind::Reply { to, reply: shown });
+            }
+            Reply::Error(_) => {
+                self.emit(at, EventKind::SyncRejected { reply: shown });
+                self.phase = Phase::Replies;
+                return;
+            }
+            _ => {
+                let msg = format!("expected the RDB ($<len> or $EOF:<mark>), got {shown}");
+                return self.lose_master(at, used, msg);
+            }
+        };
+        if legacy {
+            self.emit(
+                at,
+                EventKind::SyncStart {
+                    sync: SyncKind::Sync,
+                    replid: None,
+                    offset: None,
+                },
+            );
+        }
+        self.emit(
+            at,
+            EventKind::RdbStart {
+                framing,
+                declared_bytes: declared,
+            },
+        );
+        self.rdb = Some(RdbTransfer {
+            framing,
+            started: at,
+            bytes: 0,
+        });
+        self.phase = match reply {
+            Reply::EofMark(m) => {
+                let mut mark = [0; ID_LEN];
+                mark.copy_from_slice(m);
+                Phase::RdbEof {
+                    mark,
+                    tail: Vec::with_capacity(ID_LEN),
+                    seen: 0,
+                }
+            }
+            _ => Phase::RdbDisk {
+                remaining: declared.unwrap_or(0),
+            },
+        };
+        if declared == Some(0) {
+            self.rdb_done(at);
+        }
+    }
+
+    /// Looks for the end mark of a diskless RDB; consumes up to and including it.
+    fn scan_eof_mark(&mut self, at: Timestamp, rest: &[u8]) -> usize {
+        let Phase::RdbEof { mark, tail, seen } = &mut self.phase else {
+            return 0;
+        };
+        // A mark split across chunks: search the carried tail joined with the new head.
+        let head = &rest[..rest.len().min(ID_LEN - 1)];
+        let mut joint = [0u8; 2 * ID_LEN];
+        joint[..tail.len()].copy_from_slice(tail);
+        joint[tail.len()..tail.len() + head.len()].copy_from_slice(head);
+        let joint = &joint[..tail.len() + head.len()];
+        let end = match memchr::memmem::find(joint, mark) {
+            Some(i) if i < tail.len() => Some(i + ID_LEN - tail.len()),
+            _ => memchr::memmem::find(rest, mark).map(|i| i + ID_LEN),
+        };
+        let Some(end) = end else {
+            *seen += rest.len() as u64;
+            // Keep the last ID_LEN - 1 bytes of everything seen so far.
+            let keep = ID_LEN - 1;
+            if rest.len() >= keep {
+                tail.clear();
+                tail.extend_from_slice(&rest[rest.len() - keep..]);
+            } else {
+                tail.extend_from_slice(rest);
+                let excess = tail.len().saturating_sub(keep);
+                tail.drain(..excess);
+            }
+            return rest.len();
+        };
+        let rdb_bytes = (*seen + end as u64).saturating_sub(ID_LEN as u64);
+        if let Some(rdb) = &mut self.rdb {
+            rdb.bytes = rdb_bytes;
+        }
+        self.rdb_done(at);
+        end
+    }
+
+    fn rdb_done(&mut self, at: Timestamp) {
+        if let Some(rdb) = &self.rdb {
+            let kind = EventKind::RdbEnd {
+                framing: rdb.framing,
+                bytes: rdb.bytes,
+                duration_us: at.since(rdb.started).as_micros() as u64,
+            };
+            self.emit(at, kind);
+        }
+        if self.role == Role::Sync && self.stream.base.is_some() {
+            // Valkey's RDB connection announced an offset, but no stream follows on it.
+            self.stream.base = None;
+        }
+        self.start_stream();
+    }
+
+    fn start_stream(&mut self) {
+        self.phase = Phase::Stream;
+        self.stream.started = true;
+    }
+
+    fn stream_bytes(&mut self, at: Timestamp, rest: &[u8]) -> usize {
+        let (n, r) = self.stream.parser.advance(rest);
+        self.stream.bytes += n as u64;
+        match r {
+            Ok(None) => {}
+            Ok(Some(Item::KeepAlive)) => self.emit(
+                at,
+                EventKind::KeepAlive {
+                    dir: Direction::MasterToReplica,
+                },
+            ),
+            Ok(Some(Item::Command(cmd))) => self.on_stream_command(at, &cmd),
+            Err(e) => {
+                let msg = format!("master stream is not RESP: {e}");
+                let offset = self.stream.offset_end().map(|o| o + 1);
+                self.desync(Direction::MasterToReplica, at, n as u64, offset, msg);
+                self.phase = Phase::Lost;
+            }
+        }
+        n
+    }
+
+    fn on_stream_command(&mut self, at: Timestamp, cmd: &Command) {
+        let name = cmd.name();
+        let end = self.stream.offset_end();
+        let start = end.map(|e| e + 1 - cmd.wire_len());
+        let mut sub = None;
+        let mut in_multi = self.stream.in_multi;
+        match name.as_str() {
+            "SELECT" => {
+                if let Some(db) = cmd.arg(1).and_then(|a| a.as_i64()) {
+                    self.stream.db = u32::try_from(db).ok();
+                }
+            }
+            "MULTI" => {
+                self.stream.in_multi = true;
+                in_multi = true;
+            }
+            "EXEC" | "DISCARD" => self.stream.in_multi = false,
+            "REPLCONF" => sub = cmd.arg(1).map(|a| Name::new(a.bytes)),
+            _ => {}
+        }
+        let kind = EventKind::Command {
+            start,
+            end,
+            name,
+            sub,
+            db: self.stream.db,
+            in_multi,
+            bytes: cmd.wire_len(),
+        };
+        self.emit(at, kind);
+    }
+}
