@@ -83,6 +83,90 @@ impl Sink for Collect {
     }
 }
 
+/// Sees the raw input of every session, before analysis (recordings).
+pub trait Tap: Send {
+    /// A connection was established.
+    fn open(&mut self, id: u64, at: Timestamp, replica: &str, upstream: &str);
+    /// Bytes seen on it.
+    fn data(&mut self, id: u64, chunk: Chunk<'_>);
+    /// It ended.
+    fn close(&mut self, id: u64, at: Timestamp, reason: &str);
+}
+
+/// One recorded input of a session, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// The connection was established.
+    Open {
+        /// Session id.
+        id: u64,
+        /// When.
+        at: Timestamp,
+        /// Connecting side.
+        replica: String,
+        /// Upstream side.
+        upstream: String,
+    },
+    /// Bytes seen.
+    Data {
+        /// Session id.
+        id: u64,
+        /// Direction.
+        dir: Direction,
+        /// When.
+        at: Timestamp,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// The connection ended.
+    Close {
+        /// Session id.
+        id: u64,
+        /// When.
+        at: Timestamp,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Keeps every input in memory, shareable with the code that started the run.
+#[derive(Debug, Default, Clone)]
+pub struct Recording(pub std::sync::Arc<std::sync::Mutex<Vec<Record>>>);
+
+impl Recording {
+    fn push(&self, r: Record) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(r);
+        }
+    }
+}
+
+impl Tap for Recording {
+    fn open(&mut self, id: u64, at: Timestamp, replica: &str, upstream: &str) {
+        self.push(Record::Open {
+            id,
+            at,
+            replica: replica.into(),
+            upstream: upstream.into(),
+        });
+    }
+    fn data(&mut self, id: u64, chunk: Chunk<'_>) {
+        self.push(Record::Data {
+            id,
+            dir: chunk.dir,
+            at: chunk.at,
+            bytes: chunk.bytes.to_vec(),
+        });
+    }
+    fn close(&mut self, id: u64, at: Timestamp, reason: &str) {
+        self.push(Record::Close {
+            id,
+            at,
+            reason: reason.into(),
+        });
+    }
+}
+
 #[derive(Debug)]
 struct Live {
     session: Session,
@@ -96,6 +180,7 @@ pub struct Monitor {
     done: Vec<SessionReport>,
     connect_failures: u64,
     sinks: Vec<Box<dyn Sink>>,
+    tap: Option<Box<dyn Tap>>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -116,11 +201,21 @@ impl Monitor {
             done: Vec::new(),
             connect_failures: 0,
             sinks,
+            tap: None,
         }
+    }
+
+    /// Also hands every input to `tap`, before analysis.
+    pub fn with_tap(mut self, tap: Box<dyn Tap>) -> Monitor {
+        self.tap = Some(tap);
+        self
     }
 
     /// A connection `id` from `replica` to `upstream` was established at `at`.
     pub fn open(&mut self, id: u64, at: Timestamp, replica: &str, upstream: &str) {
+        if let Some(tap) = &mut self.tap {
+            tap.open(id, at, replica, upstream);
+        }
         let session = Session::new(id, at, replica, upstream, self.cfg);
         let report = SessionReport::new(id, at);
         self.live.insert(id, Live { session, report });
@@ -129,6 +224,9 @@ impl Monitor {
 
     /// Bytes seen on connection `id`.
     pub fn data(&mut self, id: u64, chunk: Chunk<'_>) {
+        if let Some(tap) = &mut self.tap {
+            tap.data(id, chunk);
+        }
         if let Some(live) = self.live.get_mut(&id) {
             live.session.feed(chunk);
             self.drain(id);
@@ -145,6 +243,9 @@ impl Monitor {
 
     /// Connection `id` ended.
     pub fn close(&mut self, id: u64, at: Timestamp, reason: &str) {
+        if let Some(tap) = &mut self.tap {
+            tap.close(id, at, reason);
+        }
         if let Some(live) = self.live.get_mut(&id) {
             live.session.finish(at, reason);
             self.drain(id);

@@ -1,0 +1,6 @@
+//! The one integration-test crate: real servers, the real binary, live sessions re-fed.
+#![allow(unreachable_pub, dead_code)]
+
+mod chunking;
+mod proxy;
+mod support;

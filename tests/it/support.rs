@@ -1,0 +1,453 @@
+//! Real `redis-server` processes on free loopback ports, a minimal RESP client to talk to them,
+//! and a driver for the `repl-sniff` binary.
+//!
+//! Binaries: `REPL_SNIFF_REDIS_7` (default `redis-server` on PATH, Debian's 7.0) and
+//! `REPL_SNIFF_REDIS_6` (default `.cache/redis-6.0.9/redis_server/bin/redis-server`, the PyPI
+//! wheel that `scripts/test` unpacks). A missing binary fails the test with a hint: these
+//! tests never skip silently.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Which Redis the test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V7,
+    V6,
+}
+
+impl Version {
+    pub fn server_binary(self) -> PathBuf {
+        let (var, default) = match self {
+            Version::V7 => ("REPL_SNIFF_REDIS_7", PathBuf::from("redis-server")),
+            Version::V6 => (
+                "REPL_SNIFF_REDIS_6",
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(".cache/redis-6.0.9/redis_server/bin/redis-server"),
+            ),
+        };
+        let bin = std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
+        let ok = Command::new(&bin)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "{} not found ({var}); run scripts/test, which installs Redis 7.0 and 6.0.9",
+            bin.display()
+        );
+        bin
+    }
+
+    pub fn cli_binary(self) -> PathBuf {
+        let server = self.server_binary();
+        let beside = server.with_file_name("redis-cli");
+        if beside.exists() {
+            beside
+        } else {
+            PathBuf::from("redis-cli")
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "repl-sniff-{}-{tag}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// A running `redis-server`, killed on drop.
+pub struct Server {
+    pub version: Version,
+    pub port: u16,
+    pub dir: PathBuf,
+    /// What the harness's own connections authenticate with: (user, password).
+    pub auth: Option<(Option<String>, String)>,
+    child: Child,
+}
+
+impl Server {
+    /// Starts a server with test-friendly defaults plus `extra` (`["--name", "value", …]`).
+    pub fn start(version: Version, tag: &str, extra: &[&str]) -> Server {
+        Self::start_on(version, free_port(), tag, extra)
+    }
+
+    pub fn start_on(version: Version, port: u16, tag: &str, extra: &[&str]) -> Server {
+        let dir = temp_dir(tag);
+        let mut cmd = Command::new(version.server_binary());
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--logfile", "redis.log", "--loglevel", "verbose"])
+            // No PING moves the offset while a test compares it (tests that want PINGs set it).
+            .args(["--repl-ping-replica-period", "3600"])
+            .args(match version {
+                // DEBUG DIGEST compares datasets; 7.0 disables DEBUG by default, 6.0 has no
+                // such option.
+                Version::V7 => &["--enable-debug-command", "yes"][..],
+                Version::V6 => &[],
+            })
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().expect("spawn redis-server");
+        let password = extra
+            .windows(2)
+            .find(|w| w[0] == "--requirepass")
+            .map(|w| w[1].to_string());
+        let server = Server {
+            version,
+            port,
+            dir,
+            auth: password.map(|p| (None, p)),
+            child,
+        };
+        wait_until(
+            &format!("redis-server on port {port}"),
+            Duration::from_secs(10),
+            || Client::try_connect(port).is_some_and(|mut c| c.try_cmd(&["PING"]).is_ok()),
+        );
+        server
+    }
+
+    pub fn client(&self) -> Client {
+        let mut c = Client::connect(self.port);
+        match &self.auth {
+            Some((Some(user), pass)) => c.cmd(&["AUTH", user, pass]),
+            Some((None, pass)) => c.cmd(&["AUTH", pass]),
+            None => return c,
+        };
+        c
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
+    }
+
+    /// `INFO <section>` as a map.
+    pub fn info(&self, section: &str) -> HashMap<String, String> {
+        self.client().info(section)
+    }
+
+    pub fn info_u64(&self, section: &str, field: &str) -> u64 {
+        let info = self.info(section);
+        info.get(field)
+            .unwrap_or_else(|| panic!("no {field} in INFO {section}: {info:?}"))
+            .parse()
+            .unwrap()
+    }
+
+    /// The replica's offset as the master sees it (`slave0:…,offset=N,…`).
+    pub fn slave0_offset(&self) -> Option<u64> {
+        let info = self.info("replication");
+        let slave0 = info.get("slave0")?;
+        slave0
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("offset="))
+            .and_then(|v| v.parse().ok())
+    }
+
+    pub fn link_up(&self) -> bool {
+        self.info("replication")
+            .get("master_link_status")
+            .is_some_and(|s| s == "up")
+    }
+
+    pub fn digest(&self) -> String {
+        self.client().cmd(&["DEBUG", "DIGEST"]).text()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A RESP reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Status(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        match self {
+            Reply::Status(s) => s.clone(),
+            Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
+            other => panic!("not text: {other:?}"),
+        }
+    }
+}
+
+/// A minimal blocking RESP2 client.
+pub struct Client {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Client {
+    pub fn try_connect(port: u16) -> Option<Client> {
+        let s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        s.set_nodelay(true).ok()?;
+        Some(Client {
+            r: BufReader::new(s.try_clone().ok()?),
+            w: s,
+        })
+    }
+
+    pub fn connect(port: u16) -> Client {
+        Self::try_connect(port).unwrap_or_else(|| panic!("cannot connect to port {port}"))
+    }
+
+    pub fn send(&mut self, args: &[&[u8]]) {
+        let mut buf = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            buf.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            buf.extend_from_slice(a);
+            buf.extend_from_slice(b"\r\n");
+        }
+        self.w.write_all(&buf).unwrap();
+    }
+
+    pub fn try_cmd(&mut self, args: &[&str]) -> std::io::Result<Reply> {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.send(&args);
+        self.read_reply()
+    }
+
+    /// Runs a command; an error reply fails the test.
+    pub fn cmd(&mut self, args: &[&str]) -> Reply {
+        match self.try_cmd(args).unwrap() {
+            Reply::Error(e) => panic!("{args:?} failed: {e}"),
+            r => r,
+        }
+    }
+
+    pub fn cmd_bytes(&mut self, args: &[&[u8]]) -> Reply {
+        self.send(args);
+        self.read_reply().unwrap()
+    }
+
+    pub fn info(&mut self, section: &str) -> HashMap<String, String> {
+        self.cmd(&["INFO", section])
+            .text()
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+            .collect()
+    }
+
+    pub fn read_reply(&mut self) -> std::io::Result<Reply> {
+        let mut line = String::new();
+        self.r.read_line(&mut line)?;
+        let line = line.trim_end_matches("\r\n");
+        let (kind, rest) = line.split_at(1);
+        Ok(match kind {
+            "+" => Reply::Status(rest.into()),
+            "-" => Reply::Error(rest.into()),
+            ":" => Reply::Int(rest.parse().unwrap()),
+            "$" => {
+                let n: i64 = rest.parse().unwrap();
+                if n < 0 {
+                    Reply::Bulk(None)
+                } else {
+                    let mut b = vec![0; n as usize + 2];
+                    self.r.read_exact(&mut b)?;
+                    b.truncate(n as usize);
+                    Reply::Bulk(Some(b))
+                }
+            }
+            "*" => {
+                let n: i64 = rest.parse().unwrap();
+                let mut v = Vec::new();
+                for _ in 0..n.max(0) {
+                    v.push(self.read_reply()?);
+                }
+                Reply::Array(v)
+            }
+            other => panic!("unexpected reply type {other:?} in {line:?}"),
+        })
+    }
+}
+
+/// The `repl-sniff` binary running as a proxy, with its outputs captured in files.
+pub struct Sniffer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+/// What a stopped sniffer left behind.
+pub struct Outcome {
+    pub report: Value,
+    pub events: Vec<Value>,
+    pub stdout: String,
+    pub stderr: String,
+    pub report_text: String,
+}
+
+impl Outcome {
+    pub fn sessions_of_kind(&self, kind: &str) -> Vec<&Value> {
+        self.report["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["kind"] == kind)
+            .collect()
+    }
+
+    /// Everything repl-sniff wrote, for "never shows the password" checks.
+    pub fn all_output(&self) -> String {
+        format!("{}\n{}\n{}", self.stdout, self.stderr, self.report_text)
+    }
+}
+
+impl Sniffer {
+    pub fn start(upstream_port: u16, extra: &[&str]) -> Sniffer {
+        let port = free_port();
+        let dir = temp_dir("sniffer");
+        let child = Command::new(env!("CARGO_BIN_EXE_repl-sniff"))
+            .args(["--listen", &port.to_string()])
+            .args(["--upstream", &upstream_port.to_string()])
+            .args(["--format", "json", "-v"])
+            .arg("--report-json")
+            .arg(dir.join("report.json"))
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
+            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+            .spawn()
+            .expect("spawn repl-sniff");
+        let sniffer = Sniffer {
+            port,
+            child: Some(child),
+            dir,
+        };
+        wait_until("repl-sniff to listen", Duration::from_secs(10), || {
+            sniffer.stderr().contains("listening on")
+        });
+        sniffer
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    /// Sends SIGTERM, waits for a clean exit, and collects the outputs.
+    pub fn stop(mut self) -> Outcome {
+        let mut child = self.child.take().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let exit = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "repl-sniff did not exit on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
+        let (stdout, stderr, report_text) = (read("stdout"), read("stderr"), read("report.json"));
+        assert!(
+            exit.success(),
+            "repl-sniff exited with {exit}; stderr:\n{stderr}"
+        );
+        let report = serde_json::from_str(&report_text)
+            .unwrap_or_else(|e| panic!("report is not JSON ({e}): {report_text}"));
+        let events = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad event {l}: {e}")))
+            .collect();
+        Outcome {
+            report,
+            events,
+            stdout,
+            stderr,
+            report_text,
+        }
+    }
+}
+
+impl Drop for Sniffer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Waits until master and replica agree on the offset and the replica has acknowledged it.
+pub fn wait_for_quiescence(master: &Server, replica: &Server) -> u64 {
+    let mut last = None;
+    wait_until(
+        "replica to catch up and ACK",
+        Duration::from_secs(30),
+        || {
+            let m = master.info_u64("replication", "master_repl_offset");
+            let r = replica.info_u64("replication", "slave_repl_offset");
+            let acked = master.slave0_offset();
+            let settled = m == r && acked == Some(m) && last == Some(m);
+            last = Some(m);
+            settled
+        },
+    );
+    last.unwrap()
+}
