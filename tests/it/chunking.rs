@@ -1,1 +1,249 @@
-pub fn placeholder() {}
+//! Chunk boundaries never change what the analyzer says: the byte streams of live sessions
+//! (disk and diskless full syncs, a partial resync) are recorded through the in-process proxy
+//! and fed again whole, byte by byte, at random split points, and coalesced.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use repl_sniff::monitor::{Collect, Record, Recording};
+use repl_sniff::proxy::{self, ProxyConfig};
+use repl_sniff::{Chunk, Config, Event, EventKind, Monitor, Session};
+
+use crate::proxy::{load_dataset, write_workload};
+use crate::support::{wait_for_quiescence, wait_until, Server, Version};
+
+/// The proxy running inside the test, with every input recorded and every event collected.
+struct InProcessProxy {
+    port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    events: Arc<Mutex<Vec<Event>>>,
+    records: Arc<Mutex<Vec<Record>>>,
+}
+
+impl InProcessProxy {
+    fn start(upstream: u16) -> InProcessProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let collect = Collect::default();
+        let recording = Recording::default();
+        let (events, records) = (Arc::clone(&collect.0), Arc::clone(&recording.0));
+        let monitor =
+            Monitor::new(Config::default(), vec![Box::new(collect)]).with_tap(Box::new(recording));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let cfg = ProxyConfig {
+            upstream: format!("127.0.0.1:{upstream}"),
+            ..ProxyConfig::default()
+        };
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let shutdown = async move {
+                    let _ = stopped.await;
+                };
+                proxy::run(listener, cfg, monitor, shutdown).await.unwrap();
+            });
+        });
+        InProcessProxy {
+            port,
+            stop: Some(stop),
+            thread: Some(thread),
+            events,
+            records,
+        }
+    }
+
+    fn stop(mut self) -> (Vec<Event>, Vec<Record>) {
+        let _ = self.stop.take().unwrap().send(());
+        self.thread.take().unwrap().join().unwrap();
+        let events = self.events.lock().unwrap().clone();
+        let records = self.records.lock().unwrap().clone();
+        (events, records)
+    }
+}
+
+/// Feeds session `id`'s records to a fresh analyzer, each data record cut by `split`.
+fn refeed(records: &[Record], id: u64, split: &mut dyn FnMut(&[u8]) -> Vec<usize>) -> Vec<Event> {
+    let mut session = None;
+    let mut out = Vec::new();
+    for r in records {
+        match r {
+            Record::Open {
+                id: rid,
+                at,
+                replica,
+                upstream,
+            } if *rid == id => {
+                session = Some(Session::new(id, *at, replica, upstream, Config::default()));
+            }
+            Record::Data {
+                id: rid,
+                dir,
+                at,
+                bytes,
+            } if *rid == id => {
+                let s = session.as_mut().unwrap();
+                let mut start = 0;
+                let mut cuts = split(bytes);
+                cuts.push(bytes.len());
+                for end in cuts {
+                    s.feed(Chunk {
+                        dir: *dir,
+                        at: *at,
+                        bytes: &bytes[start..end],
+                    });
+                    start = end;
+                }
+            }
+            Record::Close {
+                id: rid,
+                at,
+                reason,
+            } if *rid == id => {
+                session.as_mut().unwrap().finish(*at, reason);
+            }
+            _ => continue,
+        }
+        let s = session.as_mut().unwrap();
+        while let Some(e) = s.poll_event() {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// Merges consecutive records of the same session and direction into one.
+fn coalesce(records: &[Record]) -> Vec<Record> {
+    let mut out: Vec<Record> = Vec::new();
+    for r in records {
+        if let (
+            Some(Record::Data {
+                id: pid,
+                dir: pdir,
+                at: pat,
+                bytes: pbytes,
+            }),
+            Record::Data { id, dir, at, bytes },
+        ) = (out.last_mut(), r)
+        {
+            if pid == id && pdir == dir {
+                pbytes.extend_from_slice(bytes);
+                *pat = *at;
+                continue;
+            }
+        }
+        out.push(r.clone());
+    }
+    out
+}
+
+/// What was seen, without when: timestamps and durations derived from them are dropped.
+fn kinds(events: &[Event]) -> Vec<EventKind> {
+    events
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::RdbEnd { framing, bytes, .. } => EventKind::RdbEnd {
+                framing: *framing,
+                bytes: *bytes,
+                duration_us: 0,
+            },
+            k => k.clone(),
+        })
+        .collect()
+}
+
+/// Asserts equality, reporting the first difference rather than both whole transcripts.
+fn assert_same<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T], what: &str) {
+    if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
+        panic!(
+            "{what}: event {i} differs:\n got  {:?}\n want {:?}",
+            got[i], want[i]
+        );
+    }
+    assert_eq!(got.len(), want.len(), "{what}: number of events");
+}
+
+#[test]
+fn split_invariance_of_live_disk_diskless_and_partial_sessions() {
+    let v = Version::V7;
+    let master = Server::start(v, "master", &["--repl-diskless-sync", "no"]);
+    load_dataset(&mut master.client());
+    let proxy = InProcessProxy::start(master.port);
+    let via_proxy = ["--replicaof", "127.0.0.1", &proxy.port.to_string()];
+
+    let disk_replica = Server::start(v, "replica-disk", &via_proxy);
+    wait_until("disk sync", Duration::from_secs(30), || {
+        disk_replica.link_up()
+    });
+    write_workload(&mut master.client());
+    wait_for_quiescence(&master, &disk_replica);
+
+    master
+        .client()
+        .cmd(&["CONFIG", "SET", "repl-diskless-sync", "yes"]);
+    master
+        .client()
+        .cmd(&["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
+    let diskless_replica = Server::start(v, "replica-diskless", &via_proxy);
+    wait_until("diskless sync", Duration::from_secs(30), || {
+        diskless_replica.link_up()
+    });
+    disk_replica
+        .client()
+        .cmd(&["CLIENT", "KILL", "TYPE", "master"]);
+    wait_until("partial resync", Duration::from_secs(30), || {
+        master.info_u64("stats", "sync_partial_ok") == 1 && disk_replica.link_up()
+    });
+    master.client().cmd(&["SET", "last", "1"]);
+    master.client().cmd(&["WAIT", "2", "5000"]);
+    let (live, records) = proxy.stop();
+
+    let ids: std::collections::BTreeSet<u64> = live.iter().map(|e| e.session).collect();
+    assert_eq!(ids.len(), 3, "three sessions: disk, diskless, partial");
+    let syncs: Vec<String> = live
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::RdbStart { framing, .. } => Some(format!("{framing:?}")),
+            EventKind::SyncStart { sync, .. } => Some(format!("{sync:?}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(syncs, ["Full", "Disk", "Full", "Diskless", "Partial"]);
+
+    let coalesced = coalesce(&records);
+    assert!(coalesced.len() < records.len());
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for id in ids {
+        let live: Vec<Event> = live.iter().filter(|e| e.session == id).cloned().collect();
+        let whole = refeed(&records, id, &mut |_| vec![]);
+        assert_same(&whole, &live, &format!("session {id} whole"));
+        let bytewise = refeed(&records, id, &mut |b| (1..b.len()).collect());
+        assert_same(&bytewise, &live, &format!("session {id} byte by byte"));
+        for _ in 0..3 {
+            let random = refeed(&records, id, &mut |b| {
+                let mut cuts = Vec::new();
+                let mut at = 0;
+                loop {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    at += 1 + (seed % 97) as usize;
+                    if at >= b.len() {
+                        return cuts;
+                    }
+                    cuts.push(at);
+                }
+            });
+            assert_same(&random, &live, &format!("session {id} random chunks"));
+        }
+        // Coalescing changes when things were seen, never what was seen.
+        let merged = kinds(&refeed(&coalesced, id, &mut |_| vec![]));
+        assert_same(&merged, &kinds(&live), &format!("session {id} coalesced"));
+    }
+}
