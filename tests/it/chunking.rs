@@ -2,71 +2,13 @@
 //! (disk and diskless full syncs, a partial resync) are recorded through the in-process proxy
 //! and fed again whole, byte by byte, at random split points, and coalesced.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use repl_sniff::monitor::{Collect, Record, Recording};
-use repl_sniff::proxy::{self, ProxyConfig};
-use repl_sniff::{Chunk, Config, Event, EventKind, Monitor, Session};
+use repl_sniff::monitor::Record;
+use repl_sniff::{Chunk, Config, Event, EventKind, Session};
 
 use crate::proxy::{load_dataset, write_workload};
-use crate::support::{wait_for_quiescence, wait_until, Server, Version};
-
-/// The proxy running inside the test, with every input recorded and every event collected.
-struct InProcessProxy {
-    port: u16,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    events: Arc<Mutex<Vec<Event>>>,
-    records: Arc<Mutex<Vec<Record>>>,
-}
-
-impl InProcessProxy {
-    fn start(upstream: u16) -> InProcessProxy {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let collect = Collect::default();
-        let recording = Recording::default();
-        let (events, records) = (Arc::clone(&collect.0), Arc::clone(&recording.0));
-        let monitor =
-            Monitor::new(Config::default(), vec![Box::new(collect)]).with_tap(Box::new(recording));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let cfg = ProxyConfig {
-            upstream: format!("127.0.0.1:{upstream}"),
-            ..ProxyConfig::default()
-        };
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let shutdown = async move {
-                    let _ = stopped.await;
-                };
-                proxy::run(listener, cfg, monitor, shutdown).await.unwrap();
-            });
-        });
-        InProcessProxy {
-            port,
-            stop: Some(stop),
-            thread: Some(thread),
-            events,
-            records,
-        }
-    }
-
-    fn stop(mut self) -> (Vec<Event>, Vec<Record>) {
-        let _ = self.stop.take().unwrap().send(());
-        self.thread.take().unwrap().join().unwrap();
-        let events = self.events.lock().unwrap().clone();
-        let records = self.records.lock().unwrap().clone();
-        (events, records)
-    }
-}
+use crate::support::{wait_for_quiescence, wait_until, InProcessProxy, Server, Version};
 
 /// Feeds session `id`'s records to a fresh analyzer, each data record cut by `split`.
 fn refeed(records: &[Record], id: u64, split: &mut dyn FnMut(&[u8]) -> Vec<usize>) -> Vec<Event> {
@@ -174,7 +116,7 @@ fn split_invariance_of_live_disk_diskless_and_partial_sessions() {
     let v = Version::V7;
     let master = Server::start(v, "master", &["--repl-diskless-sync", "no"]);
     load_dataset(&mut master.client());
-    let proxy = InProcessProxy::start(master.port);
+    let proxy = InProcessProxy::start(master.port, 64 << 20, vec![]);
     let via_proxy = ["--replicaof", "127.0.0.1", &proxy.port.to_string()];
 
     let disk_replica = Server::start(v, "replica-disk", &via_proxy);

@@ -2,5 +2,6 @@
 #![allow(unreachable_pub, dead_code)]
 
 mod chunking;
+mod forwarding;
 mod proxy;
 mod support;

@@ -13,6 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::{Arc, Mutex};
+
+use repl_sniff::monitor::{Collect, Record, Recording};
+use repl_sniff::proxy::{self, ProxyConfig};
+use repl_sniff::{Config, Event, Monitor, Sink};
 use serde_json::Value;
 
 /// Which Redis the test runs against.
@@ -450,4 +455,63 @@ pub fn wait_for_quiescence(master: &Server, replica: &Server) -> u64 {
         },
     );
     last.unwrap()
+}
+
+/// The proxy running inside the test, with every input recorded and every event collected.
+pub struct InProcessProxy {
+    pub port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pub events: Arc<Mutex<Vec<Event>>>,
+    records: Arc<Mutex<Vec<Record>>>,
+}
+
+impl InProcessProxy {
+    /// Starts it in front of `upstream` with an analysis budget of `budget` bytes; events go to
+    /// `sinks` first, then to the collection.
+    pub fn start(upstream: u16, budget: usize, mut sinks: Vec<Box<dyn Sink>>) -> InProcessProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let collect = Collect::default();
+        let recording = Recording::default();
+        let (events, records) = (Arc::clone(&collect.0), Arc::clone(&recording.0));
+        sinks.push(Box::new(collect));
+        let monitor = Monitor::new(Config::default(), sinks).with_tap(Box::new(recording));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let cfg = ProxyConfig {
+            upstream: format!("127.0.0.1:{upstream}"),
+            analysis_budget: budget,
+            ..ProxyConfig::default()
+        };
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let shutdown = async move {
+                    let _ = stopped.await;
+                };
+                proxy::run(listener, cfg, monitor, shutdown).await.unwrap();
+            });
+        });
+        InProcessProxy {
+            port,
+            stop: Some(stop),
+            thread: Some(thread),
+            events,
+            records,
+        }
+    }
+
+    pub fn stop(mut self) -> (Vec<Event>, Vec<Record>) {
+        let _ = self.stop.take().unwrap().send(());
+        self.thread.take().unwrap().join().unwrap();
+        let events = self.events.lock().unwrap().clone();
+        let records = self.records.lock().unwrap().clone();
+        (events, records)
+    }
 }
