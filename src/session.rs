@@ -749,3 +749,288 @@ impl Session {
         self.emit(at, kind);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: Direction = Direction::MasterToReplica;
+    const R: Direction = Direction::ReplicaToMaster;
+    const ID: &str = "3942fbd58f44ed5ba7b5962efa141dd34e423bbc";
+
+    /// Feeds `(direction, bytes)` steps at increasing timestamps; returns the event kinds.
+    fn run(steps: &[(Direction, &[u8])]) -> Vec<EventKind> {
+        let mut s = Session::new(1, Timestamp(0), "r", "m", Config::default());
+        for (i, (dir, bytes)) in steps.iter().enumerate() {
+            let at = Timestamp(i as u64 + 1);
+            s.feed(Chunk {
+                dir: *dir,
+                at,
+                bytes,
+            });
+        }
+        s.finish(Timestamp(1000), "end");
+        std::iter::from_fn(|| s.poll_event())
+            .map(|e| e.kind)
+            .collect()
+    }
+
+    fn find<'a>(events: &'a [EventKind], pred: impl Fn(&EventKind) -> bool) -> &'a EventKind {
+        events.iter().find(|e| pred(e)).expect("event not found")
+    }
+
+    fn end_of(events: &[EventKind]) -> (u64, Option<u64>) {
+        match events.last() {
+            Some(EventKind::SessionEnd {
+                stream_bytes,
+                offset_end,
+                ..
+            }) => (*stream_bytes, *offset_end),
+            other => panic!("no session end: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn keepalives_before_and_glued_to_fullresync_are_not_offsets() {
+        // 7.0.15 diskless-delay-keepalive / slow-disk-keepalive: bare \n while the master
+        // waits, one glued to the +FULLRESYNC line, more before `$<len>`.
+        let full = format!("\n+FULLRESYNC {ID} 56\r\n\n\n$3\r\nRDB*1\r\n$4\r\nping\r\n");
+        let ev = run(&[
+            (R, b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n"),
+            (M, b"\n"),
+            (M, full.as_bytes()),
+            (R, b"\n"),
+        ]);
+        let keepalives = ev
+            .iter()
+            .filter(|e| matches!(e, EventKind::KeepAlive { .. }))
+            .count();
+        assert_eq!(keepalives, 5);
+        assert_eq!(
+            find(&ev, |e| matches!(e, EventKind::Command { .. })),
+            &EventKind::Command {
+                start: Some(57),
+                end: Some(70),
+                name: Name::new(b"PING"),
+                sub: None,
+                db: None,
+                in_multi: false,
+                bytes: 14
+            }
+        );
+        assert_eq!(end_of(&ev), (14, Some(70)));
+    }
+
+    #[test]
+    fn diskless_rdb_ends_at_its_mark_and_the_stream_follows() {
+        let mark = "5806cca6e294561a8ea62ddbf10716c53218d234";
+        let payload = format!("$EOF:{mark}\r\nREDIS0010...\x7f12345678{mark}*1\r\n$4\r\nping\r\n");
+        let ev = run(&[
+            (R, b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n"),
+            (M, format!("+FULLRESYNC {ID} 28\r\n").as_bytes()),
+            (M, payload.as_bytes()),
+        ]);
+        let rdb = find(&ev, |e| matches!(e, EventKind::RdbEnd { .. }));
+        assert!(matches!(
+            rdb,
+            EventKind::RdbEnd {
+                framing: Framing::Diskless,
+                bytes: 21,
+                ..
+            }
+        ));
+        assert_eq!(end_of(&ev), (14, Some(42)));
+    }
+
+    #[test]
+    fn auth_passwords_are_redacted_and_usernames_kept() {
+        // 6.0.9 auth-pass and 7.0.15 auth-acl.
+        let ev = run(&[
+            (R, b"*1\r\n$4\r\nPING\r\n"),
+            (M, b"-NOAUTH Authentication required.\r\n"),
+            (R, b"*2\r\n$4\r\nAUTH\r\n$11\r\ns3cret-pass\r\n"),
+            (R, b"*3\r\n$4\r\nAUTH\r\n$4\r\nrepl\r\n$9\r\nrepl-pass\r\n"),
+        ]);
+        let auths: Vec<&Vec<String>> = ev
+            .iter()
+            .filter_map(|e| match e {
+                EventKind::Request { name, args } if name.is("AUTH") => Some(args),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(auths, [&vec!["<redacted>"], &vec!["repl", "<redacted>"]]);
+        assert!(!format!("{ev:?}").contains("pass\""));
+    }
+
+    #[test]
+    fn pipelined_handshake_replies_are_matched_in_order() {
+        // 6.2+ / Valkey: the whole burst, then the replies in one segment.
+        let ev = run(&[
+            (R, b"*1\r\n$4\r\nPING\r\n"),
+            (M, b"+PONG\r\n"),
+            (R, b"*3\r\n$8\r\nREPLCONF\r\n$14\r\nlistening-port\r\n$4\r\n6380\r\n*3\r\n$8\r\nREPLCONF\r\n$7\r\nversion\r\n$5\r\n8.0.1\r\n"),
+            (M, b"+OK\r\n-ERR Unrecognized REPLCONF option: version\r\n"),
+        ]);
+        let replies: Vec<String> = ev
+            .iter()
+            .filter_map(|e| match e {
+                EventKind::Reply {
+                    to: Some(to),
+                    reply,
+                } => Some(format!("{to} {reply}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            replies,
+            [
+                "PING +PONG",
+                "REPLCONF +OK",
+                "REPLCONF -ERR Unrecognized REPLCONF option: version"
+            ]
+        );
+    }
+
+    #[test]
+    fn continue_resumes_at_the_psync_offset() {
+        // 7.0.15 partial: PSYNC <id> 605 -> +CONTINUE <id>, backlog bytes from 605.
+        let psync = format!("*3\r\n$5\r\nPSYNC\r\n$40\r\n{ID}\r\n$3\r\n605\r\n");
+        let ev = run(&[
+            (R, psync.as_bytes()),
+            (
+                M,
+                format!("+CONTINUE {ID}\r\n*1\r\n$4\r\nping\r\n").as_bytes(),
+            ),
+            (
+                R,
+                b"*5\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$3\r\n618\r\n$4\r\nFACK\r\n$3\r\n618\r\n",
+            ),
+        ]);
+        assert_eq!(
+            find(&ev, |e| matches!(e, EventKind::SyncStart { .. })),
+            &EventKind::SyncStart {
+                sync: SyncKind::Partial,
+                replid: Some(ID.into()),
+                offset: Some(605)
+            }
+        );
+        assert_eq!(
+            find(&ev, |e| matches!(e, EventKind::Ack { .. })),
+            &EventKind::Ack {
+                offset: 618,
+                fack: Some(618)
+            }
+        );
+        assert_eq!(end_of(&ev), (14, Some(618)));
+    }
+
+    #[test]
+    fn refusals_are_reported_not_desyncs() {
+        let ev = run(&[
+            (R, b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n"),
+            (
+                M,
+                b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n",
+            ),
+        ]);
+        assert!(ev.iter().any(
+            |e| matches!(e, EventKind::SyncRejected { reply } if reply.starts_with("-NOMASTERLINK"))
+        ));
+        assert!(!ev.iter().any(|e| matches!(e, EventKind::Desync { .. })));
+    }
+
+    #[test]
+    fn a_broken_stream_desyncs_once_with_its_offset_and_keeps_counting() {
+        let ev = run(&[
+            (R, b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n"),
+            (
+                M,
+                format!("+FULLRESYNC {ID} 100\r\n$0\r\n*1\r\n$4\r\nping\r\n").as_bytes(),
+            ),
+            (M, b"+garbage\r\n"),
+            (M, b"*1\r\n$4\r\nping\r\n"),
+        ]);
+        let desyncs: Vec<&EventKind> = ev
+            .iter()
+            .filter(|e| matches!(e, EventKind::Desync { .. }))
+            .collect();
+        assert_eq!(desyncs.len(), 1);
+        assert!(matches!(
+            desyncs[0],
+            EventKind::Desync {
+                dir: Direction::MasterToReplica,
+                offset: Some(115),
+                ..
+            }
+        ));
+        // Every byte still counts: 14 + 10 + 14.
+        assert_eq!(end_of(&ev), (38, Some(138)));
+    }
+
+    #[test]
+    fn a_client_is_never_mistaken_for_replication() {
+        let ev = run(&[
+            (R, b"*1\r\n$4\r\nPING\r\n"),
+            (M, b"+PONG\r\n"),
+            (R, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"),
+            (M, b"$11\r\n+FULLRESYNC\r\n"),
+            (R, b"PSYNC-LOOKING INLINE\r\n"),
+        ]);
+        assert!(!ev
+            .iter()
+            .any(|e| matches!(e, EventKind::SyncStart { .. } | EventKind::Desync { .. })));
+        let clients = ev
+            .iter()
+            .filter(|e| matches!(e, EventKind::ClientCommand { .. }))
+            .count();
+        assert_eq!(clients, 2);
+    }
+
+    #[test]
+    fn random_bytes_in_both_directions_never_panic() {
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        const WORDS: &[&[u8]] = &[
+            b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n",
+            b"SYNC\r\n",
+            b"+FULLRESYNC 3942fbd58f44ed5ba7b5962efa141dd34e423bbc 5\r\n",
+            b"+CONTINUE\r\n",
+            b"$10\r\n",
+            b"$EOF:5806cca6e294561a8ea62ddbf10716c53218d234\r\n",
+            b"5806cca6e294561a8ea62ddbf10716c53218d234",
+            b"*1\r\n$4\r\nping\r\n",
+            b"\n",
+            b"\r\n",
+            b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n",
+            b"-ERR x\r\n",
+            b"$-1\r\n",
+            b"\xff\x00garbage",
+        ];
+        for _ in 0..3000 {
+            let mut s = Session::new(1, Timestamp(0), "r", "m", Config::default());
+            for _ in 0..(next() % 12) {
+                let dir = if next() % 2 == 0 { R } else { M };
+                let mut bytes = WORDS[(next() % WORDS.len() as u64) as usize].to_vec();
+                if next() % 4 == 0 {
+                    let cut = (next() % (bytes.len() as u64 + 1)) as usize;
+                    bytes.truncate(cut);
+                }
+                s.feed(Chunk {
+                    dir,
+                    at: Timestamp(1),
+                    bytes: &bytes,
+                });
+                if next() % 8 == 0 {
+                    s.skip(dir, Timestamp(1), next() % 50);
+                }
+            }
+            s.finish(Timestamp(2), "end");
+            while s.poll_event().is_some() {}
+        }
+    }
+}
