@@ -308,7 +308,7 @@ async fn relay(
     let mut buf = BytesMut::new();
     let mut skipped = 0u64;
     loop {
-        buf.reserve(64 * 1024);
+        buf.reserve(256 * 1024);
         let n = from.read_buf(&mut buf).await?;
         let at = shared.clock.now();
         if n == 0 {

@@ -431,9 +431,15 @@ impl SessionReport {
     }
 
     fn count(&mut self, name: &str, bytes: u64) {
-        let c = self.commands.entry(name.to_string()).or_default();
-        c.count += 1;
-        c.bytes += bytes;
+        // A lookup before the insert: no allocation per command once a name is known.
+        if let Some(c) = self.commands.get_mut(name) {
+            c.count += 1;
+            c.bytes += bytes;
+        } else {
+            let c = self.commands.entry(name.to_string()).or_default();
+            c.count += 1;
+            c.bytes += bytes;
+        }
     }
 
     /// A few human-readable lines about this session.
