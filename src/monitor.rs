@@ -173,11 +173,16 @@ struct Live {
     report: SessionReport,
 }
 
+/// How many ended sessions the report keeps; older ones are dropped (and counted), so a
+/// proxy that serves clients for months keeps a bounded report.
+pub const MAX_ENDED_SESSIONS: usize = 10_000;
+
 /// All sessions of a run.
 pub struct Monitor {
     cfg: Config,
     live: BTreeMap<u64, Live>,
-    done: Vec<SessionReport>,
+    done: std::collections::VecDeque<SessionReport>,
+    dropped: u64,
     connect_failures: u64,
     sinks: Vec<Box<dyn Sink>>,
     tap: Option<Box<dyn Tap>>,
@@ -198,7 +203,8 @@ impl Monitor {
         Monitor {
             cfg,
             live: BTreeMap::new(),
-            done: Vec::new(),
+            done: std::collections::VecDeque::new(),
+            dropped: 0,
             connect_failures: 0,
             sinks,
             tap: None,
@@ -254,7 +260,11 @@ impl Monitor {
             for sink in &mut self.sinks {
                 sink.session_done(&live.report);
             }
-            self.done.push(live.report);
+            if self.done.len() == MAX_ENDED_SESSIONS {
+                self.done.pop_front();
+                self.dropped += 1;
+            }
+            self.done.push_back(live.report);
         }
     }
 
@@ -273,9 +283,11 @@ impl Monitor {
 
     /// The report so far: ended sessions, then live ones as they stand.
     pub fn report(&self) -> Report {
-        let mut sessions = self.done.clone();
+        let mut sessions: Vec<SessionReport> = self.done.iter().cloned().collect();
         sessions.extend(self.live.values().map(|l| l.report.clone()));
-        Report::new(sessions, self.connect_failures)
+        let mut report = Report::new(sessions, self.connect_failures);
+        report.sessions_dropped = self.dropped;
+        report
     }
 
     fn drain(&mut self, id: u64) {

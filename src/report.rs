@@ -23,6 +23,8 @@ pub struct Report {
     pub sessions: Vec<SessionReport>,
     /// Accepted connections closed because the upstream could not be reached.
     pub upstream_connect_failures: u64,
+    /// Ended sessions left out because the report keeps only the most recent ones.
+    pub sessions_dropped: u64,
 }
 
 impl Report {
@@ -34,6 +36,7 @@ impl Report {
             version: env!("CARGO_PKG_VERSION"),
             sessions,
             upstream_connect_failures,
+            sessions_dropped: 0,
         }
     }
 
