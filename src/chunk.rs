@@ -67,6 +67,13 @@ impl Timestamp {
         self.0 as f64 / 1e6
     }
 
+    /// `HH:MM:SS.micros` (UTC), for log lines.
+    pub fn time_of_day(self) -> String {
+        let secs = self.0 / 1_000_000;
+        let (h, m, s) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
+        format!("{h:02}:{m:02}:{s:02}.{:06}", self.0 % 1_000_000)
+    }
+
     /// The time from `earlier` to `self`, zero if `earlier` is later.
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_micros(self.0.saturating_sub(earlier.0))

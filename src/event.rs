@@ -153,6 +153,14 @@ pub enum EventKind {
         /// What was wrong.
         reason: String,
     },
+    /// The capture began after the connection did: analysis of this direction starts at the
+    /// first command boundary found, with offsets unknown.
+    JoinedLate {
+        /// Which direction.
+        dir: Direction,
+        /// Bytes passed over before that boundary.
+        skipped: u64,
+    },
     /// The connection ended.
     SessionEnd {
         /// Why (peer closed, error, proxy shutdown, end of capture).
@@ -294,6 +302,11 @@ impl fmt::Display for Event {
                     None => write!(f, "); bytes still forwarded"),
                 }
             }
+            EventKind::JoinedLate { dir, skipped } => write!(
+                f,
+                "{} joined mid-connection: analysis starts after {skipped} bytes, offsets unknown",
+                dir.arrow()
+            ),
             EventKind::SessionEnd {
                 reason,
                 bytes_to_master,

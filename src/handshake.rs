@@ -227,6 +227,31 @@ pub fn shown_args(cmd: &Command) -> Vec<String> {
         .collect()
 }
 
+/// The byte ranges, relative to the start of `cmd` on the wire, of `AUTH`'s arguments (the
+/// username too), so that recordings can mask them. Empty for any other command.
+pub fn auth_argument_ranges(cmd: &Command) -> Vec<(u64, u64)> {
+    if !cmd.name().is("AUTH") {
+        return Vec::new();
+    }
+    let total = cmd.wire_len();
+    if cmd.is_inline() {
+        // `AUTH <args>\r\n`: everything after the name up to the line end.
+        let end = total.saturating_sub(2);
+        return vec![(4.min(end), end)];
+    }
+    // `*N\r\n` `$L\r\n<arg>\r\n`…: walk back from the end over the arguments.
+    let mut ranges = Vec::new();
+    let mut end = total;
+    for i in (1..cmd.argc() as usize).rev() {
+        let Some(arg) = cmd.arg(i) else { break };
+        let body_end = end - 2;
+        let body_start = body_end - arg.len;
+        ranges.push((body_start, body_end));
+        end = body_start - (arg.len.to_string().len() as u64 + 3);
+    }
+    ranges
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +310,21 @@ mod tests {
         );
         assert_eq!(parse_reply(b"$-1"), Reply::Other(b"$-1"));
         assert_eq!(parse_reply(b"$EOF:short"), Reply::Other(b"$EOF:short"));
+    }
+
+    #[test]
+    fn auth_ranges_cover_exactly_the_arguments() {
+        let wire = b"*3\r\n$4\r\nAUTH\r\n$4\r\nrepl\r\n$9\r\nrepl-pass\r\n";
+        let mut p = crate::resp::Parser::new(crate::resp::Limits::default());
+        let (_, r) = p.advance(wire);
+        let Some(crate::resp::Item::Command(cmd)) = r.unwrap() else {
+            panic!()
+        };
+        let shown: Vec<&[u8]> = auth_argument_ranges(&cmd)
+            .iter()
+            .map(|&(a, b)| &wire[a as usize..b as usize])
+            .collect();
+        assert_eq!(shown, [&b"repl-pass"[..], b"repl"]);
     }
 
     #[test]

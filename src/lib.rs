@@ -13,10 +13,15 @@
 //! - [`report`]: the final per-session report, a fold over events.
 //! - [`monitor`]: all sessions of a run, and the sinks their events go to.
 //! - [`proxy`]: the live TCP proxy.
+//! - [`capture`]: reading pcap/pcapng files and decoding TCP segments.
+//! - [`tcp`]: TCP stream reassembly for captures (sans-IO).
+//! - [`replay`]: captures through reassembly into the same [`Monitor`] the proxy drives.
+//! - [`record`]: writing what the proxy forwarded as pcapng.
 //!
 //! # Invariants
 //!
 //! - Only [`proxy`] performs network IO or reads the clock; the analyzer is fed timestamps.
+//!   File IO happens only in [`capture`] and [`record`].
 //! - Forwarding never waits on analysis (see [`proxy`]).
 //! - No length read from the wire is used to allocate; every buffer has a stated bound.
 //! - Malformed input is an event ([`EventKind::Desync`]), never a panic or an error return.
@@ -35,17 +40,21 @@
 //! }
 //! ```
 
+pub mod capture;
 pub mod chunk;
 pub mod event;
 pub mod handshake;
 pub mod monitor;
 pub mod proxy;
+pub mod record;
+pub mod replay;
 pub mod report;
 pub mod resp;
 pub mod session;
+pub mod tcp;
 
 pub use chunk::{Chunk, Direction, Timestamp};
 pub use event::{Event, EventKind, Framing, SyncKind};
 pub use monitor::{Monitor, Sink};
 pub use report::{Report, SessionReport};
-pub use session::{Config, Role, Session};
+pub use session::{Config, Role, Session, Skipped};

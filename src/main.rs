@@ -3,12 +3,14 @@
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::{Parser, ValueEnum};
-use repl_sniff::monitor::{JsonLines, LogSink};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use repl_sniff::monitor::{JsonLines, LogSink, TextLines};
 use repl_sniff::proxy::{self, ProxyConfig};
+use repl_sniff::record::Recorder;
+use repl_sniff::replay;
 use repl_sniff::{Config, Monitor, Sink};
 use tracing_subscriber::EnvFilter;
 
@@ -18,8 +20,13 @@ Examples:
   repl-sniff --listen 7000 --upstream 6379
   redis-cli -p 6380 REPLICAOF 127.0.0.1 7000      # the replica now replicates through it
 
-  # Every event as JSON on stdout, the final report in a file:
-  repl-sniff --listen 7000 --upstream 10.0.0.5:6379 --format json --report-json report.json
+  # Every event as JSON on stdout, the final report in a file, a recording for Wireshark:
+  repl-sniff --listen 7000 --upstream 10.0.0.5:6379 --format json --report-json report.json \\
+             --record night.pcapng
+
+  # Analyse a capture (tcpdump -i any -w cap.pcap 'tcp port 6379'), or a recording:
+  repl-sniff replay cap.pcap
+  repl-sniff replay night.pcapng --format json | jq -c 'select(.event==\"ack\")'
 
 What you see: the handshake (PING, AUTH with the password redacted, REPLCONF, PSYNC), the
 master's decision (+FULLRESYNC <replid> <offset> / +CONTINUE / errors), the RDB transfer
@@ -32,19 +39,82 @@ with the master's `slave0:...offset=` in INFO replication.";
 
 /// A transparent TCP proxy that shows what Redis/Valkey replication really does on the wire.
 #[derive(Debug, Parser)]
-#[command(name = "repl-sniff", version, about, after_help = EXAMPLES)]
+#[command(
+    name = "repl-sniff",
+    version,
+    about,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    proxy: ProxyArgs,
+
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Analyse pcap/pcapng captures (tcpdump, tshark, Wireshark, or --record) offline, with
+    /// the same analyzer as the proxy. Prints every event, then the summary.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProxyArgs {
     /// Where to listen: a port (bound on 127.0.0.1) or host:port (e.g. 0.0.0.0:7000 to accept
     /// remote replicas).
-    #[arg(long, value_name = "[HOST:]PORT", value_parser = proxy::endpoint)]
-    listen: String,
+    #[arg(long, value_name = "[HOST:]PORT", value_parser = proxy::endpoint, required = true)]
+    listen: Option<String>,
 
     /// The master to forward to: a port (on 127.0.0.1) or host:port.
-    #[arg(long, value_name = "[HOST:]PORT", value_parser = proxy::endpoint)]
-    upstream: String,
+    #[arg(long, value_name = "[HOST:]PORT", value_parser = proxy::endpoint, required = true)]
+    upstream: Option<String>,
 
-    /// Event output: `text` logs readable lines on stderr; `json` also writes one JSON event
-    /// per line on stdout (see README, "Events").
+    /// Seconds to wait for the upstream to accept a connection.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    connect_timeout: f64,
+
+    /// Most megabytes queued for analysis; past that the analysis skips bytes (and says so)
+    /// rather than slowing replication.
+    #[arg(long, value_name = "MB", default_value_t = 64)]
+    analysis_buffer: usize,
+
+    /// Also write every session to this pcapng file (Wireshark; `repl-sniff replay`). AUTH
+    /// arguments are replaced by '*' unless --record-secrets.
+    #[arg(long, value_name = "FILE.pcapng")]
+    record: Option<PathBuf>,
+
+    /// Keep AUTH arguments in the recording as they were sent.
+    #[arg(long, requires = "record")]
+    record_secrets: bool,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// Capture files, read in order as one capture.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+
+    /// Only look at TCP segments from or to this port (connections are recognised by what
+    /// they say, so this only narrows a busy capture).
+    #[arg(long)]
+    port: Option<u16>,
+
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+struct OutputArgs {
+    /// Event output. Proxy: `text` logs lines on stderr; `json` also writes one JSON event
+    /// per line on stdout. Replay: events go to stdout as text lines or JSON (README,
+    /// "Events").
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
 
@@ -57,18 +127,9 @@ struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
 
-    /// Only warnings and errors on stderr, and no summary at exit.
+    /// Only warnings and errors on stderr; no summary (proxy) or no per-event lines (replay).
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
-
-    /// Seconds to wait for the upstream to accept a connection.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
-    connect_timeout: f64,
-
-    /// Most megabytes queued for analysis; past that the analysis skips bytes (and says so)
-    /// rather than slowing replication.
-    #[arg(long, value_name = "MB", default_value_t = 64)]
-    analysis_buffer: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,8 +140,16 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli);
-    match run(cli) {
+    let output = match &cli.command {
+        Some(Command::Replay(r)) => &r.output,
+        None => &cli.output,
+    };
+    init_logging(output);
+    let result = match cli.command {
+        Some(Command::Replay(args)) => run_replay(args),
+        None => run_proxy(cli.proxy, cli.output),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("repl-sniff: error: {e:#}");
@@ -89,7 +158,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(cli: &Cli) {
+fn init_logging(cli: &OutputArgs) {
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "warn",
         (false, 0) => "info",
@@ -106,37 +175,58 @@ fn init_logging(cli: &Cli) {
         .init();
 }
 
-fn run(cli: Cli) -> Result<()> {
-    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(LogSink)];
-    if cli.format == Format::Json {
-        sinks.push(Box::new(JsonLines::new(io::BufWriter::new(io::stdout()))));
-    }
-    let monitor = Monitor::new(Config::default(), sinks);
-    let cfg = ProxyConfig {
-        upstream: cli.upstream.clone(),
-        connect_timeout: Duration::from_secs_f64(cli.connect_timeout.max(0.001)),
-        analysis_budget: cli.analysis_buffer.max(1) << 20,
-    };
-    // Fail before listening if the report file cannot be written.
-    if let Some(path) = &cli.report_json {
+/// Fails early, before any work, if the report file cannot be written.
+fn check_report_path(output: &OutputArgs) -> Result<()> {
+    if let Some(path) = &output.report_json {
         std::fs::write(path, b"")
             .with_context(|| format!("cannot write the report file {}", path.display()))?;
     }
+    Ok(())
+}
+
+fn write_report(output: &OutputArgs, report: &repl_sniff::Report) -> Result<()> {
+    if let Some(path) = &output.report_json {
+        let json = serde_json::to_vec_pretty(report)?;
+        std::fs::write(path, json)
+            .with_context(|| format!("cannot write the report file {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
+    let (Some(listen), Some(upstream)) = (args.listen, args.upstream) else {
+        anyhow::bail!("--listen and --upstream are both required");
+    };
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(LogSink)];
+    if output.format == Format::Json {
+        sinks.push(Box::new(JsonLines::new(io::BufWriter::new(io::stdout()))));
+    }
+    let mut monitor = Monitor::new(Config::default(), sinks);
+    if let Some(path) = &args.record {
+        let recorder = Recorder::create(path, !args.record_secrets)
+            .with_context(|| format!("cannot create the recording {}", path.display()))?;
+        monitor = monitor.with_tap(Box::new(recorder));
+    }
+    let cfg = ProxyConfig {
+        upstream: upstream.clone(),
+        connect_timeout: Duration::from_secs_f64(args.connect_timeout.max(0.001)),
+        analysis_budget: args.analysis_buffer.max(1) << 20,
+    };
+    check_report_path(&output)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let monitor = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&cli.listen)
+        let listener = tokio::net::TcpListener::bind(&listen)
             .await
-            .with_context(|| format!("cannot listen on {}", cli.listen))?;
+            .with_context(|| format!("cannot listen on {listen}"))?;
         tracing::info!(
-            "listening on {}, forwarding to {}",
+            "listening on {}, forwarding to {upstream}",
             listener
                 .local_addr()
-                .map_or(cli.listen.clone(), |a| a.to_string()),
-            cli.upstream
+                .map_or(listen.clone(), |a| a.to_string()),
         );
         let monitor = proxy::run(listener, cfg, monitor, shutdown_signal()).await?;
         anyhow::Ok(monitor)
@@ -144,14 +234,67 @@ fn run(cli: Cli) -> Result<()> {
     runtime.shutdown_timeout(Duration::from_millis(100));
 
     let report = monitor.report();
-    if let Some(path) = &cli.report_json {
-        let json = serde_json::to_vec_pretty(&report)?;
-        std::fs::write(path, json)
-            .with_context(|| format!("cannot write the report file {}", path.display()))?;
+    drop(monitor); // closes the recording
+    write_report(&output, &report)?;
+    if !output.quiet {
+        let _ = io::stderr().lock().write_all(report.summary().as_bytes());
     }
-    if !cli.quiet {
-        let mut err = io::stderr().lock();
-        let _ = err.write_all(report.summary().as_bytes());
+    Ok(())
+}
+
+fn run_replay(args: ReplayArgs) -> Result<()> {
+    let output = &args.output;
+    check_report_path(output)?;
+    let stdout = || io::BufWriter::with_capacity(256 * 1024, io::stdout());
+    let sinks: Vec<Box<dyn Sink>> = match (output.format, output.quiet) {
+        (Format::Json, _) => vec![Box::new(JsonLines::new(stdout()))],
+        (Format::Text, false) => vec![Box::new(TextLines::new(stdout()))],
+        (Format::Text, true) => vec![],
+    };
+    let mut monitor = Monitor::new(Config::default(), sinks);
+    let opts = replay::Options {
+        port: args.port,
+        ..replay::Options::default()
+    };
+    let show_progress = io::stderr().is_terminal() && !output.quiet;
+    let mut last_shown = Instant::now();
+    let mut progress = |p: replay::Progress<'_>| {
+        if show_progress && (last_shown.elapsed() > Duration::from_millis(200) || p.read == p.len) {
+            last_shown = Instant::now();
+            let pct = if p.len > 0 { p.read * 100 / p.len } else { 100 };
+            eprint!(
+                "\rreplaying {}: {pct:3}% ({} frames)",
+                p.file.display(),
+                p.frames
+            );
+            if p.read == p.len {
+                eprintln!();
+            }
+        }
+    };
+    let stats = replay::replay(&args.files, &opts, &mut monitor, &mut progress)?;
+    for w in &stats.warnings {
+        tracing::warn!("{w}");
+    }
+    if stats.tcp_segments == 0 {
+        tracing::warn!(
+            "no TCP segments{} in {} frame(s): nothing to analyse",
+            args.port.map_or(String::new(), |p| format!(" on port {p}")),
+            stats.frames
+        );
+    }
+    let report = monitor.report();
+    drop(monitor); // flushes the event output
+    write_report(output, &report)?;
+    let summary = report.summary();
+    match output.format {
+        Format::Text => {
+            let _ = io::stdout().lock().write_all(summary.as_bytes());
+        }
+        Format::Json if !output.quiet => {
+            let _ = io::stderr().lock().write_all(summary.as_bytes());
+        }
+        Format::Json => {}
     }
     Ok(())
 }

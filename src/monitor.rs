@@ -11,7 +11,7 @@ use std::io::Write;
 use crate::chunk::{Chunk, Direction, Timestamp};
 use crate::event::{Event, EventKind};
 use crate::report::{Report, SessionReport};
-use crate::session::{Config, Session};
+use crate::session::{Config, Session, Skipped};
 
 /// Where events go.
 pub trait Sink: Send {
@@ -34,6 +34,32 @@ impl Sink for LogSink {
             k if k.is_routine() => tracing::debug!("{e}"),
             _ => tracing::info!("{e}"),
         }
+    }
+}
+
+/// Writes each event as one readable line (`replay`'s default output), prefixed by the time.
+#[derive(Debug)]
+pub struct TextLines<W: Write + Send> {
+    out: W,
+    failed: bool,
+}
+
+impl<W: Write + Send> TextLines<W> {
+    /// Writes to `out`.
+    pub fn new(out: W) -> Self {
+        TextLines { out, failed: false }
+    }
+}
+
+impl<W: Write + Send> Sink for TextLines<W> {
+    fn event(&mut self, e: &Event) {
+        if !self.failed && writeln!(self.out, "{} {e}", e.ts.time_of_day()).is_err() {
+            self.failed = true;
+        }
+    }
+
+    fn session_done(&mut self, _report: &SessionReport) {
+        let _ = self.out.flush();
     }
 }
 
@@ -87,8 +113,13 @@ impl Sink for Collect {
 pub trait Tap: Send {
     /// A connection was established.
     fn open(&mut self, id: u64, at: Timestamp, replica: &str, upstream: &str);
-    /// Bytes seen on it.
-    fn data(&mut self, id: u64, chunk: Chunk<'_>);
+    /// Bytes seen on it, starting at byte `pos` of their direction. `secrets` are byte ranges
+    /// (same positions; possibly before `pos`, in bytes a tap held back) of `AUTH` arguments
+    /// found so far; `hold` says the replica's direction ends inside a command that may still
+    /// turn out to carry one.
+    fn data(&mut self, id: u64, chunk: Chunk<'_>, pos: u64, secrets: &[(u64, u64)], hold: bool);
+    /// Bytes that were forwarded but not analysed.
+    fn skip(&mut self, _id: u64, _dir: Direction, _at: Timestamp, _len: u64) {}
     /// It ended.
     fn close(&mut self, id: u64, at: Timestamp, reason: &str);
 }
@@ -150,7 +181,7 @@ impl Tap for Recording {
             upstream: upstream.into(),
         });
     }
-    fn data(&mut self, id: u64, chunk: Chunk<'_>) {
+    fn data(&mut self, id: u64, chunk: Chunk<'_>, _pos: u64, _secrets: &[(u64, u64)], _hold: bool) {
         self.push(Record::Data {
             id,
             dir: chunk.dir,
@@ -230,19 +261,38 @@ impl Monitor {
 
     /// Bytes seen on connection `id`.
     pub fn data(&mut self, id: u64, chunk: Chunk<'_>) {
+        let Some(live) = self.live.get_mut(&id) else {
+            return;
+        };
+        let start = live.session.bytes_seen(chunk.dir);
+        live.session.feed(chunk);
         if let Some(tap) = &mut self.tap {
-            tap.data(id, chunk);
+            // Secrets are found by the analysis, so the tap sees each chunk after it.
+            let secrets = live.session.take_secret_ranges();
+            let hold = live.session.request_may_hold_secret();
+            tap.data(id, chunk, start, &secrets, hold);
         }
-        if let Some(live) = self.live.get_mut(&id) {
-            live.session.feed(chunk);
-            self.drain(id);
+        self.drain(id);
+    }
+
+    /// Like [`Monitor::open`], for a connection that began before the capture did.
+    pub fn open_late(&mut self, id: u64, at: Timestamp, replica: &str, upstream: &str) {
+        if let Some(tap) = &mut self.tap {
+            tap.open(id, at, replica, upstream);
         }
+        let session = Session::joined_late(id, at, replica, upstream, self.cfg);
+        let report = SessionReport::new(id, at);
+        self.live.insert(id, Live { session, report });
+        self.drain(id);
     }
 
     /// Bytes forwarded on connection `id` that the analysis did not see.
-    pub fn skip(&mut self, id: u64, dir: Direction, at: Timestamp, len: u64) {
+    pub fn skip(&mut self, id: u64, dir: Direction, at: Timestamp, len: u64, why: Skipped) {
+        if let Some(tap) = &mut self.tap {
+            tap.skip(id, dir, at, len);
+        }
         if let Some(live) = self.live.get_mut(&id) {
-            live.session.skip(dir, at, len);
+            live.session.skip(dir, at, len, why);
             self.drain(id);
         }
     }

@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 
 use crate::chunk::{Chunk, Direction, Timestamp};
 use crate::monitor::Monitor;
+use crate::session::Skipped;
 
 /// How the proxy runs.
 #[derive(Debug, Clone)]
@@ -184,7 +185,9 @@ pub async fn run(
                             );
                             in_flight.fetch_sub(bytes.len(), Ordering::AcqRel);
                         }
-                        Msg::Skip { id, dir, at, len } => monitor.skip(id, dir, at, len),
+                        Msg::Skip { id, dir, at, len } => {
+                            monitor.skip(id, dir, at, len, Skipped::Behind)
+                        }
                         Msg::Close { id, at, reason } => monitor.close(id, at, &reason),
                         Msg::ConnectFailed => monitor.connect_failed(),
                         Msg::Stop { at } => {

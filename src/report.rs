@@ -103,6 +103,8 @@ pub struct SessionReport {
     pub desync: Option<String>,
     /// Every desync, in detail.
     pub desyncs: Vec<DesyncReport>,
+    /// Returns true if and only if the capture began after the connection did (replay only).
+    pub joined_late: bool,
 }
 
 /// The replica's handshake as seen on the wire.
@@ -261,6 +263,7 @@ impl SessionReport {
             bytes: ByteCounts::default(),
             desync: None,
             desyncs: Vec::new(),
+            joined_late: false,
         }
     }
 
@@ -360,6 +363,10 @@ impl SessionReport {
             }
             EventKind::ClientCommand { name, bytes } => self.count(name.as_str(), *bytes),
             EventKind::Ack { offset, fack } => {
+                // Only replicas ACK; this tells them apart when the capture missed the PSYNC.
+                if self.kind == "client" {
+                    self.kind = "replication";
+                }
                 self.acks += 1;
                 self.offsets.acked = Some(*offset);
                 if fack.is_some() {
@@ -383,6 +390,7 @@ impl SessionReport {
                     reason: reason.clone(),
                 });
             }
+            EventKind::JoinedLate { .. } => self.joined_late = true,
             EventKind::SessionEnd {
                 reason,
                 bytes_to_master,

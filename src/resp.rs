@@ -358,6 +358,17 @@ impl Parser {
         matches!(self.state, State::Start) && self.line.is_empty()
     }
 
+    /// The name of the command being parsed, once its first argument is complete; `None`
+    /// between commands and while the name itself is still arriving.
+    pub fn partial_name(&self) -> Option<Name> {
+        let past_name = match self.state {
+            State::BulkHeader { .. } => self.cur.nspans >= 1,
+            State::BulkBody { .. } | State::BulkEnd { .. } => self.cur.nspans >= 2,
+            _ => false,
+        };
+        past_name.then(|| self.cur.name())
+    }
+
     /// Consumes bytes from `input` until one item is complete or the input is exhausted.
     ///
     /// Returns how many bytes were consumed, and the item if one was completed. On error the
@@ -547,6 +558,22 @@ impl Parser {
         line.clear();
         self.line = line;
     }
+}
+
+/// Finds where a RESP array most likely starts in bytes whose framing is unknown (a capture
+/// that begins mid-connection): a `*<count>\r\n$` right after a newline, or at `input[0]`
+/// if `at_start` says a command may begin there.
+pub fn find_array_start(input: &[u8], at_start: bool) -> Option<usize> {
+    let looks_like_array = |rest: &[u8]| {
+        let digits = rest[1..].iter().take_while(|b| b.is_ascii_digit()).count();
+        digits > 0 && rest[1 + digits..].starts_with(b"\r\n$")
+    };
+    if at_start && input.first() == Some(&b'*') && looks_like_array(input) {
+        return Some(0);
+    }
+    memchr::memmem::find_iter(input, b"\n*")
+        .map(|i| i + 1)
+        .find(|&i| looks_like_array(&input[i..]))
 }
 
 /// Parses a RESP length: an optional `-` and decimal digits, nothing else.

@@ -51,6 +51,15 @@ impl Default for Config {
     }
 }
 
+/// Why bytes were forwarded but not analysed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skipped {
+    /// The analysis fell behind the forwarding (live proxy).
+    Behind,
+    /// The capture does not contain them (a lost segment).
+    NotCaptured,
+}
+
 /// What the connecting side turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -87,6 +96,8 @@ enum Phase {
     },
     /// The replication stream.
     Stream,
+    /// Joined mid-connection: looking for the first command boundary of the stream.
+    Resync { skipped: u64 },
     /// A plain client's replies: forwarded, not parsed.
     Opaque,
     /// Analysis stopped after a desync; stream bytes are still counted.
@@ -128,6 +139,12 @@ pub struct Session {
     role: Role,
     requests: resp::Parser,
     requests_lost: bool,
+    /// Joined mid-connection: bytes of the replica's direction skipped so far while looking
+    /// for a command boundary (`None` once found, or from the start).
+    requests_resync: Option<u64>,
+    /// `AUTH` argument byte ranges (absolute positions in the replica's direction) not yet
+    /// taken by a recorder.
+    secrets: Vec<(u64, u64)>,
     pending: VecDeque<Pending>,
     psync_offset: Option<u64>,
     psync_replid: Option<String>,
@@ -149,6 +166,8 @@ impl Session {
             role: Role::Undetermined,
             requests: resp::Parser::new(cfg.limits),
             requests_lost: false,
+            requests_resync: None,
+            secrets: Vec::new(),
             pending: VecDeque::new(),
             psync_offset: None,
             psync_replid: None,
@@ -173,6 +192,41 @@ impl Session {
             },
         );
         s
+    }
+
+    /// Like [`Session::new`], for a connection that began before the capture did: both
+    /// directions start at the first command boundary found, and offsets stay unknown.
+    pub fn joined_late(
+        id: u64,
+        at: Timestamp,
+        replica: &str,
+        upstream: &str,
+        cfg: Config,
+    ) -> Session {
+        let mut s = Session::new(id, at, replica, upstream, cfg);
+        s.requests_resync = Some(0);
+        s.phase = Phase::Resync { skipped: 0 };
+        s
+    }
+
+    /// The `AUTH` argument ranges found since the last call, as absolute byte positions in
+    /// the replica's direction (for masking in recordings).
+    pub fn take_secret_ranges(&mut self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut self.secrets)
+    }
+
+    /// Returns true if and only if the replica's direction ends inside a command that could
+    /// still turn out to carry a secret (its name is not known yet, or it is `AUTH`).
+    pub fn request_may_hold_secret(&self) -> bool {
+        if self.requests_lost || self.requests.at_boundary() {
+            return false;
+        }
+        self.requests.partial_name().is_none_or(|n| n.is("AUTH"))
+    }
+
+    /// Bytes fed so far in direction `dir` (analysed or skipped).
+    pub fn bytes_seen(&self, dir: Direction) -> u64 {
+        self.seen[dir.index()]
     }
 
     /// The session id given at creation.
@@ -208,11 +262,14 @@ impl Session {
 
     /// Accounts for `len` bytes that were forwarded but not seen by the analysis (it fell
     /// behind, or a capture lost them). Offsets stay exact where the framing allows it.
-    pub fn skip(&mut self, dir: Direction, at: Timestamp, len: u64) {
+    pub fn skip(&mut self, dir: Direction, at: Timestamp, len: u64, why: Skipped) {
         if self.ended || len == 0 {
             return;
         }
-        let reason = format!("{len} bytes were not analysed (analysis fell behind)");
+        let reason = match why {
+            Skipped::Behind => format!("{len} bytes were not analysed (analysis fell behind)"),
+            Skipped::NotCaptured => format!("{len} bytes are missing from the capture"),
+        };
         match dir {
             Direction::ReplicaToMaster => {
                 if !self.requests_lost {
@@ -251,8 +308,12 @@ impl Session {
                             self.stream.bytes += len;
                         }
                     }
-                    Phase::Replies | Phase::AwaitPayload { .. } | Phase::RdbEof { .. } => {
+                    Phase::Replies
+                    | Phase::AwaitPayload { .. }
+                    | Phase::RdbEof { .. }
+                    | Phase::Resync { .. } => {
                         self.desync(dir, at, 0, None, reason);
+                        self.phase = Phase::Lost;
                     }
                 }
                 self.seen[1] += len;
@@ -317,6 +378,23 @@ impl Session {
 
     fn feed_requests(&mut self, at: Timestamp, bytes: &[u8]) {
         let mut done = 0;
+        if let Some(skipped) = self.requests_resync {
+            let at_start = skipped == 0;
+            match resp::find_array_start(bytes, at_start) {
+                Some(i) => {
+                    self.requests_resync = None;
+                    let dir = Direction::ReplicaToMaster;
+                    let skipped = skipped + i as u64;
+                    self.emit(at, EventKind::JoinedLate { dir, skipped });
+                    done = i;
+                }
+                None => {
+                    self.requests_resync = Some(skipped + bytes.len() as u64);
+                    self.seen[0] += bytes.len() as u64;
+                    return;
+                }
+            }
+        }
         while !self.requests_lost && done < bytes.len() {
             let (n, r) = self.requests.advance(&bytes[done..]);
             done += n;
@@ -329,7 +407,14 @@ impl Session {
                         dir: Direction::ReplicaToMaster,
                     },
                 ),
-                Ok(Some(Item::Command(cmd))) => self.on_request(at, &cmd),
+                Ok(Some(Item::Command(cmd))) => {
+                    let end = self.seen[0] + done as u64;
+                    let start = end - cmd.wire_len();
+                    let ranges = handshake::auth_argument_ranges(&cmd);
+                    self.secrets
+                        .extend(ranges.iter().map(|&(a, b)| (start + a, start + b)));
+                    self.on_request(at, &cmd);
+                }
                 Err(e) => {
                     let msg = format!("replica sent bytes that are not a command: {e}");
                     self.desync(Direction::ReplicaToMaster, at, done as u64, None, msg);
@@ -430,6 +515,22 @@ impl Session {
                     take as usize
                 }
                 Phase::RdbEof { .. } => self.scan_eof_mark(at, rest),
+                Phase::Resync { skipped } => {
+                    let at_start = *skipped == 0;
+                    match resp::find_array_start(rest, at_start) {
+                        Some(i) => {
+                            let skipped = *skipped + i as u64;
+                            let dir = Direction::MasterToReplica;
+                            self.emit(at, EventKind::JoinedLate { dir, skipped });
+                            self.start_stream();
+                            i
+                        }
+                        None => {
+                            *skipped += rest.len() as u64;
+                            rest.len()
+                        }
+                    }
+                }
                 Phase::Stream => self.stream_bytes(at, rest),
                 Phase::Opaque | Phase::Lost => {
                     if self.stream.started {
@@ -1026,7 +1127,7 @@ mod tests {
                     bytes: &bytes,
                 });
                 if next() % 8 == 0 {
-                    s.skip(dir, Timestamp(1), next() % 50);
+                    s.skip(dir, Timestamp(1), next() % 50, Skipped::NotCaptured);
                 }
             }
             s.finish(Timestamp(2), "end");

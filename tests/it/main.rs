@@ -4,4 +4,5 @@
 mod chunking;
 mod forwarding;
 mod proxy;
+mod replay;
 mod support;

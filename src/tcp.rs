@@ -1,0 +1,466 @@
+//! TCP stream reassembly for captures: segments in capture order in, per-connection byte
+//! streams out (open, data, gap, close), so that replay feeds the analyzer exactly what the
+//! endpoints' sockets delivered.
+//!
+//! Handles out-of-order segments, retransmissions and overlaps (the first copy of a byte
+//! wins), sequence wrap-around, connections whose SYN is not in the capture (they start where
+//! the capture does and are marked `mid_stream`), and missing segments: once a direction has
+//! more than `max_out_of_order` bytes waiting behind a hole, or at FIN/RST/end of capture, the
+//! hole is reported as a gap of known length and reassembly goes on after it. Memory is
+//! bounded by that limit per direction.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+
+use crate::capture::Segment;
+use crate::chunk::{Direction, Timestamp};
+
+/// Reassembly bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// Most bytes held behind a hole per direction before the hole is declared a gap.
+    pub max_out_of_order: usize,
+    /// A port known to be the server's (helps orient connections whose SYN was not captured).
+    pub server_port: Option<u16>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_out_of_order: 16 << 20,
+            server_port: None,
+        }
+    }
+}
+
+/// What reassembly produces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A connection was seen for the first time.
+    Open {
+        /// Connection id, in order of appearance.
+        id: u64,
+        /// When.
+        at: Timestamp,
+        /// The connecting side (replica or client).
+        client: SocketAddr,
+        /// The accepting side (master).
+        server: SocketAddr,
+        /// Returns true if and only if the capture started after the connection did.
+        mid_stream: bool,
+    },
+    /// In-order bytes of one direction.
+    Data {
+        /// Connection id.
+        id: u64,
+        /// Direction.
+        dir: Direction,
+        /// Timestamp of the segment that made them contiguous.
+        at: Timestamp,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// Bytes of one direction that are missing from the capture.
+    Gap {
+        /// Connection id.
+        id: u64,
+        /// Direction.
+        dir: Direction,
+        /// When the hole was given up on.
+        at: Timestamp,
+        /// How many bytes are missing.
+        len: u64,
+    },
+    /// The connection ended (both FINs, a RST, or the end of the capture).
+    Close {
+        /// Connection id.
+        id: u64,
+        /// When.
+        at: Timestamp,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Half {
+    started: bool,
+    /// Sequence number of stream position 0.
+    base: u32,
+    /// Stream position of the next byte to deliver.
+    delivered: u64,
+    /// Segments beyond a hole, by stream position.
+    pending: BTreeMap<u64, Vec<u8>>,
+    pending_bytes: usize,
+    /// Stream position of the FIN, once seen.
+    fin_at: Option<u64>,
+}
+
+impl Half {
+    /// Stream position of `seq`, in the window around what was delivered.
+    fn position(&self, seq: u32) -> u64 {
+        let next_seq = self.base.wrapping_add(self.delivered as u32);
+        let delta = seq.wrapping_sub(next_seq) as i32 as i64;
+        (self.delivered as i64 + delta).max(0) as u64
+    }
+
+    fn done(&self) -> bool {
+        self.fin_at.is_some_and(|f| self.delivered >= f)
+    }
+}
+
+#[derive(Debug)]
+struct Conn {
+    id: u64,
+    client: SocketAddr,
+    halves: [Half; 2],
+}
+
+/// The reassembler of every TCP connection in a capture.
+#[derive(Debug, Default)]
+pub struct Reassembler {
+    cfg: Config,
+    conns: HashMap<(SocketAddr, SocketAddr), Conn>,
+    /// Flows that ended; their stray retransmissions are ignored until a new SYN.
+    ended: HashSet<(SocketAddr, SocketAddr)>,
+    next_id: u64,
+    out: VecDeque<Output>,
+}
+
+fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+impl Reassembler {
+    /// A reassembler with the given bounds.
+    pub fn new(cfg: Config) -> Reassembler {
+        Reassembler {
+            cfg,
+            ..Reassembler::default()
+        }
+    }
+
+    /// Returns the next output produced by earlier calls.
+    pub fn poll(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Takes one captured segment.
+    pub fn push(&mut self, at: Timestamp, seg: &Segment<'_>) {
+        let k = key(seg.src, seg.dst);
+        let fresh_syn = seg.syn && !seg.ack;
+        if fresh_syn {
+            if let Some(old) = self.conns.remove(&k) {
+                self.close(old, at, "connection reused");
+            }
+            self.ended.remove(&k);
+        }
+        if !self.conns.contains_key(&k) {
+            let boring = seg.payload.is_empty() && !seg.syn;
+            if self.ended.contains(&k) || boring {
+                return;
+            }
+            let (client, server, mid_stream) = if seg.syn {
+                // A SYN comes from the client, a SYN-ACK from the server.
+                if seg.ack {
+                    (seg.dst, seg.src, false)
+                } else {
+                    (seg.src, seg.dst, false)
+                }
+            } else {
+                let src_is_server = match self.cfg.server_port {
+                    Some(p) if seg.src.port() == p => true,
+                    Some(p) if seg.dst.port() == p => false,
+                    _ => seg.src.port() < seg.dst.port(),
+                };
+                if src_is_server {
+                    (seg.dst, seg.src, true)
+                } else {
+                    (seg.src, seg.dst, true)
+                }
+            };
+            self.next_id += 1;
+            let id = self.next_id;
+            self.out.push_back(Output::Open {
+                id,
+                at,
+                client,
+                server,
+                mid_stream,
+            });
+            self.conns.insert(
+                k,
+                Conn {
+                    id,
+                    client,
+                    halves: [Half::default(), Half::default()],
+                },
+            );
+        }
+        let Some(conn) = self.conns.get_mut(&k) else {
+            return;
+        };
+        let dir = if seg.src == conn.client {
+            Direction::ReplicaToMaster
+        } else {
+            Direction::MasterToReplica
+        };
+        let id = conn.id;
+        let half = &mut conn.halves[dir.index()];
+        if seg.syn && !half.started {
+            half.started = true;
+            half.base = seg.seq.wrapping_add(1);
+        } else if !half.started {
+            half.started = true;
+            half.base = seg.seq;
+        }
+        let data_seq = if seg.syn {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
+        if !seg.payload.is_empty() {
+            let pos = half.position(data_seq);
+            Self::accept(&mut self.out, self.cfg, id, dir, at, half, pos, seg.payload);
+        }
+        if seg.fin {
+            half.fin_at = Some(half.position(data_seq) + seg.payload.len() as u64);
+        }
+        let conn_done = conn.halves.iter().all(Half::done);
+        if seg.rst || conn_done {
+            if let Some(conn) = self.conns.remove(&k) {
+                self.ended.insert(k);
+                let why = if seg.rst { "reset" } else { "closed" };
+                self.close(conn, at, why);
+            }
+        }
+    }
+
+    /// Ends every open connection (the capture is over).
+    pub fn finish(&mut self, at: Timestamp) {
+        let mut conns: Vec<Conn> = self.conns.drain().map(|(_, c)| c).collect();
+        conns.sort_by_key(|c| c.id);
+        for c in conns {
+            self.close(c, at, "end of capture");
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn accept(
+        out: &mut VecDeque<Output>,
+        cfg: Config,
+        id: u64,
+        dir: Direction,
+        at: Timestamp,
+        half: &mut Half,
+        pos: u64,
+        payload: &[u8],
+    ) {
+        let end = pos + payload.len() as u64;
+        if end <= half.delivered {
+            return; // a retransmission of what was delivered
+        }
+        if pos > half.delivered {
+            if !half.pending.contains_key(&pos) {
+                half.pending_bytes += payload.len();
+                half.pending.insert(pos, payload.to_vec());
+            }
+            if half.pending_bytes > cfg.max_out_of_order {
+                Self::skip_hole(out, id, dir, at, half);
+            }
+            return;
+        }
+        let fresh = &payload[(half.delivered - pos) as usize..];
+        half.delivered += fresh.len() as u64;
+        out.push_back(Output::Data {
+            id,
+            dir,
+            at,
+            bytes: fresh.to_vec(),
+        });
+        Self::drain(out, id, dir, at, half);
+    }
+
+    /// Delivers pending segments that became contiguous.
+    fn drain(out: &mut VecDeque<Output>, id: u64, dir: Direction, at: Timestamp, half: &mut Half) {
+        while let Some((&pos, _)) = half.pending.first_key_value() {
+            if pos > half.delivered {
+                return;
+            }
+            let (_, bytes) = half.pending.pop_first().unwrap_or_default();
+            half.pending_bytes -= bytes.len();
+            let end = pos + bytes.len() as u64;
+            if end > half.delivered {
+                let fresh = &bytes[(half.delivered - pos) as usize..];
+                half.delivered = end;
+                out.push_back(Output::Data {
+                    id,
+                    dir,
+                    at,
+                    bytes: fresh.to_vec(),
+                });
+            }
+        }
+    }
+
+    /// Gives up on the hole before the first pending segment.
+    fn skip_hole(
+        out: &mut VecDeque<Output>,
+        id: u64,
+        dir: Direction,
+        at: Timestamp,
+        half: &mut Half,
+    ) {
+        if let Some((&pos, _)) = half.pending.first_key_value() {
+            if pos > half.delivered {
+                out.push_back(Output::Gap {
+                    id,
+                    dir,
+                    at,
+                    len: pos - half.delivered,
+                });
+                half.delivered = pos;
+            }
+            Self::drain(out, id, dir, at, half);
+        }
+    }
+
+    fn close(&mut self, mut conn: Conn, at: Timestamp, reason: &'static str) {
+        for dir in [Direction::ReplicaToMaster, Direction::MasterToReplica] {
+            let half = &mut conn.halves[dir.index()];
+            while !half.pending.is_empty() {
+                Self::skip_hole(&mut self.out, conn.id, dir, at, half);
+            }
+        }
+        self.out.push_back(Output::Close {
+            id: conn.id,
+            at,
+            reason,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg<'a>(src: u16, dst: u16, seq: u32, flags: &str, payload: &'a [u8]) -> Segment<'a> {
+        let addr = |p| SocketAddr::from(([127, 0, 0, 1], p));
+        Segment {
+            src: addr(src),
+            dst: addr(dst),
+            seq,
+            syn: flags.contains('S'),
+            ack: flags.contains('A'),
+            fin: flags.contains('F'),
+            rst: flags.contains('R'),
+            payload,
+        }
+    }
+
+    fn run(cfg: Config, segs: &[Segment<'_>]) -> Vec<Output> {
+        let mut r = Reassembler::new(cfg);
+        for (i, s) in segs.iter().enumerate() {
+            r.push(Timestamp(i as u64), s);
+        }
+        r.finish(Timestamp(99));
+        std::iter::from_fn(|| r.poll()).collect()
+    }
+
+    fn stream(out: &[Output], want: Direction) -> (Vec<u8>, u64) {
+        let mut bytes = Vec::new();
+        let mut gaps = 0;
+        for o in out {
+            match o {
+                Output::Data { dir, bytes: b, .. } if *dir == want => bytes.extend(b),
+                Output::Gap { dir, len, .. } if *dir == want => gaps += len,
+                _ => {}
+            }
+        }
+        (bytes, gaps)
+    }
+
+    #[test]
+    fn reorders_and_drops_retransmissions_and_overlaps() {
+        let isn = u32::MAX - 3; // wraps around inside the stream
+        let out = run(
+            Config::default(),
+            &[
+                seg(5000, 6379, isn, "S", b""),
+                seg(6379, 5000, 77, "SA", b""),
+                seg(5000, 6379, isn.wrapping_add(6), "A", b"world"),
+                seg(5000, 6379, isn.wrapping_add(1), "A", b"hello"),
+                seg(5000, 6379, isn.wrapping_add(1), "A", b"hello"),
+                seg(5000, 6379, isn.wrapping_add(4), "A", b"lowor"),
+                seg(6379, 5000, 78, "A", b"+OK\r\n"),
+                seg(5000, 6379, isn.wrapping_add(11), "FA", b"!"),
+                seg(6379, 5000, 83, "FA", b""),
+            ],
+        );
+        assert_eq!(
+            stream(&out, Direction::ReplicaToMaster),
+            (b"helloworld!".to_vec(), 0)
+        );
+        assert_eq!(
+            stream(&out, Direction::MasterToReplica),
+            (b"+OK\r\n".to_vec(), 0)
+        );
+        assert!(matches!(
+            out.last(),
+            Some(Output::Close {
+                reason: "closed",
+                ..
+            })
+        ));
+        assert!(matches!(
+            out[0],
+            Output::Open {
+                mid_stream: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_missing_segment_becomes_a_gap_of_its_length() {
+        let out = run(
+            Config {
+                max_out_of_order: 8,
+                server_port: None,
+            },
+            &[
+                seg(40000, 6379, 10, "A", b"abc"),
+                seg(40000, 6379, 17, "A", b"hijk"),
+                seg(40000, 6379, 21, "A", b"lmnop"),
+            ],
+        );
+        assert_eq!(
+            stream(&out, Direction::ReplicaToMaster),
+            (b"abchijklmnop".to_vec(), 4)
+        );
+        assert!(matches!(
+            out[0],
+            Output::Open {
+                mid_stream: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_capture_without_the_syn_is_oriented_by_port() {
+        let out = run(
+            Config::default(),
+            &[seg(6379, 40000, 1, "A", b"*1\r\n$4\r\nping\r\n")],
+        );
+        let Output::Open { server, .. } = &out[0] else {
+            panic!()
+        };
+        assert_eq!(server.port(), 6379);
+        assert_eq!(stream(&out, Direction::MasterToReplica).0.len(), 14);
+    }
+}
