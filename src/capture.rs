@@ -193,6 +193,12 @@ impl Reader {
             packets,
             reason: match e {
                 pcap_file::PcapError::IncompleteBuffer => "the file ends inside a packet".into(),
+                pcap_file::PcapError::IoError(io)
+                    if io.kind() == std::io::ErrorKind::UnexpectedEof =>
+                {
+                    "the file ends inside a packet".into()
+                }
+                pcap_file::PcapError::IoError(io) => format!("read error: {io}"),
                 e => e.to_string(),
             },
         };

@@ -2,7 +2,9 @@
 #![allow(unreachable_pub, dead_code)]
 
 mod chunking;
+mod cli;
 mod forwarding;
 mod proxy;
+mod recording;
 mod replay;
 mod support;

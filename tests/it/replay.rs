@@ -173,3 +173,87 @@ fn replay_is_deterministic() {
     let b = serde_json::to_string(&replay_file(&pcap)).unwrap();
     assert_eq!(a, b);
 }
+
+#[test]
+fn recorded_fixtures_match_what_the_master_said() {
+    let dir = manifest().join("fixtures/recorded");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "pcapng") {
+            continue;
+        }
+        let name = path.display().to_string();
+        let truth: Value =
+            serde_json::from_slice(&std::fs::read(path.with_extension("truth.json")).unwrap())
+                .unwrap();
+        let report = report_json(&path);
+        let sessions = report["sessions"].as_array().unwrap();
+        let count = |t: &str| sessions.iter().filter(|s| s["sync"]["type"] == t).count() as u64;
+        assert_eq!(count("full"), num(&truth["sync_full"]), "{name}");
+        assert_eq!(count("partial"), num(&truth["sync_partial_ok"]), "{name}");
+        let last = sessions.last().unwrap();
+        assert_eq!(
+            num(&last["offsets"]["end"]),
+            num(&truth["master_repl_offset"]),
+            "{name}"
+        );
+        assert_eq!(
+            num(&last["offsets"]["acked"]),
+            num(&truth["slave0_offset"]),
+            "{name}"
+        );
+        assert_eq!(last["sync"]["replid"], truth["master_replid"], "{name}");
+        // The partial sync continues exactly where the full one's stream ended.
+        let first_end = num(&sessions[0]["offsets"]["end"]);
+        assert_eq!(num(&last["sync"]["offset"]), first_end + 1, "{name}");
+        assert_eq!(sessions[0]["handshake"]["auth"], true, "{name}");
+        checked += 1;
+    }
+    assert_eq!(checked, 2);
+}
+
+/// Every fixture's report is pinned in fixtures/golden; `UPDATE_GOLDEN=1` rewrites them
+/// (review the diff like code).
+#[test]
+fn golden_reports_of_every_fixture() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let fixtures = manifest().join("fixtures");
+    let mut files = Vec::new();
+    for sub in ["captures/redis-6.0.9", "captures/redis-7.0.15", "recorded"] {
+        for entry in std::fs::read_dir(fixtures.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .extension()
+                .is_some_and(|e| e == "pcap" || e == "pcapng")
+            {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut mismatches = Vec::new();
+    for path in &files {
+        let rel = path.strip_prefix(&fixtures).unwrap();
+        let golden = fixtures
+            .join("golden")
+            .join(rel)
+            .with_extension("report.json");
+        let got = serde_json::to_string_pretty(&replay_file(path)).unwrap() + "\n";
+        if update {
+            std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+            std::fs::write(&golden, &got).unwrap();
+        } else {
+            let want = std::fs::read_to_string(&golden).unwrap_or_default();
+            if got != want {
+                mismatches.push(rel.display().to_string());
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "reports differ from fixtures/golden for {mismatches:?}; if the change is intended, \
+         rerun with UPDATE_GOLDEN=1 and review the diff"
+    );
+    assert_eq!(files.len(), 24);
+}

@@ -1,0 +1,152 @@
+//! The binary as a user meets it: the README's replay command, help, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use repl_sniff::{replay, Config, Monitor};
+
+fn repl_sniff(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_repl-sniff"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("repl-sniff-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn readme_replay_shows_the_full_sync_the_stream_and_acks() {
+    let path = fixture("captures/redis-7.0.15/full-disk.pcap");
+    let out = repl_sniff(&["replay", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for expected in [
+        "R->M PSYNC ? -1",
+        "full resync: replid 403b08aa50ec43bb050e0150a338a7d9dc1a37b4 offset 0",
+        "RDB transfer done (Disk): 231542 bytes",
+        "M->R SET offset 24..61 (38 B) db 0",
+        "M->R REPLCONF GETACK",
+        "R->M ACK 8542",
+        "offsets: start 1 end 8542 acked 8542 (lag 0 bytes)",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    let out = repl_sniff(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    assert!(help.contains("REPLICAOF 127.0.0.1 7000"));
+    assert!(help.contains("repl-sniff replay"));
+    let out = repl_sniff(&["replay", "--help"]);
+    assert!(text(&out.stdout).contains("--port"));
+    let out = repl_sniff(&["--listen", "7000"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--upstream"));
+}
+
+#[test]
+fn garbage_empty_and_missing_files_are_clear_errors() {
+    let garbage = scratch("garbage.pcap");
+    std::fs::write(&garbage, b"this is not a capture at all").unwrap();
+    let empty = scratch("empty.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    for (file, says) in [
+        (
+            garbage.to_str().unwrap(),
+            "is not a pcap or pcapng capture (it starts with 0x74686973)",
+        ),
+        (empty.to_str().unwrap(), "nothing: it is empty"),
+        ("/nonexistent/cap.pcap", "cannot read /nonexistent/cap.pcap"),
+    ] {
+        let out = repl_sniff(&["replay", file]);
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(says), "{file}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_truncated_capture_is_replayed_up_to_the_damage_with_a_warning() {
+    let whole = std::fs::read(fixture("captures/redis-7.0.15/full-disk.pcap")).unwrap();
+    let cut = scratch("cut.pcap");
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    let out = repl_sniff(&["replay", "-q", cut.to_str().unwrap()]);
+    assert!(out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("the file ends inside a packet"), "{stderr}");
+    assert!(text(&out.stdout).contains("rdb: Disk"));
+}
+
+#[test]
+fn every_prefix_of_a_capture_replays_without_panic() {
+    for rel in [
+        "captures/redis-7.0.15/partial.pcap",
+        "captures/redis-6.0.9/diskless.pcap",
+    ] {
+        let whole = std::fs::read(fixture(rel)).unwrap();
+        let path = scratch("prefix.pcap");
+        for i in 0..64 {
+            let len = whole.len() * i / 64 + i * 7 % 13;
+            std::fs::write(&path, &whole[..len.min(whole.len())]).unwrap();
+            let mut monitor = Monitor::new(Config::default(), vec![]);
+            // Errors (too short for a header) are fine; panics are not.
+            let _ = replay::replay(
+                &[&path],
+                &replay::Options::default(),
+                &mut monitor,
+                &mut |_| {},
+            );
+            let _ = monitor.report();
+        }
+    }
+}
+
+#[test]
+fn traffic_that_is_not_tcp_is_skipped_with_a_note() {
+    // A capture of UDP datagrams, built with the same crates the tool uses.
+    let path = scratch("udp.pcap");
+    let file = std::fs::File::create(&path).unwrap();
+    let mut w = pcap_file::pcap::PcapWriter::new(file).unwrap();
+    for i in 0..3u32 {
+        let b = etherparse::PacketBuilder::ethernet2([0; 6], [0; 6])
+            .ipv4([127, 0, 0, 1], [127, 0, 0, 1], 64)
+            .udp(5353, 5353);
+        let mut frame = Vec::new();
+        b.write(&mut frame, b"not redis").unwrap();
+        let ts = std::time::Duration::from_secs(1_700_000_000 + i as u64);
+        w.write_packet(&pcap_file::pcap::PcapPacket::new(
+            ts,
+            frame.len() as u32,
+            &frame,
+        ))
+        .unwrap();
+    }
+    drop(w);
+    let out = repl_sniff(&["replay", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(text(&out.stderr).contains("no TCP segments in 3 frame(s)"));
+    assert!(text(&out.stdout).contains("0 session(s)"));
+}
