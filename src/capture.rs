@@ -311,3 +311,95 @@ pub fn decode(frame: &Frame) -> Option<Segment<'_>> {
         payload: tcp.payload(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IP/TCP packet with the given addresses, built by etherparse.
+    fn ip_tcp(v6: bool) -> Vec<u8> {
+        let b = etherparse::PacketBuilder::ip(if v6 {
+            etherparse::IpHeaders::Ipv6(
+                etherparse::Ipv6Header {
+                    source: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                    destination: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                    hop_limit: 64,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+        } else {
+            etherparse::IpHeaders::Ipv4(
+                etherparse::Ipv4Header::new(
+                    0,
+                    64,
+                    etherparse::IpNumber::TCP,
+                    [127, 0, 0, 1],
+                    [127, 0, 0, 2],
+                )
+                .unwrap(),
+                Default::default(),
+            )
+        })
+        .tcp(40000, 6379, 7, 1000)
+        .ack(1);
+        let mut out = Vec::new();
+        b.write(&mut out, b"PING\r\n").unwrap();
+        out
+    }
+
+    fn frame(link: DataLink, header: &[u8], v6: bool) -> Frame {
+        let mut data = header.to_vec();
+        data.extend(ip_tcp(v6));
+        Frame {
+            ts: Timestamp(0),
+            link,
+            data,
+        }
+    }
+
+    #[test]
+    fn tcp_is_found_behind_every_supported_link_layer() {
+        let ethernet = [[0u8; 12].as_slice(), &[0x08, 0x00]].concat();
+        let ethernet6 = [[0u8; 12].as_slice(), &[0x86, 0xdd]].concat();
+        // Packet type 0 (to us), ARPHRD_ETHER, 6-byte address, padding, EtherType IPv4.
+        let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0];
+        sll.extend([0x08, 0x00]);
+        let mut sll2 = vec![0x08, 0x00];
+        sll2.extend([0u8; 18]);
+        let cases = [
+            (DataLink::ETHERNET, ethernet, false),
+            (DataLink::ETHERNET, ethernet6, true),
+            (DataLink::LINUX_SLL, sll, false),
+            (DataLink::LINUX_SLL2, sll2, false),
+            (DataLink::NULL, vec![2, 0, 0, 0], false),
+            (DataLink::LOOP, vec![0, 0, 0, 2], false),
+            (DataLink::RAW, vec![], false),
+            (DataLink::RAW, vec![], true),
+            (DataLink::IPV6, vec![], true),
+        ];
+        for (link, header, v6) in cases {
+            let f = frame(link, &header, v6);
+            let seg = decode(&f).unwrap_or_else(|| panic!("{link:?} v6={v6}"));
+            assert_eq!((seg.src.port(), seg.dst.port(), seg.seq), (40000, 6379, 7));
+            assert_eq!(seg.payload, b"PING\r\n");
+            assert_eq!(seg.src.is_ipv6(), v6);
+        }
+    }
+
+    #[test]
+    fn pcapng_timestamp_resolutions_are_honoured() {
+        let micros = |r: Option<u8>| {
+            let opts: Vec<_> = r
+                .map(InterfaceDescriptionOption::IfTsResol)
+                .into_iter()
+                .collect();
+            let (_, mul, div) = interface(DataLink::ETHERNET, &opts);
+            // The crate hands over raw units as "nanoseconds"; one raw unit is:
+            1_000_000u128 * mul as u128 / div as u128
+        };
+        assert_eq!(micros(None), 1_000_000); // default: 1 unit = 1 µs
+        assert_eq!(micros(Some(9)), 1_000); // 1 unit = 1 ns
+        assert_eq!(micros(Some(3)), 1_000_000_000); // 1 unit = 1 ms
+    }
+}

@@ -109,6 +109,13 @@ pub enum EventKind {
         /// From the framing line to the last RDB byte, in microseconds.
         duration_us: u64,
     },
+    /// The connection ended during the RDB transfer.
+    RdbAborted {
+        /// How it was framed.
+        framing: Framing,
+        /// RDB bytes received before the end.
+        bytes: u64,
+    },
     /// A command in the master's replication stream.
     Command {
         /// Replication offset of its first byte (unknown after a legacy `SYNC`).
@@ -259,6 +266,10 @@ impl fmt::Display for Event {
                     "RDB transfer done ({framing:?}): {bytes} bytes in {secs:.3} s ({rate:.1} MB/s)"
                 )
             }
+            EventKind::RdbAborted { framing, bytes } => write!(
+                f,
+                "RDB transfer cut short ({framing:?}): connection ended after {bytes} bytes"
+            ),
             EventKind::Command {
                 start,
                 end,

@@ -340,6 +340,11 @@ impl SessionReport {
                     self.offsets.end = self.offsets.start.map(|s| s - 1);
                 }
             }
+            EventKind::RdbAborted { bytes, .. } => {
+                if let Some(rdb) = &mut self.rdb {
+                    rdb.bytes = *bytes;
+                }
+            }
             EventKind::Command {
                 end,
                 name,

@@ -326,6 +326,15 @@ impl Session {
         if self.ended {
             return;
         }
+        let received = match &self.phase {
+            Phase::RdbDisk { .. } => self.rdb.as_ref().map(|r| r.bytes),
+            Phase::RdbEof { seen, .. } => Some(*seen),
+            _ => None,
+        };
+        if let (Some(bytes), Some(rdb)) = (received, &self.rdb) {
+            let framing = rdb.framing;
+            self.emit(at, EventKind::RdbAborted { framing, bytes });
+        }
         let offset_end = self.offset_end();
         self.emit(
             at,

@@ -180,3 +180,58 @@ fn recording_replays_to_the_live_report_and_tshark_sees_the_forwarded_bytes() {
     let expected = String::from_utf8(sent).unwrap().replace(PASSWORD, &stars);
     assert_eq!(String::from_utf8(client_sent).unwrap(), expected);
 }
+
+#[test]
+fn a_recording_stopped_by_sigint_mid_transfer_stays_valid() {
+    let v = Version::V7;
+    // A diskless transfer slowed to ~2 ms per key, so that SIGINT lands inside it.
+    let master = Server::start(
+        v,
+        "master",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+            "--rdb-key-save-delay",
+            "2000",
+        ],
+    );
+    master
+        .client()
+        .cmd(&["DEBUG", "POPULATE", "2000", "key", "100"]);
+    let recording = master.dir.join("cut.pcapng");
+    let sniffer = Sniffer::start(master.port, &["--record", recording.to_str().unwrap()]);
+    let replica = Server::start(
+        v,
+        "replica",
+        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
+    );
+    wait_until("the RDB transfer to start", Duration::from_secs(20), || {
+        sniffer.stderr().contains("RDB transfer start")
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    let live = sniffer.stop_with("-INT");
+    drop(replica);
+    let s = &live.report["sessions"][0];
+    assert_eq!(s["rdb"]["complete"], false, "stopped mid-transfer");
+    assert!(s["rdb"]["bytes"].as_u64().unwrap() > 0);
+
+    let check = Command::new("tshark")
+        .arg("-r")
+        .arg(&recording)
+        .args(["-Y", "_ws.malformed || _ws.expert.severity == error"])
+        .output()
+        .expect("tshark");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&check.stdout), "");
+    let replayed = replay_report(&recording);
+    assert_eq!(
+        comparable(replayed["sessions"][0].clone()),
+        comparable(s.clone())
+    );
+}

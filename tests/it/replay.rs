@@ -257,3 +257,76 @@ fn golden_reports_of_every_fixture() {
     );
     assert_eq!(files.len(), 24);
 }
+
+/// Rewrites a capture keeping only the packets `keep` accepts (by index and TCP payload).
+fn edited_capture(from: &Path, to: &Path, keep: impl Fn(usize, &[u8]) -> bool) {
+    let mut reader = pcap_file::pcap::PcapReader::new(std::fs::File::open(from).unwrap()).unwrap();
+    let mut writer = pcap_file::pcap::PcapWriter::with_header(
+        std::fs::File::create(to).unwrap(),
+        reader.header(),
+    )
+    .unwrap();
+    let link = reader.header().datalink;
+    let mut i = 0;
+    while let Some(p) = reader.next_packet() {
+        let p = p.unwrap();
+        let frame = repl_sniff::capture::Frame {
+            ts: repl_sniff::Timestamp(0),
+            link,
+            data: p.data.to_vec(),
+        };
+        let payload =
+            repl_sniff::capture::decode(&frame).map_or(Vec::new(), |s| s.payload.to_vec());
+        if keep(i, &payload) {
+            writer.write_packet(&p).unwrap();
+        }
+        i += 1;
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("repl-sniff-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn a_capture_that_starts_mid_connection_is_analysed_from_the_next_command() {
+    let full = manifest().join("fixtures/captures/redis-7.0.15/full-disk.pcap");
+    let late = scratch("late.pcap");
+    // Drop the handshake and the start of the RDB transfer.
+    edited_capture(&full, &late, |i, _| i >= 12);
+    let report = report_json(&late);
+    let s = &report["sessions"][0];
+    assert_eq!(s["joined_late"], true);
+    assert_eq!(s["kind"], "replication", "recognised by its ACKs");
+    assert_eq!(
+        s["offsets"]["end"],
+        Value::Null,
+        "offsets are unknown, not guessed"
+    );
+    assert_eq!(num(&s["offsets"]["acked"]), 8542);
+    assert!(num(&s["commands"]["SET"]["count"]) > 50);
+}
+
+#[test]
+fn a_lost_stream_segment_desyncs_at_its_offset_and_offsets_stay_exact() {
+    let full = manifest().join("fixtures/captures/redis-7.0.15/full-disk.pcap");
+    let lossy = scratch("lossy.pcap");
+    // The first stream segment after the RDB: 8450 bytes starting with SELECT.
+    edited_capture(&full, &lossy, |_, payload| {
+        !payload.starts_with(b"*2\r\n$6\r\nSELECT")
+    });
+    let report = report_json(&lossy);
+    let s = &report["sessions"][0];
+    let desync = &s["desyncs"][0];
+    assert_eq!(desync["direction"], "master_to_replica");
+    assert_eq!(num(&desync["offset"]), 8450, "{desync}");
+    assert!(desync["reason"]
+        .as_str()
+        .unwrap()
+        .contains("8450 bytes are missing"));
+    // Byte counting goes on across the gap: the end offset is still the master's.
+    assert_eq!(num(&s["offsets"]["end"]), 8542);
+    assert_eq!(num(&s["offsets"]["acked"]), 8542);
+}

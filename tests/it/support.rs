@@ -387,10 +387,15 @@ impl Sniffer {
     }
 
     /// Sends SIGTERM, waits for a clean exit, and collects the outputs.
-    pub fn stop(mut self) -> Outcome {
+    pub fn stop(self) -> Outcome {
+        self.stop_with("-TERM")
+    }
+
+    /// Sends `signal` (`-TERM`, `-INT`), waits for a clean exit, and collects the outputs.
+    pub fn stop_with(mut self, signal: &str) -> Outcome {
         let mut child = self.child.take().unwrap();
         let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args([signal, &child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
