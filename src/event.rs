@@ -48,6 +48,19 @@ pub enum SyncKind {
     RdbChannel,
 }
 
+/// How far an RDB transfer has come.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RdbProgress {
+    /// Bytes received.
+    pub bytes: u64,
+    /// The announced length (disk framing).
+    pub total: Option<u64>,
+    /// Bytes per second since the transfer began.
+    pub bytes_per_s: f64,
+    /// Seconds to go, when the length is known.
+    pub eta_s: Option<f64>,
+}
+
 /// The event payloads.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -168,6 +181,31 @@ pub enum EventKind {
         /// Bytes passed over before that boundary.
         skipped: u64,
     },
+    /// Something a person should look at (lag, a silent master, odd ACKs).
+    Warning {
+        /// `lag`, `master_silent`, `ack_backwards` or `ack_ahead`.
+        kind: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Periodic state of a replication session (every `--interval`; every second while an
+    /// RDB is transferred).
+    Status {
+        /// Last forwarded stream offset.
+        offset: Option<u64>,
+        /// Last ACK.
+        acked: Option<u64>,
+        /// Forwarded minus acknowledged.
+        lag_bytes: u64,
+        /// Age of the oldest unacknowledged forwarded byte.
+        lag_ms: f64,
+        /// Stream commands per second over the last interval.
+        commands_per_s: f64,
+        /// Stream bytes per second over the last interval.
+        bytes_per_s: f64,
+        /// RDB transfer progress, while one is under way.
+        rdb: Option<RdbProgress>,
+    },
     /// The connection ended.
     SessionEnd {
         /// Why (peer closed, error, proxy shutdown, end of capture).
@@ -194,6 +232,13 @@ impl EventKind {
                 | EventKind::Ack { .. }
                 | EventKind::KeepAlive { .. }
         )
+    }
+
+    /// Returns true if and only if the event depends on when the driver looked (status
+    /// lines, silence warnings), not only on the bytes.
+    pub fn is_periodic(&self) -> bool {
+        matches!(self, EventKind::Status { .. })
+            || matches!(self, EventKind::Warning { kind, .. } if kind == "master_silent")
     }
 }
 
@@ -318,6 +363,47 @@ impl fmt::Display for Event {
                 "{} joined mid-connection: analysis starts after {skipped} bytes, offsets unknown",
                 dir.arrow()
             ),
+            EventKind::Warning { kind, message } => write!(f, "WARNING ({kind}): {message}"),
+            EventKind::Status {
+                offset,
+                acked,
+                lag_bytes,
+                lag_ms,
+                commands_per_s,
+                bytes_per_s,
+                rdb,
+            } => match rdb {
+                Some(p) => {
+                    write!(f, "RDB ")?;
+                    if let Some(total) = p.total.filter(|t| *t > 0) {
+                        let done = (p.bytes as f64 / total as f64).min(1.0);
+                        let filled = (done * 20.0) as usize;
+                        write!(
+                            f,
+                            "[{}{}] {:3.0}% {:.1}/{:.1} MB",
+                            "#".repeat(filled),
+                            ".".repeat(20 - filled),
+                            done * 100.0,
+                            p.bytes as f64 / 1e6,
+                            total as f64 / 1e6
+                        )?;
+                    } else {
+                        write!(f, "{:.1} MB (length unknown until the end mark)", p.bytes as f64 / 1e6)?;
+                    }
+                    write!(f, " at {:.1} MB/s", p.bytes_per_s / 1e6)?;
+                    match p.eta_s {
+                        Some(eta) => write!(f, ", ETA {eta:.1} s"),
+                        None => Ok(()),
+                    }
+                }
+                None => write!(
+                    f,
+                    "status: offset {} acked {} lag {lag_bytes} B / {lag_ms:.0} ms, {commands_per_s:.0} cmd/s, {:.1} kB/s",
+                    opt(offset),
+                    opt(acked),
+                    bytes_per_s / 1e3
+                ),
+            },
             EventKind::SessionEnd {
                 reason,
                 bytes_to_master,

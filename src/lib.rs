@@ -11,8 +11,10 @@
 //! - [`session`]: the sans-IO state machine of one connection (the analyzer).
 //! - [`event`]: what the analyzer emits (one line of text, one JSON object each).
 //! - [`report`]: the final per-session report, a fold over events.
+//! - [`timing`]: ack latency, heartbeat intervals, lag and warnings (part of the fold).
 //! - [`monitor`]: all sessions of a run, and the sinks their events go to.
-//! - [`proxy`]: the live TCP proxy.
+//! - [`proxy`]: the live TCP proxy (and the `/metrics` HTTP endpoint).
+//! - [`metrics`]: Prometheus text exposition.
 //! - [`capture`]: reading pcap/pcapng files and decoding TCP segments.
 //! - [`tcp`]: TCP stream reassembly for captures (sans-IO).
 //! - [`replay`]: captures through reassembly into the same [`Monitor`] the proxy drives.
@@ -44,6 +46,7 @@ pub mod capture;
 pub mod chunk;
 pub mod event;
 pub mod handshake;
+pub mod metrics;
 pub mod monitor;
 pub mod proxy;
 pub mod record;
@@ -52,6 +55,7 @@ pub mod report;
 pub mod resp;
 pub mod session;
 pub mod tcp;
+pub mod timing;
 
 pub use chunk::{Chunk, Direction, Timestamp};
 pub use event::{Event, EventKind, Framing, SyncKind};

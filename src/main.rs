@@ -93,6 +93,42 @@ struct ProxyArgs {
     /// Keep AUTH arguments in the recording as they were sent.
     #[arg(long, requires = "record")]
     record_secrets: bool,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (a bare port binds 127.0.0.1).
+    #[arg(long, value_name = "[HOST:]PORT", value_parser = proxy::endpoint)]
+    metrics: Option<String>,
+
+    #[command(flatten)]
+    timing: TimingArgs,
+}
+
+#[derive(Debug, Args)]
+struct TimingArgs {
+    /// Warn when a replica lags more than this many bytes behind the stream (the classic
+    /// monitoring scripts use 1 MB).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    lag_warn: u64,
+
+    /// The replica's repl-timeout in seconds: warn after half of it without bytes from the
+    /// master, and again past it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    repl_timeout: u64,
+
+    /// Seconds between status lines (offset, acked, lag, rates) per replication session.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    interval: u64,
+}
+
+impl TimingArgs {
+    fn config(&self) -> Config {
+        Config {
+            timing: repl_sniff::timing::Config {
+                lag_warn_bytes: self.lag_warn,
+                repl_timeout: Duration::from_secs(self.repl_timeout.max(1)),
+            },
+            ..Config::default()
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +141,9 @@ struct ReplayArgs {
     /// they say, so this only narrows a busy capture).
     #[arg(long)]
     port: Option<u16>,
+
+    #[command(flatten)]
+    timing: TimingArgs,
 
     #[command(flatten)]
     output: OutputArgs,
@@ -201,7 +240,8 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
     if output.format == Format::Json {
         sinks.push(Box::new(JsonLines::new(io::BufWriter::new(io::stdout()))));
     }
-    let mut monitor = Monitor::new(Config::default(), sinks);
+    let mut monitor = Monitor::new(args.timing.config(), sinks)
+        .with_status_every(Duration::from_secs(args.timing.interval.max(1)));
     if let Some(path) = &args.record {
         let recorder = Recorder::create(path, !args.record_secrets)
             .with_context(|| format!("cannot create the recording {}", path.display()))?;
@@ -211,6 +251,7 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
         upstream: upstream.clone(),
         connect_timeout: Duration::from_secs_f64(args.connect_timeout.max(0.001)),
         analysis_budget: args.analysis_buffer.max(1) << 20,
+        metrics: None,
     };
     check_report_path(&output)?;
 
@@ -218,10 +259,21 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let mut cfg = cfg;
     let monitor = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        if let Some(addr) = &args.metrics {
+            let metrics = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            tracing::info!(
+                "Prometheus metrics at http://{}/metrics",
+                metrics.local_addr()?
+            );
+            cfg.metrics = Some(metrics);
+        }
         tracing::info!(
             "listening on {}, forwarding to {upstream}",
             listener
@@ -251,7 +303,8 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
         (Format::Text, false) => vec![Box::new(TextLines::new(stdout()))],
         (Format::Text, true) => vec![],
     };
-    let mut monitor = Monitor::new(Config::default(), sinks);
+    let mut monitor = Monitor::new(args.timing.config(), sinks)
+        .with_status_every(Duration::from_secs(args.timing.interval.max(1)));
     let opts = replay::Options {
         port: args.port,
         ..replay::Options::default()

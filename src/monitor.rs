@@ -29,7 +29,9 @@ pub struct LogSink;
 impl Sink for LogSink {
     fn event(&mut self, e: &Event) {
         match &e.kind {
-            EventKind::Desync { .. } | EventKind::SyncRejected { .. } => tracing::warn!("{e}"),
+            EventKind::Desync { .. }
+            | EventKind::SyncRejected { .. }
+            | EventKind::Warning { .. } => tracing::warn!("{e}"),
             EventKind::ClientCommand { .. } | EventKind::KeepAlive { .. } => tracing::trace!("{e}"),
             k if k.is_routine() => tracing::debug!("{e}"),
             _ => tracing::info!("{e}"),
@@ -202,6 +204,7 @@ impl Tap for Recording {
 struct Live {
     session: Session,
     report: SessionReport,
+    last_status: Timestamp,
 }
 
 /// How many ended sessions the report keeps; older ones are dropped (and counted), so a
@@ -211,6 +214,8 @@ pub const MAX_ENDED_SESSIONS: usize = 10_000;
 /// All sessions of a run.
 pub struct Monitor {
     cfg: Config,
+    status_every: Option<std::time::Duration>,
+    last_tick: Timestamp,
     live: BTreeMap<u64, Live>,
     done: std::collections::VecDeque<SessionReport>,
     dropped: u64,
@@ -233,6 +238,8 @@ impl Monitor {
     pub fn new(cfg: Config, sinks: Vec<Box<dyn Sink>>) -> Monitor {
         Monitor {
             cfg,
+            status_every: None,
+            last_tick: Timestamp(0),
             live: BTreeMap::new(),
             done: std::collections::VecDeque::new(),
             dropped: 0,
@@ -240,6 +247,13 @@ impl Monitor {
             sinks,
             tap: None,
         }
+    }
+
+    /// Also emits a status event for every replication session each `every` (and each second
+    /// while an RDB is transferred), as time advances through [`Monitor::tick`].
+    pub fn with_status_every(mut self, every: std::time::Duration) -> Monitor {
+        self.status_every = Some(every);
+        self
     }
 
     /// Also hands every input to `tap`, before analysis.
@@ -254,8 +268,20 @@ impl Monitor {
             tap.open(id, at, replica, upstream);
         }
         let session = Session::new(id, at, replica, upstream, self.cfg);
-        let report = SessionReport::new(id, at);
-        self.live.insert(id, Live { session, report });
+        self.start(id, at, session);
+    }
+
+    fn start(&mut self, id: u64, at: Timestamp, session: Session) {
+        let report = SessionReport::new(id, at, self.cfg.timing);
+        let last_status = at;
+        self.live.insert(
+            id,
+            Live {
+                session,
+                report,
+                last_status,
+            },
+        );
         self.drain(id);
     }
 
@@ -266,6 +292,9 @@ impl Monitor {
         };
         let start = live.session.bytes_seen(chunk.dir);
         live.session.feed(chunk);
+        if chunk.dir == Direction::MasterToReplica {
+            live.report.timing.master_bytes(chunk.at);
+        }
         if let Some(tap) = &mut self.tap {
             // Secrets are found by the analysis, so the tap sees each chunk after it.
             let secrets = live.session.take_secret_ranges();
@@ -281,9 +310,85 @@ impl Monitor {
             tap.open(id, at, replica, upstream);
         }
         let session = Session::joined_late(id, at, replica, upstream, self.cfg);
-        let report = SessionReport::new(id, at);
-        self.live.insert(id, Live { session, report });
-        self.drain(id);
+        self.start(id, at, session);
+    }
+
+    /// Time has advanced to `now` (the proxy's clock, or a capture's timestamps): raises
+    /// silence warnings and status events. Cheap to call often: works at most once a second.
+    pub fn tick(&mut self, now: Timestamp) {
+        if now.since(self.last_tick) < std::time::Duration::from_secs(1) {
+            return;
+        }
+        self.last_tick = now;
+        let ids: Vec<u64> = self.live.keys().copied().collect();
+        for id in ids {
+            let Some(live) = self.live.get_mut(&id) else {
+                continue;
+            };
+            let mut extra = Vec::new();
+            for w in live.report.timing.tick(now) {
+                extra.push(EventKind::Warning {
+                    kind: w.kind.to_string(),
+                    message: w.message,
+                });
+            }
+            if let Some(status) = Self::status(live, now, self.status_every) {
+                live.last_status = now;
+                extra.push(status);
+            }
+            for kind in extra {
+                self.deliver(&Event {
+                    session: id,
+                    ts: now,
+                    kind,
+                });
+            }
+        }
+    }
+
+    fn status(
+        live: &Live,
+        now: Timestamp,
+        every: Option<std::time::Duration>,
+    ) -> Option<EventKind> {
+        let every = every?;
+        if live.report.kind == "client" {
+            return None;
+        }
+        let rdb = live
+            .session
+            .rdb_progress()
+            .map(|(_, bytes, total, started)| {
+                let secs = now.since(started).as_secs_f64();
+                let rate = if secs > 0.0 { bytes as f64 / secs } else { 0.0 };
+                let eta = total
+                    .filter(|_| rate > 0.0)
+                    .map(|t| t.saturating_sub(bytes) as f64 / rate);
+                crate::event::RdbProgress {
+                    bytes,
+                    total,
+                    bytes_per_s: rate,
+                    eta_s: eta,
+                }
+            });
+        let due = now.since(live.last_status) >= every;
+        if !due && rdb.is_none() {
+            return None;
+        }
+        let t = &live.report.timing;
+        let (offset, acked) = t.offsets();
+        let (lag_bytes, lag_ms) = t.lag_at(now);
+        let secs = every.as_secs().max(1);
+        let (commands_per_s, bytes_per_s) = t.rate(now, secs);
+        Some(EventKind::Status {
+            offset,
+            acked,
+            lag_bytes,
+            lag_ms,
+            commands_per_s,
+            bytes_per_s,
+            rdb,
+        })
     }
 
     /// Bytes forwarded on connection `id` that the analysis did not see.
@@ -331,6 +436,21 @@ impl Monitor {
         }
     }
 
+    /// Reports of the sessions still open.
+    pub fn live_reports(&self) -> impl Iterator<Item = &SessionReport> {
+        self.live.values().map(|l| &l.report)
+    }
+
+    /// Reports of ended sessions still kept.
+    pub fn ended_reports(&self) -> impl Iterator<Item = &SessionReport> {
+        self.done.iter()
+    }
+
+    /// Accepted connections closed because the upstream was unreachable.
+    pub fn connect_failures(&self) -> u64 {
+        self.connect_failures
+    }
+
     /// The report so far: ended sessions, then live ones as they stand.
     pub fn report(&self) -> Report {
         let mut sessions: Vec<SessionReport> = self.done.iter().cloned().collect();
@@ -341,13 +461,39 @@ impl Monitor {
     }
 
     fn drain(&mut self, id: u64) {
-        let Some(live) = self.live.get_mut(&id) else {
+        loop {
+            let Some(live) = self.live.get_mut(&id) else {
+                return;
+            };
+            let Some(e) = live.session.poll_event() else {
+                return;
+            };
+            self.deliver(&e);
+        }
+    }
+
+    /// Folds an event into its session's report and hands it (and any warning it raises)
+    /// to the sinks.
+    fn deliver(&mut self, e: &Event) {
+        let Some(live) = self.live.get_mut(&e.session) else {
             return;
         };
-        while let Some(e) = live.session.poll_event() {
-            live.report.observe(&e);
+        let warnings = live.report.observe(e);
+        for sink in &mut self.sinks {
+            sink.event(e);
+        }
+        for w in warnings {
+            let kind = EventKind::Warning {
+                kind: w.kind.to_string(),
+                message: w.message,
+            };
+            let warning = Event {
+                session: e.session,
+                ts: e.ts,
+                kind,
+            };
             for sink in &mut self.sinks {
-                sink.event(&e);
+                sink.event(&warning);
             }
         }
     }

@@ -39,7 +39,7 @@ use crate::monitor::Monitor;
 use crate::session::Skipped;
 
 /// How the proxy runs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ProxyConfig {
     /// Where to connect for every accepted connection (`host:port`).
     pub upstream: String,
@@ -47,6 +47,8 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// Most bytes queued for analysis at once, over all sessions.
     pub analysis_budget: usize,
+    /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
+    pub metrics: Option<TcpListener>,
 }
 
 impl Default for ProxyConfig {
@@ -55,6 +57,7 @@ impl Default for ProxyConfig {
             upstream: "127.0.0.1:6379".into(),
             connect_timeout: Duration::from_secs(5),
             analysis_budget: 64 << 20,
+            metrics: None,
         }
     }
 }
@@ -101,6 +104,9 @@ enum Msg {
         reason: String,
     },
     ConnectFailed,
+    Tick {
+        at: Timestamp,
+    },
     Stop {
         at: Timestamp,
     },
@@ -155,12 +161,20 @@ impl Shared {
 /// completes; then ends every live session in `monitor` and returns it.
 pub async fn run(
     listener: TcpListener,
-    cfg: ProxyConfig,
+    mut cfg: ProxyConfig,
     mut monitor: Monitor,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<Monitor> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let in_flight = Arc::new(AtomicUsize::new(0));
+    let metrics_text = match cfg.metrics.take() {
+        Some(listener) => {
+            let text = Arc::new(std::sync::Mutex::new(crate::metrics::render(&monitor)));
+            tokio::spawn(serve_metrics(listener, Arc::clone(&text)));
+            Some(text)
+        }
+        None => None,
+    };
     let analysis = {
         let in_flight = Arc::clone(&in_flight);
         std::thread::Builder::new()
@@ -190,6 +204,15 @@ pub async fn run(
                         }
                         Msg::Close { id, at, reason } => monitor.close(id, at, &reason),
                         Msg::ConnectFailed => monitor.connect_failed(),
+                        Msg::Tick { at } => {
+                            monitor.tick(at);
+                            if let Some(out) = &metrics_text {
+                                let text = crate::metrics::render(&monitor);
+                                if let Ok(mut m) = out.lock() {
+                                    *m = text;
+                                }
+                            }
+                        }
                         Msg::Stop { at } => {
                             monitor.close_all(at, "proxy shutdown");
                             break;
@@ -208,9 +231,12 @@ pub async fn run(
 
     tokio::pin!(shutdown);
     let mut next_id = 0u64;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
+            _ = ticker.tick() => shared.send(Msg::Tick { at: shared.clock.now() }),
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     next_id += 1;
@@ -348,6 +374,47 @@ async fn relay(
             skipped += n as u64;
         }
         to.write_all(&chunk).await?;
+    }
+}
+
+/// Serves the latest rendered metrics to `GET /metrics`; anything else gets 404. A minimal
+/// HTTP/1.1 responder: one request per connection, bounded request head.
+async fn serve_metrics(listener: TcpListener, text: Arc<std::sync::Mutex<String>>) {
+    loop {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let text = Arc::clone(&text);
+        tokio::spawn(async move {
+            let mut head = Vec::with_capacity(1024);
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+                match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
+                    _ => return,
+                }
+            }
+            let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+            let path = line.split(|b| *b == b' ').nth(1).unwrap_or_default();
+            let response = if line.starts_with(b"GET ")
+                && (path == b"/metrics" || path.starts_with(b"/metrics?"))
+            {
+                let body = text.lock().map(|t| t.clone()).unwrap_or_default();
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                let body = "repl-sniff serves Prometheus metrics at /metrics\n";
+                format!(
+                    "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            };
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        });
     }
 }
 

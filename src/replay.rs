@@ -97,6 +97,7 @@ pub fn replay(
             stats.tcp_segments += 1;
             reassembler.push(frame.ts, &seg);
             drain(&mut reassembler, monitor);
+            monitor.tick(frame.ts);
             if stats.frames % 4096 == 0 {
                 report_progress(&reader, file, progress);
             }

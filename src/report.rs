@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::chunk::{Direction, Timestamp};
 use crate::event::{Event, EventKind, Framing, SyncKind};
+use crate::timing::{self, Timing};
 
 /// Everything repl-sniff saw in one run.
 #[derive(Debug, Clone, Serialize)]
@@ -105,6 +106,8 @@ pub struct SessionReport {
     pub desyncs: Vec<DesyncReport>,
     /// Returns true if and only if the capture began after the connection did (replay only).
     pub joined_late: bool,
+    /// Ack latency, heartbeat intervals, lag, throughput and warnings (README "Timing").
+    pub timing: Timing,
 }
 
 /// The replica's handshake as seen on the wire.
@@ -235,7 +238,7 @@ pub struct DesyncReport {
 
 impl SessionReport {
     /// An empty report for a session that has just started.
-    pub fn new(id: u64, started_at: Timestamp) -> SessionReport {
+    pub fn new(id: u64, started_at: Timestamp, timing: timing::Config) -> SessionReport {
         SessionReport {
             id,
             kind: "client",
@@ -264,11 +267,18 @@ impl SessionReport {
             desync: None,
             desyncs: Vec::new(),
             joined_late: false,
+            timing: Timing::new(timing),
         }
     }
 
-    /// Folds one event of this session into the report.
-    pub fn observe(&mut self, e: &Event) {
+    /// Folds one event of this session into the report; returns the warnings it raises.
+    pub fn observe(&mut self, e: &Event) -> Vec<timing::Warning> {
+        let warnings = self.timing.observe(e.ts, &e.kind);
+        self.fold(e);
+        warnings
+    }
+
+    fn fold(&mut self, e: &Event) {
         match &e.kind {
             EventKind::SessionStart { replica, upstream } => {
                 self.replica.clone_from(replica);
@@ -396,6 +406,7 @@ impl SessionReport {
                 });
             }
             EventKind::JoinedLate { .. } => self.joined_late = true,
+            EventKind::Warning { .. } | EventKind::Status { .. } => {}
             EventKind::SessionEnd {
                 reason,
                 bytes_to_master,
@@ -525,9 +536,95 @@ impl SessionReport {
             let more = if top.len() > 12 { ", …" } else { "" };
             let _ = writeln!(o, "  commands: {}{more}", shown.join(", "));
         }
+        if self.kind != "client" {
+            o.push_str(&self.timing_tables());
+        }
         if let Some(d) = &self.desync {
             let _ = writeln!(o, "  DESYNC: {d}");
         }
+        o
+    }
+
+    /// The ack-latency and heartbeat tables of the summary.
+    fn timing_tables(&self) -> String {
+        let t = &self.timing;
+        let mut o = String::new();
+        let ms = |us: u64| us as f64 / 1000.0;
+        if !t.commands.is_empty() {
+            let _ = writeln!(
+                o,
+                "  ack latency (ms): {} of {} commands acknowledged{}",
+                t.acked_commands,
+                t.acked_commands + t.unacked_commands,
+                if t.heartbeats.getacks == 0 {
+                    "; no GETACK seen, so latencies include the replica's 1 s ACK period"
+                } else {
+                    ""
+                }
+            );
+            let _ = writeln!(
+                o,
+                "    {:<16} {:>9} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "command", "count", "bytes", "p50", "p90", "p99", "p99.9", "max"
+            );
+            let mut rows: Vec<_> = t.commands.iter().collect();
+            rows.sort_by_key(|(name, _)| {
+                std::cmp::Reverse(self.commands.get(*name).map_or(0, |c| c.count))
+            });
+            for (name, c) in rows {
+                let (count, bytes) = self
+                    .commands
+                    .get(name)
+                    .map_or((0, 0), |c| (c.count, c.bytes));
+                let h = &c.ack_latency_us;
+                let _ = writeln!(
+                    o,
+                    "    {:<16} {:>9} {:>12} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+                    name,
+                    count,
+                    bytes,
+                    ms(h.quantile(0.5)),
+                    ms(h.quantile(0.9)),
+                    ms(h.quantile(0.99)),
+                    ms(h.quantile(0.999)),
+                    ms(h.max())
+                );
+            }
+        }
+        let hb = &t.heartbeats;
+        let rows = [
+            ("master PING", &hb.master_ping_interval_us),
+            ("replica ACK", &hb.replica_ack_interval_us),
+            ("keep-alive M->R", &hb.master_keepalive_interval_us),
+            ("keep-alive R->M", &hb.replica_keepalive_interval_us),
+        ];
+        if rows.iter().any(|(_, h)| h.count() > 0) {
+            let _ = writeln!(
+                o,
+                "  heartbeat intervals (ms): {:>9} {:>9} {:>9} {:>9}   GETACKs: {}",
+                "count", "p50", "p99", "max", hb.getacks
+            );
+            for (what, h) in rows.iter().filter(|(_, h)| h.count() > 0) {
+                let _ = writeln!(
+                    o,
+                    "    {:<22} {:>9} {:>9.1} {:>9.1} {:>9.1}",
+                    what,
+                    h.count(),
+                    ms(h.quantile(0.5)),
+                    ms(h.quantile(0.99)),
+                    ms(h.max())
+                );
+            }
+        }
+        let _ = writeln!(
+            o,
+            "  lag: now {} B / {:.0} ms, max {} B / {:.0} ms; {} warning(s)",
+            t.lag_bytes,
+            t.lag_ms,
+            t.max_lag_bytes,
+            t.max_lag_ms,
+            t.warnings.len()
+        );
         o
     }
 }

@@ -39,6 +39,8 @@ pub struct Config {
     pub max_reply_line: usize,
     /// Most handshake requests remembered while waiting for their replies.
     pub max_pending: usize,
+    /// Warning thresholds of the timing fold.
+    pub timing: crate::timing::Config,
 }
 
 impl Default for Config {
@@ -47,6 +49,7 @@ impl Default for Config {
             limits: resp::Limits::default(),
             max_reply_line: 4096,
             max_pending: 1024,
+            timing: crate::timing::Config::default(),
         }
     }
 }
@@ -222,6 +225,21 @@ impl Session {
             return false;
         }
         self.requests.partial_name().is_none_or(|n| n.is("AUTH"))
+    }
+
+    /// The RDB transfer under way, if any: framing, bytes received, announced length.
+    pub fn rdb_progress(&self) -> Option<(Framing, u64, Option<u64>, Timestamp)> {
+        let rdb = self.rdb.as_ref()?;
+        match &self.phase {
+            Phase::RdbDisk { remaining } => Some((
+                rdb.framing,
+                rdb.bytes,
+                Some(rdb.bytes + remaining),
+                rdb.started,
+            )),
+            Phase::RdbEof { seen, .. } => Some((rdb.framing, *seen, None, rdb.started)),
+            _ => None,
+        }
     }
 
     /// Bytes fed so far in direction `dir` (analysed or skipped).
