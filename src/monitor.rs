@@ -314,9 +314,10 @@ impl Monitor {
     }
 
     /// Time has advanced to `now` (the proxy's clock, or a capture's timestamps): raises
-    /// silence warnings and status events. Cheap to call often: works at most once a second.
+    /// silence warnings and status events. Cheap to call often (replay calls it per frame):
+    /// works at most twice a second.
     pub fn tick(&mut self, now: Timestamp) {
-        if now.since(self.last_tick) < std::time::Duration::from_secs(1) {
+        if now.since(self.last_tick) < std::time::Duration::from_millis(500) {
             return;
         }
         self.last_tick = now;
@@ -371,8 +372,10 @@ impl Monitor {
                     eta_s: eta,
                 }
             });
-        let due = now.since(live.last_status) >= every;
-        if !due && rdb.is_none() {
+        // Ticks come about once a second; allow for their jitter.
+        let since = now.since(live.last_status) + std::time::Duration::from_millis(200);
+        let due = since >= every || (rdb.is_some() && since >= std::time::Duration::from_secs(1));
+        if !due {
             return None;
         }
         let t = &live.report.timing;

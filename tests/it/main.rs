@@ -8,3 +8,4 @@ mod proxy;
 mod recording;
 mod replay;
 mod support;
+mod timing;

@@ -146,6 +146,10 @@ impl Server {
         server
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn client(&self) -> Client {
         let mut c = Client::connect(self.port);
         match &self.auth {
@@ -325,6 +329,7 @@ pub struct Sniffer {
 
 /// What a stopped sniffer left behind.
 pub struct Outcome {
+    pub report_path: PathBuf,
     pub report: Value,
     pub events: Vec<Value>,
     pub stdout: String,
@@ -422,7 +427,14 @@ impl Sniffer {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad event {l}: {e}")))
             .collect();
+        let report_path = std::env::temp_dir().join(format!(
+            "repl-sniff-report-{}-{}.json",
+            std::process::id(),
+            self.port
+        ));
+        std::fs::write(&report_path, &report_text).unwrap();
         Outcome {
+            report_path,
             report,
             events,
             stdout,
@@ -442,6 +454,39 @@ impl Drop for Sniffer {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// The Python with the checkers the tests use (prometheus_client, jsonschema), as set up
+/// by scripts/test.
+pub fn python() -> PathBuf {
+    let default = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/py/bin/python");
+    let py = std::env::var_os("REPL_SNIFF_PYTHON").map_or(default, PathBuf::from);
+    assert!(py.exists(), "{} not found; run scripts/test", py.display());
+    py
+}
+
+/// Validates a report file against docs/report.schema.json with the `jsonschema` package.
+pub fn assert_valid_report(path: &Path) {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json");
+    let script = "import json,sys,jsonschema\n\
+        s=json.load(open(sys.argv[1]))\n\
+        v=jsonschema.Draft202012Validator(s)\n\
+        errs=[f'{list(e.absolute_path)}: {e.message}' for e in v.iter_errors(json.load(open(sys.argv[2])))]\n\
+        print('\\n'.join(errs[:5]))\n\
+        sys.exit(1 if errs else 0)";
+    let out = Command::new(python())
+        .args(["-c", script])
+        .arg(&schema)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} does not match docs/report.schema.json:\n{}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Waits until master and replica agree on the offset and the replica has acknowledged it.
