@@ -242,6 +242,15 @@ impl EventKind {
     }
 }
 
+/// A byte rate with a unit that keeps a few significant digits.
+fn rate(bytes_per_s: f64) -> String {
+    if bytes_per_s >= 1e6 {
+        format!("{:.1} MB/s", bytes_per_s / 1e6)
+    } else {
+        format!("{:.1} kB/s", bytes_per_s / 1e3)
+    }
+}
+
 fn opt<T: fmt::Display>(v: &Option<T>) -> String {
     v.as_ref()
         .map_or_else(|| "?".to_string(), |v| v.to_string())
@@ -301,15 +310,15 @@ impl fmt::Display for Event {
                 duration_us,
             } => {
                 let secs = *duration_us as f64 / 1e6;
-                let rate = if secs > 0.0 {
-                    *bytes as f64 / secs / 1e6
+                if secs > 0.0 {
+                    write!(
+                        f,
+                        "RDB transfer done ({framing:?}): {bytes} bytes in {secs:.3} s ({})",
+                        rate(*bytes as f64 / secs)
+                    )
                 } else {
-                    0.0
-                };
-                write!(
-                    f,
-                    "RDB transfer done ({framing:?}): {bytes} bytes in {secs:.3} s ({rate:.1} MB/s)"
-                )
+                    write!(f, "RDB transfer done ({framing:?}): {bytes} bytes, all in one read")
+                }
             }
             EventKind::RdbAborted { framing, bytes } => write!(
                 f,
@@ -390,7 +399,7 @@ impl fmt::Display for Event {
                     } else {
                         write!(f, "{:.1} MB (length unknown until the end mark)", p.bytes as f64 / 1e6)?;
                     }
-                    write!(f, " at {:.1} MB/s", p.bytes_per_s / 1e6)?;
+                    write!(f, " at {}", rate(p.bytes_per_s))?;
                     match p.eta_s {
                         Some(eta) => write!(f, ", ETA {eta:.1} s"),
                         None => Ok(()),
@@ -398,10 +407,10 @@ impl fmt::Display for Event {
                 }
                 None => write!(
                     f,
-                    "status: offset {} acked {} lag {lag_bytes} B / {lag_ms:.0} ms, {commands_per_s:.0} cmd/s, {:.1} kB/s",
+                    "status: offset {} acked {} lag {lag_bytes} B / {lag_ms:.0} ms, {commands_per_s:.0} cmd/s, {}",
                     opt(offset),
                     opt(acked),
-                    bytes_per_s / 1e3
+                    rate(*bytes_per_s)
                 ),
             },
             EventKind::SessionEnd {

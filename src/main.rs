@@ -236,7 +236,15 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
     let (Some(listen), Some(upstream)) = (args.listen, args.upstream) else {
         anyhow::bail!("--listen and --upstream are both required");
     };
-    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(LogSink)];
+    let bar = io::stderr().is_terminal() && !output.quiet;
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if bar {
+        // First, so that it ends its line before the log line that follows a transfer.
+        sinks.push(Box::new(ProgressBar::default()));
+    }
+    sinks.push(Box::new(LogSink {
+        without_rdb_progress: bar,
+    }));
     if output.format == Format::Json {
         sinks.push(Box::new(JsonLines::new(io::BufWriter::new(io::stdout()))));
     }
@@ -350,6 +358,35 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
         Format::Json => {}
     }
     Ok(())
+}
+
+/// Redraws RDB transfer progress in place on a terminal (one line per session in transfer).
+#[derive(Debug, Default)]
+struct ProgressBar {
+    drawn: bool,
+}
+
+impl Sink for ProgressBar {
+    fn event(&mut self, e: &repl_sniff::Event) {
+        use repl_sniff::EventKind;
+        let mut err = io::stderr().lock();
+        match &e.kind {
+            EventKind::Status { rdb: Some(_), .. } => {
+                let _ = write!(err, "\r{e}\x1b[K");
+                self.drawn = true;
+            }
+            EventKind::RdbEnd { .. }
+            | EventKind::RdbAborted { .. }
+            | EventKind::SessionEnd { .. }
+                if self.drawn =>
+            {
+                let _ = writeln!(err);
+                self.drawn = false;
+            }
+            _ => {}
+        }
+        let _ = err.flush();
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

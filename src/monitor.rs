@@ -24,11 +24,15 @@ pub trait Sink: Send {
 /// Logs events through `tracing`: state changes at INFO, desyncs at WARN, per-command traffic
 /// at DEBUG (stream) and TRACE (clients, keep-alives).
 #[derive(Debug, Default)]
-pub struct LogSink;
+pub struct LogSink {
+    /// Leave RDB progress status lines to a progress bar drawn elsewhere.
+    pub without_rdb_progress: bool,
+}
 
 impl Sink for LogSink {
     fn event(&mut self, e: &Event) {
         match &e.kind {
+            EventKind::Status { rdb: Some(_), .. } if self.without_rdb_progress => {}
             EventKind::Desync { .. }
             | EventKind::SyncRejected { .. }
             | EventKind::Warning { .. } => tracing::warn!("{e}"),
