@@ -122,6 +122,11 @@ pub enum EventKind {
         /// From the framing line to the last RDB byte, in microseconds.
         duration_us: u64,
     },
+    /// What the RDB contains (parsed in flight), once the transfer ended.
+    RdbContents {
+        /// Keys, types, sizes, AUX fields, checksum; or why the analysis stopped.
+        contents: Box<crate::rdb::Summary>,
+    },
     /// The connection ended during the RDB transfer.
     RdbAborted {
         /// How it was framed.
@@ -320,6 +325,7 @@ impl fmt::Display for Event {
                     write!(f, "RDB transfer done ({framing:?}): {bytes} bytes, all in one read")
                 }
             }
+            EventKind::RdbContents { contents } => write!(f, "RDB contents: {contents}"),
             EventKind::RdbAborted { framing, bytes } => write!(
                 f,
                 "RDB transfer cut short ({framing:?}): connection ended after {bytes} bytes"

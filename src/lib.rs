@@ -11,6 +11,7 @@
 //! - [`session`]: the sans-IO state machine of one connection (the analyzer).
 //! - [`event`]: what the analyzer emits (one line of text, one JSON object each).
 //! - [`report`]: the final per-session report, a fold over events.
+//! - [`rdb`]: streaming RDB analysis (keys, types, sizes, CRC-64), in flight or from a file.
 //! - [`timing`]: ack latency, heartbeat intervals, lag and warnings (part of the fold).
 //! - [`monitor`]: all sessions of a run, and the sinks their events go to.
 //! - [`proxy`]: the live TCP proxy (and the `/metrics` HTTP endpoint).
@@ -49,6 +50,7 @@ pub mod handshake;
 pub mod metrics;
 pub mod monitor;
 pub mod proxy;
+pub mod rdb;
 pub mod record;
 pub mod replay;
 pub mod report;

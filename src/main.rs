@@ -63,6 +63,25 @@ enum Command {
     /// Analyse pcap/pcapng captures (tcpdump, tshark, Wireshark, or --record) offline, with
     /// the same analyzer as the proxy. Prints every event, then the summary.
     Replay(ReplayArgs),
+    /// Analyse an RDB file (or `-` for stdin) as it streams: keys, expires, types, elements
+    /// and sizes per database, AUX fields, biggest keys, functions, modules; verifies the
+    /// CRC-64. Exits 1 when the RDB is damaged (truncated, corrupt, checksum mismatch).
+    Rdb(RdbArgs),
+}
+
+#[derive(Debug, Args)]
+struct RdbArgs {
+    /// The RDB file (e.g. dump.rdb), or `-` to read stdin.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+
+    /// How many of the biggest keys to list.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+
+    /// `text` tables or the `json` summary on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -181,11 +200,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let output = match &cli.command {
         Some(Command::Replay(r)) => &r.output,
-        None => &cli.output,
+        _ => &cli.output,
     };
     init_logging(output);
     let result = match cli.command {
         Some(Command::Replay(args)) => run_replay(args),
+        Some(Command::Rdb(args)) => run_rdb(args),
         None => run_proxy(cli.proxy, cli.output),
     };
     match result {
@@ -356,6 +376,68 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
             let _ = io::stderr().lock().write_all(summary.as_bytes());
         }
         Format::Json => {}
+    }
+    Ok(())
+}
+
+fn run_rdb(args: RdbArgs) -> Result<()> {
+    use std::io::Read;
+    let stdin = args.file.as_os_str() == "-";
+    let (mut input, len): (Box<dyn Read>, Option<u64>) = if stdin {
+        (Box::new(io::stdin().lock()), None)
+    } else {
+        let f = std::fs::File::open(&args.file)
+            .with_context(|| format!("cannot read {}", args.file.display()))?;
+        let len = f.metadata().ok().map(|m| m.len());
+        (Box::new(f), len)
+    };
+    let show_progress = io::stderr().is_terminal() && len.is_some_and(|l| l > 64 << 20);
+    let mut parser = repl_sniff::rdb::Parser::new(args.top);
+    let mut buf = vec![0u8; 1 << 20];
+    let started = Instant::now();
+    let mut last_shown = Instant::now();
+    let mut read = 0u64;
+    loop {
+        let n = input.read(&mut buf).context("read error")?;
+        if n == 0 {
+            break;
+        }
+        read += n as u64;
+        parser.feed(&buf[..n]);
+        if show_progress && last_shown.elapsed() > Duration::from_millis(200) {
+            last_shown = Instant::now();
+            let total = len.unwrap_or(1).max(1);
+            eprint!("\r{:3}% of {}", read * 100 / total, args.file.display());
+        }
+        if parser.is_finished() {
+            break;
+        }
+    }
+    if show_progress {
+        eprintln!("\r100% of {}", args.file.display());
+    }
+    let summary = parser.finish();
+    let secs = started.elapsed().as_secs_f64();
+    match args.format {
+        Format::Json => {
+            let mut out = io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &summary)?;
+            writeln!(out)?;
+        }
+        Format::Text => {
+            let mut out = io::stdout().lock();
+            out.write_all(summary.tables().as_bytes())?;
+            writeln!(
+                out,
+                "\nparsed {} bytes in {:.3} s ({:.0} MB/s)",
+                summary.bytes,
+                secs,
+                summary.bytes as f64 / secs.max(1e-9) / 1e6
+            )?;
+        }
+    }
+    if let Some(e) = &summary.error {
+        anyhow::bail!("{}: {e}", args.file.display());
     }
     Ok(())
 }

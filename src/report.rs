@@ -164,6 +164,8 @@ pub struct RdbReport {
     pub duration_ms: Option<f64>,
     /// Returns true if and only if the whole payload was seen.
     pub complete: bool,
+    /// What the RDB contains, parsed as it streamed by.
+    pub contents: Option<crate::rdb::Summary>,
 }
 
 /// Replication offsets.
@@ -336,6 +338,7 @@ impl SessionReport {
                     started_at: e.ts,
                     duration_ms: None,
                     complete: false,
+                    contents: None,
                 });
             }
             EventKind::RdbEnd {
@@ -348,6 +351,11 @@ impl SessionReport {
                 }
                 if self.offsets.start.is_some() {
                     self.offsets.end = self.offsets.start.map(|s| s - 1);
+                }
+            }
+            EventKind::RdbContents { contents } => {
+                if let Some(rdb) = &mut self.rdb {
+                    rdb.contents = Some((**contents).clone());
                 }
             }
             EventKind::RdbAborted { bytes, .. } => {

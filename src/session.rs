@@ -41,6 +41,8 @@ pub struct Config {
     pub max_pending: usize,
     /// Warning thresholds of the timing fold.
     pub timing: crate::timing::Config,
+    /// How many of the biggest keys an RDB analysis keeps.
+    pub rdb_top: usize,
 }
 
 impl Default for Config {
@@ -50,6 +52,7 @@ impl Default for Config {
             max_reply_line: 4096,
             max_pending: 1024,
             timing: crate::timing::Config::default(),
+            rdb_top: 10,
         }
     }
 }
@@ -129,6 +132,7 @@ struct RdbTransfer {
     framing: Framing,
     started: Timestamp,
     bytes: u64,
+    contents: Box<crate::rdb::Parser>,
 }
 
 /// The analyzer of one connection.
@@ -288,6 +292,11 @@ impl Session {
             Skipped::Behind => format!("{len} bytes were not analysed (analysis fell behind)"),
             Skipped::NotCaptured => format!("{len} bytes are missing from the capture"),
         };
+        if dir == Direction::MasterToReplica {
+            if let Some(rdb) = &mut self.rdb {
+                rdb.contents.abandon(&reason);
+            }
+        }
         match dir {
             Direction::ReplicaToMaster => {
                 if !self.requests_lost {
@@ -349,9 +358,11 @@ impl Session {
             Phase::RdbEof { seen, .. } => Some(*seen),
             _ => None,
         };
-        if let (Some(bytes), Some(rdb)) = (received, &self.rdb) {
+        if let (Some(bytes), Some(rdb)) = (received, &mut self.rdb) {
             let framing = rdb.framing;
+            let contents = Box::new(rdb.contents.finish());
             self.emit(at, EventKind::RdbAborted { framing, bytes });
+            self.emit(at, EventKind::RdbContents { contents });
         }
         let offset_end = self.offset_end();
         self.emit(
@@ -535,6 +546,7 @@ impl Session {
                     let finished = *remaining == 0;
                     if let Some(rdb) = &mut self.rdb {
                         rdb.bytes += take;
+                        rdb.contents.feed(&rest[..take as usize]);
                     }
                     if finished {
                         self.rdb_done(at);
@@ -745,6 +757,7 @@ impl Session {
             framing,
             started: at,
             bytes: 0,
+            contents: Box::new(crate::rdb::Parser::new(self.cfg.rdb_top)),
         });
         self.phase = match reply {
             Reply::EofMark(m) => {
@@ -767,6 +780,10 @@ impl Session {
 
     /// Looks for the end mark of a diskless RDB; consumes up to and including it.
     fn scan_eof_mark(&mut self, at: Timestamp, rest: &[u8]) -> usize {
+        if let Some(rdb) = &mut self.rdb {
+            // The analysis stops by itself at the RDB's end, before the mark.
+            rdb.contents.feed(rest);
+        }
         let Phase::RdbEof { mark, tail, seen } = &mut self.phase else {
             return 0;
         };
@@ -803,13 +820,15 @@ impl Session {
     }
 
     fn rdb_done(&mut self, at: Timestamp) {
-        if let Some(rdb) = &self.rdb {
+        if let Some(rdb) = &mut self.rdb {
             let kind = EventKind::RdbEnd {
                 framing: rdb.framing,
                 bytes: rdb.bytes,
                 duration_us: at.since(rdb.started).as_micros() as u64,
             };
+            let contents = Box::new(rdb.contents.finish());
             self.emit(at, kind);
+            self.emit(at, EventKind::RdbContents { contents });
         }
         if self.role == Role::Sync && self.stream.base.is_some() {
             // Valkey's RDB connection announced an offset, but no stream follows on it.
