@@ -10,6 +10,8 @@
 //! or intset, which holds its element count; an LZF-compressed container is decompressed
 //! only as far as that header). Lengths from the input are only counted down. Memory is
 //! the op stack (bounded by the format's nesting) plus a few hundred bytes of carry.
+//! Counts taken from the input saturate rather than overflow: damaged input is reported,
+//! never a panic.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -873,22 +875,22 @@ impl Parser {
             }
             Then::Elements(body) => {
                 if let Some(k) = &mut self.key {
-                    k.elements += v;
+                    k.elements = k.elements.saturating_add(v);
                 }
                 self.stack.push(Repeat { left: v, body });
             }
             Then::Repeat(body) => self.stack.push(Repeat { left: v, body }),
             Then::Groups(body) => {
-                self.summary.stream_groups += v;
+                self.summary.stream_groups = self.summary.stream_groups.saturating_add(v);
                 self.stack.push(Repeat { left: v, body });
             }
             Then::Consumers(body) => {
-                self.summary.stream_consumers += v;
+                self.summary.stream_consumers = self.summary.stream_consumers.saturating_add(v);
                 self.stack.push(Repeat { left: v, body });
             }
             Then::StreamLength => {
                 if let Some(k) = &mut self.key {
-                    k.elements += v;
+                    k.elements = k.elements.saturating_add(v);
                 }
             }
             Then::QuicklistContainer => self.ql_plain = v == 1,
@@ -994,7 +996,7 @@ impl Parser {
                 };
                 let count = count.ok_or("container header too short or count unknown")?;
                 if let Some(k) = &mut self.key {
-                    k.elements += count;
+                    k.elements = k.elements.saturating_add(count);
                 }
             }
         }
@@ -1011,7 +1013,7 @@ impl Parser {
         }
         let t = &mut self.types[key.kind];
         t.keys += 1;
-        t.elements += key.elements;
+        t.elements = t.elements.saturating_add(key.elements);
         t.bytes += bytes;
         *self.encodings.entry(key.encoding).or_default() += 1;
         let smallest = self.heap.peek().map_or(0, |Reverse(k)| k.bytes);

@@ -5,6 +5,7 @@ mod chunking;
 mod cli;
 mod forwarding;
 mod proxy;
+mod rdb;
 mod recording;
 mod replay;
 mod support;
