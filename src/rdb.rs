@@ -1157,3 +1157,226 @@ pub fn analyse(bytes: &[u8], top_n: usize) -> Summary {
     p.feed(bytes);
     p.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds RDB bytes for encodings that no server available to the tests writes.
+    struct W(Vec<u8>);
+
+    impl W {
+        fn new(magic: &str) -> W {
+            W(magic.as_bytes().to_vec())
+        }
+        fn op(&mut self, b: u8) -> &mut W {
+            self.0.push(b);
+            self
+        }
+        fn raw(&mut self, b: &[u8]) -> &mut W {
+            self.0.extend_from_slice(b);
+            self
+        }
+        fn len(&mut self, n: u64) -> &mut W {
+            match n {
+                0..=63 => self.0.push(n as u8),
+                64..=16383 => self.0.extend_from_slice(&[0x40 | (n >> 8) as u8, n as u8]),
+                _ => {
+                    self.0.push(0x81);
+                    self.0.extend_from_slice(&n.to_be_bytes());
+                }
+            }
+            self
+        }
+        fn str(&mut self, s: &[u8]) -> &mut W {
+            self.len(s.len() as u64).raw(s)
+        }
+        fn db(&mut self, n: u64, keys: u64, expires: u64) -> &mut W {
+            self.op(0xFE).len(n).op(0xFB).len(keys).len(expires)
+        }
+        fn finish(&mut self, with_crc: bool) -> Vec<u8> {
+            self.0.push(0xFF);
+            let crc = if with_crc { CRC64.checksum(&self.0) } else { 0 };
+            self.0.extend_from_slice(&crc.to_le_bytes());
+            std::mem::take(&mut self.0)
+        }
+    }
+
+    /// A listpack blob whose header announces `n` elements.
+    fn listpack(n: u16) -> Vec<u8> {
+        let mut b = 7u32.to_le_bytes().to_vec();
+        b.extend_from_slice(&n.to_le_bytes());
+        b.push(0xFF);
+        b
+    }
+
+    fn check(bytes: &[u8]) -> Summary {
+        let whole = analyse(bytes, 10);
+        // Byte by byte gives the same.
+        let mut p = Parser::new(10);
+        for b in bytes {
+            p.feed(std::slice::from_ref(b));
+        }
+        assert_eq!(p.finish(), whole);
+        whole
+    }
+
+    #[test]
+    fn hash_field_ttl_types_24_and_25_count_their_fields() {
+        let mut w = W::new("REDIS0012");
+        w.db(0, 2, 0);
+        w.op(24).str(b"h24").raw(&7u64.to_le_bytes()).len(2);
+        w.len(0).str(b"f1").str(b"v1").len(5).str(b"f2").str(b"v2");
+        w.op(25)
+            .str(b"h25")
+            .raw(&7u64.to_le_bytes())
+            .str(&listpack(6));
+        let s = check(&w.finish(true));
+        assert_eq!((s.checksum, s.complete), ("ok", true));
+        assert_eq!(
+            s.types["hash"],
+            TypeStats {
+                keys: 2,
+                elements: 4,
+                bytes: s.types["hash"].bytes
+            }
+        );
+        assert_eq!(s.encodings["hash_metadata"], 1);
+        assert_eq!(s.encodings["hash_listpack_ex"], 1);
+    }
+
+    #[test]
+    fn module_values_and_module_aux_are_skipped_via_their_opcode_stream() {
+        let name = "ReJSON-RL";
+        const CHARS: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut id = 0u64;
+        for c in name.bytes() {
+            id = (id << 6) | CHARS.iter().position(|x| *x == c).unwrap() as u64;
+        }
+        let id = (id << 10) | 3;
+        let mut w = W::new("REDIS0009");
+        w.op(0xF7).len(id).len(2).len(2).len(5).str(b"aux").len(0);
+        w.db(0, 1, 0);
+        w.op(7).str(b"doc").len(id);
+        w.len(2)
+            .len(300)
+            .len(5)
+            .str(b"{\"a\":1}")
+            .len(4)
+            .raw(&[0; 8]);
+        w.len(3).raw(&[0; 4]).len(1).len(7).len(0);
+        let s = check(&w.finish(true));
+        assert_eq!(s.checksum, "ok");
+        assert_eq!(s.modules, [name]);
+        assert_eq!(s.types["module"].keys, 1);
+    }
+
+    #[test]
+    fn valkey_magic_decides_what_type_22_is() {
+        let mut w = W::new("VALKEY080");
+        w.db(0, 1, 0);
+        w.op(22)
+            .str(b"h")
+            .len(1)
+            .str(b"f")
+            .str(b"v")
+            .raw(&(-1i64).to_le_bytes());
+        let s = check(&w.finish(true));
+        assert_eq!((s.magic.as_deref(), s.version), (Some("VALKEY"), Some(80)));
+        assert_eq!(s.types["hash"].elements, 1);
+        assert_eq!(s.encodings["hash_2"], 1);
+
+        let mut w = W::new("REDIS0011");
+        w.db(0, 1, 0).op(22).str(b"h");
+        let s = analyse(&w.finish(true), 0);
+        assert!(s
+            .error
+            .unwrap()
+            .message
+            .contains("unknown value type or opcode 0x16"));
+    }
+
+    #[test]
+    fn old_encodings_and_lzf_containers_are_counted_from_their_headers() {
+        let mut w = W::new("REDIS0006");
+        w.db(0, 6, 0);
+        // Plain list and legacy zset (text doubles; 253..255 are NaN/±inf with no text).
+        w.op(1).str(b"l").len(2).str(b"a").str(b"b");
+        w.op(3)
+            .str(b"z")
+            .len(3)
+            .str(b"m1")
+            .str(b"1.5")
+            .str(b"m2")
+            .op(254)
+            .str(b"m3")
+            .op(253);
+        // Zipmap: first byte is the number of pairs.
+        w.op(9).str(b"zm").str(&[2, 1, b'a', 1, 0, b'x', 0xFF]);
+        // Ziplist: zlbytes, zltail, zllen = 3.
+        let mut zl = 13u32.to_le_bytes().to_vec();
+        zl.extend_from_slice(&10u32.to_le_bytes());
+        zl.extend_from_slice(&3u16.to_le_bytes());
+        zl.extend_from_slice(&[0, 0xFF]);
+        w.op(10).str(b"zl").str(&zl);
+        // An LZF-compressed listpack: a 6-byte literal (total 12, 7 elements), then a
+        // 6-byte back-reference to it (length 6 → 4 << 5, distance 6 → offset 5).
+        let compressed = [5, 12, 0, 0, 0, 7, 0, 0x80, 0x05];
+        w.op(20).op(0xC0).raw(&[0xFB]); // integer-encoded key name: -5
+        w.op(0xC3)
+            .len(compressed.len() as u64)
+            .len(12)
+            .raw(&compressed);
+        // A string value compressed with LZF, skipped without decoding.
+        w.op(0)
+            .str(b"lzfstr")
+            .op(0xC3)
+            .len(4)
+            .len(40)
+            .raw(&[2, b'a', b'b', b'c']);
+        let s = check(&w.finish(true));
+        assert_eq!(s.checksum, "ok", "{:?}", s.error);
+        assert_eq!(s.types["hash"].elements, 2);
+        assert_eq!(s.types["list"].elements, 2 + 3);
+        assert_eq!(s.types["zset"].elements, 3);
+        assert_eq!(s.types["set"].elements, 7);
+        assert!(s.biggest.iter().any(|k| k.key == "-5"));
+    }
+
+    #[test]
+    fn expires_idle_and_freq_attach_to_the_next_key_and_zero_checksum_is_absent() {
+        let mut w = W::new("REDIS0010");
+        w.db(3, 2, 1);
+        w.op(0xFC)
+            .raw(&1_900_000_000_000u64.to_le_bytes())
+            .op(0xF8)
+            .len(100)
+            .op(0xF9)
+            .op(5);
+        w.op(0).str(b"k1").str(b"v");
+        w.op(0).str(b"k2").str(b"v");
+        w.op(0xF5)
+            .str(b"#!lua name=lib1\nredis.register_function('f', function() end)");
+        let s = check(&w.finish(false));
+        assert_eq!(s.checksum, "absent");
+        assert_eq!(
+            s.dbs[&3],
+            DbStats {
+                keys: 2,
+                expires: 1,
+                resize_hint: Some((2, 1))
+            }
+        );
+        assert_eq!(s.functions, ["lib1"]);
+    }
+
+    #[test]
+    fn a_corrupt_lzf_back_reference_is_an_error_not_a_panic() {
+        let mut w = W::new("REDIS0010");
+        w.db(0, 1, 0).op(16).str(b"h");
+        w.op(0xC3).len(3).len(12).raw(&[0xE0, 0x00, 0x40]);
+        let s = analyse(&w.finish(true), 0);
+        assert!(s.error.unwrap().message.contains("LZF"));
+    }
+}
