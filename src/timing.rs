@@ -293,6 +293,9 @@ pub struct Timing {
     pub warnings: Vec<Warning>,
     #[serde(skip)]
     names: HashMap<Name, u16>,
+    /// The last name looked up: streams mostly repeat one command.
+    #[serde(skip)]
+    last_name: Option<(Name, u16)>,
     #[serde(skip)]
     name_list: Vec<String>,
     #[serde(skip)]
@@ -342,6 +345,7 @@ impl Timing {
             rates: VecDeque::new(),
             warnings: Vec::new(),
             names: HashMap::new(),
+            last_name: None,
             name_list: Vec::new(),
             pending: VecDeque::new(),
             forwarded: None,
@@ -387,9 +391,15 @@ impl Timing {
                 ..
             } => {
                 let idx = self.name_index(*name);
-                let key = self.name_list[idx as usize].clone();
-                let t = self.commands.entry(key).or_insert_with(CommandTiming::new);
-                t.size_bytes.record(*bytes);
+                let key = &self.name_list[idx as usize];
+                // Look up before inserting: no allocation per command once a name is known.
+                if let Some(t) = self.commands.get_mut(key) {
+                    t.size_bytes.record(*bytes);
+                } else {
+                    let mut t = CommandTiming::new();
+                    t.size_bytes.record(*bytes);
+                    self.commands.insert(key.clone(), t);
+                }
                 self.count_second(at, *bytes);
                 if name.is("PING") {
                     self.interval(PING, at);
@@ -501,6 +511,17 @@ impl Timing {
     }
 
     fn name_index(&mut self, name: Name) -> u16 {
+        if let Some((last, i)) = self.last_name {
+            if last == name {
+                return i;
+            }
+        }
+        let i = self.name_index_slow(name);
+        self.last_name = Some((name, i));
+        i
+    }
+
+    fn name_index_slow(&mut self, name: Name) -> u16 {
         if let Some(&i) = self.names.get(&name) {
             return i;
         }
