@@ -80,7 +80,7 @@ impl Timestamp {
     }
 
     /// `self` moved forward by `d`.
-    pub fn add(self, d: Duration) -> Timestamp {
+    pub fn plus(self, d: Duration) -> Timestamp {
         Timestamp(
             self.0
                 .saturating_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),

@@ -342,7 +342,7 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
     let mut progress = |p: replay::Progress<'_>| {
         if show_progress && (last_shown.elapsed() > Duration::from_millis(200) || p.read == p.len) {
             last_shown = Instant::now();
-            let pct = if p.len > 0 { p.read * 100 / p.len } else { 100 };
+            let pct = (p.read * 100).checked_div(p.len).unwrap_or(100);
             eprint!(
                 "\rreplaying {}: {pct:3}% ({} frames)",
                 p.file.display(),

@@ -96,6 +96,13 @@ fn histogram_seconds(out: &mut String, name: &str, labels: &str, h: &Hist) {
     let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count());
 }
 
+/// A per-session gauge: name, help, and how to read it from a session's report.
+type Gauge = (
+    &'static str,
+    &'static str,
+    fn(&SessionReport) -> Option<f64>,
+);
+
 /// Renders every metric.
 pub fn render(monitor: &Monitor) -> String {
     let mut totals = Totals::default();
@@ -152,7 +159,7 @@ pub fn render(monitor: &Monitor) -> String {
         );
     }
 
-    let gauges: [(&str, &str, fn(&SessionReport) -> Option<f64>); 5] = [
+    let gauges: [Gauge; 5] = [
         (
             "repl_sniff_stream_offset_bytes",
             "Replication offset of the last stream byte forwarded.",

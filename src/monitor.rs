@@ -330,13 +330,13 @@ impl Monitor {
             let Some(live) = self.live.get_mut(&id) else {
                 continue;
             };
-            let mut extra = Vec::new();
-            for w in live.report.timing.tick(now) {
-                extra.push(EventKind::Warning {
-                    kind: w.kind.to_string(),
-                    message: w.message,
-                });
-            }
+            let mut extra: Vec<EventKind> = live
+                .report
+                .timing
+                .tick(now)
+                .into_iter()
+                .map(EventKind::from)
+                .collect();
             if let Some(status) = Self::status(live, now, self.status_every) {
                 live.last_status = now;
                 extra.push(status);
@@ -490,14 +490,10 @@ impl Monitor {
             sink.event(e);
         }
         for w in warnings {
-            let kind = EventKind::Warning {
-                kind: w.kind.to_string(),
-                message: w.message,
-            };
             let warning = Event {
                 session: e.session,
                 ts: e.ts,
-                kind,
+                kind: w.into(),
             };
             for sink in &mut self.sinks {
                 sink.event(&warning);

@@ -128,7 +128,7 @@ impl Clock {
     }
 
     fn now(&self) -> Timestamp {
-        self.base.add(self.start.elapsed())
+        self.base.plus(self.start.elapsed())
     }
 }
 

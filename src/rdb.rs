@@ -116,6 +116,14 @@ pub struct Summary {
     pub error: Option<Error>,
 }
 
+/// A length field: a number, or (where a string is expected) a special string encoding:
+/// 0/1/2 = an 8/16/32-bit integer, 3 = LZF.
+#[derive(Debug, Clone, Copy)]
+enum Length {
+    Value(u64),
+    Encoded(u8),
+}
+
 /// What a string read is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Purpose {
@@ -543,9 +551,8 @@ impl Parser {
         (take, Some(out))
     }
 
-    /// Reads a length encoding: `(value, None)`, or `(0, Some(encoding))` for the special
-    /// string encodings.
-    fn length(&mut self, input: &[u8]) -> Result<(usize, Option<(u64, Option<u8>)>), String> {
+    /// Reads a length encoding (`Ok((consumed, None))` while it is incomplete).
+    fn length(&mut self, input: &[u8]) -> Result<(usize, Option<Length>), String> {
         let first = self.carry.first().copied().unwrap_or(input[0]);
         let need = match first >> 6 {
             0 | 3 => 1,
@@ -557,13 +564,13 @@ impl Parser {
         let (n, bytes) = self.fixed(input, need);
         let Some(b) = bytes else { return Ok((n, None)) };
         let v = match need {
-            1 if first >> 6 == 3 => return Ok((n, Some((0, Some(first & 0x3f))))),
+            1 if first >> 6 == 3 => return Ok((n, Some(Length::Encoded(first & 0x3f)))),
             1 => (first & 0x3f) as u64,
             2 => (((first & 0x3f) as u64) << 8) | b[1] as u64,
             5 => u32::from_be_bytes([b[1], b[2], b[3], b[4]]) as u64,
             _ => u64::from_be_bytes([b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8]]),
         };
-        Ok((n, Some((v, None))))
+        Ok((n, Some(Length::Value(v))))
     }
 
     fn push_body(&mut self, ops: &[Op]) {
@@ -595,8 +602,8 @@ impl Parser {
                 let (n, v) = self.length(input)?;
                 match v {
                     None => self.stack.push(Len(then)),
-                    Some((v, None)) => self.then(then, v)?,
-                    Some((_, Some(enc))) => {
+                    Some(Length::Value(v)) => self.then(then, v)?,
+                    Some(Length::Encoded(enc)) => {
                         return Err(format!("expected a length, found string encoding {enc}"))
                     }
                 }
@@ -611,13 +618,17 @@ impl Parser {
                 };
                 match v {
                     None => self.stack.push(Str(purpose)),
-                    Some((len, None)) => self.begin_body(len, purpose, false)?,
-                    Some((_, Some(enc @ 0..=2))) => self.begin_body(1 << enc, purpose, true)?,
-                    Some((_, Some(3))) => {
+                    Some(Length::Value(len)) => self.begin_body(len, purpose, false)?,
+                    Some(Length::Encoded(enc @ 0..=2)) => {
+                        self.begin_body(1 << enc, purpose, true)?
+                    }
+                    Some(Length::Encoded(3)) => {
                         self.stack.push(Len(Then::LzfUncompressed(purpose)));
                         self.stack.push(Len(Then::LzfCompressed(purpose)));
                     }
-                    Some((_, Some(enc))) => return Err(format!("unknown string encoding {enc}")),
+                    Some(Length::Encoded(enc)) => {
+                        return Err(format!("unknown string encoding {enc}"))
+                    }
                 }
                 Ok(n)
             }

@@ -922,7 +922,7 @@ mod tests {
             .collect()
     }
 
-    fn find<'a>(events: &'a [EventKind], pred: impl Fn(&EventKind) -> bool) -> &'a EventKind {
+    fn find(events: &[EventKind], pred: impl Fn(&EventKind) -> bool) -> &EventKind {
         events.iter().find(|e| pred(e)).expect("event not found")
     }
 

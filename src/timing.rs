@@ -255,6 +255,15 @@ pub struct Warning {
     pub message: String,
 }
 
+impl From<Warning> for EventKind {
+    fn from(w: Warning) -> EventKind {
+        EventKind::Warning {
+            kind: w.kind.to_string(),
+            message: w.message,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Pending {
     end: u64,

@@ -55,22 +55,6 @@ fn forwarding_never_waits_on_a_stalled_analysis() {
     assert!(reason.contains("not analysed"), "{reason}");
 }
 
-/// Runs each scenario against Redis 7.0 (Debian) and 6.0.9 (PyPI).
-macro_rules! on_both_versions {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[test]
-            fn redis_7_0() {
-                super::$scenario(super::Version::V7)
-            }
-            #[test]
-            fn redis_6_0() {
-                super::$scenario(super::Version::V6)
-            }
-        }
-    )*};
-}
-
 on_both_versions!(legacy_sync_clients_are_reported_as_sync_sessions);
 
 fn legacy_sync_clients_are_reported_as_sync_sessions(v: Version) {

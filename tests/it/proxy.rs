@@ -8,22 +8,6 @@ use serde_json::Value;
 
 use crate::support::{wait_for_quiescence, wait_until, Client, Outcome, Server, Sniffer, Version};
 
-/// Runs each scenario against Redis 7.0 (Debian) and 6.0.9 (PyPI).
-macro_rules! on_both_versions {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[test]
-            fn redis_7_0() {
-                super::$scenario(super::Version::V7)
-            }
-            #[test]
-            fn redis_6_0() {
-                super::$scenario(super::Version::V6)
-            }
-        }
-    )*};
-}
-
 on_both_versions!(
     full_sync_disk_offsets_match_master_info,
     full_sync_diskless_offsets_match_master_info,

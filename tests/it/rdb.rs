@@ -12,22 +12,6 @@ use serde_json::Value;
 
 use crate::support::{wait_until, Client, Server, Sniffer, Version};
 
-/// Runs each scenario against Redis 7.0 (Debian) and 6.0.9 (PyPI).
-macro_rules! on_both_versions {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[test]
-            fn redis_7_0() {
-                super::$scenario(super::Version::V7)
-            }
-            #[test]
-            fn redis_6_0() {
-                super::$scenario(super::Version::V6)
-            }
-        }
-    )*};
-}
-
 on_both_versions!(every_type_and_encoding_matches_the_servers_census);
 
 /// Every type in small and large encodings, expiring keys in several dbs, streams with

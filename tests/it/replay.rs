@@ -106,7 +106,7 @@ fn check_against_truth(pcap: &Path) {
     // With Redis 8's RDB channel, the main link (which carries the stream) opens first.
     let main_link = sessions.iter().find(|s| s["sync"]["mode"] == "rdb_channel");
     let last = main_link
-        .or(of_kind("replication").last())
+        .or(of_kind("replication").next_back())
         .unwrap_or_else(|| panic!("{name}: no replication session"));
     if last["sync"]["mode"] == "rdb_channel" {
         // Unpaired until two-connection sync is analysed: offsets unknown, never wrong.

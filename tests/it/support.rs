@@ -93,7 +93,6 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 
 /// A running `redis-server`, killed on drop.
 pub struct Server {
-    pub version: Version,
     pub port: u16,
     pub dir: PathBuf,
     /// What the harness's own connections authenticate with: (user, password).
@@ -132,7 +131,6 @@ impl Server {
             .find(|w| w[0] == "--requirepass")
             .map(|w| w[1].to_string());
         let server = Server {
-            version,
             port,
             dir,
             auth: password.map(|p| (None, p)),

@@ -14,22 +14,6 @@ use crate::support::{
     Version,
 };
 
-/// Runs each scenario against Redis 7.0 (Debian) and 6.0.9 (PyPI).
-macro_rules! on_both_versions {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[test]
-            fn redis_7_0() {
-                super::$scenario(super::Version::V7)
-            }
-            #[test]
-            fn redis_6_0() {
-                super::$scenario(super::Version::V6)
-            }
-        }
-    )*};
-}
-
 on_both_versions!(
     heartbeat_intervals_match_the_configured_period,
     wait_driven_ack_latency_is_the_round_trip,
