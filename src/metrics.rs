@@ -64,8 +64,8 @@ impl Totals {
             }
         }
         self.desyncs += s.desyncs.len() as u64;
-        for w in &s.timing.warnings {
-            *self.warnings.entry(w.kind).or_default() += 1;
+        for (kind, n) in &s.timing.warnings_by_kind {
+            *self.warnings.entry(kind).or_default() += n;
         }
     }
 }

@@ -13,6 +13,9 @@ use crate::chunk::{Direction, Timestamp};
 use crate::event::{Event, EventKind, Framing, SyncKind};
 use crate::timing::{self, Timing};
 
+/// Most handshake requests and errors listed per session.
+pub const MAX_LISTED: usize = 64;
+
 /// Everything repl-sniff saw in one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -113,7 +116,7 @@ pub struct SessionReport {
 /// The replica's handshake as seen on the wire.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct HandshakeReport {
-    /// Each handshake command, with `AUTH` passwords redacted.
+    /// Each handshake command, with `AUTH` passwords redacted (the first 64).
     pub requests: Vec<String>,
     /// `REPLCONF listening-port`.
     pub listening_port: Option<u16>,
@@ -125,7 +128,7 @@ pub struct HandshakeReport {
     pub auth: bool,
     /// The `AUTH` username, for the two-argument form (never the password).
     pub auth_user: Option<String>,
-    /// Error answers from the master during the handshake.
+    /// Error answers from the master during the handshake (the first 64).
     pub errors: Vec<String>,
 }
 
@@ -289,7 +292,7 @@ impl SessionReport {
             }
             EventKind::Request { name, args } => self.observe_request(name.as_str(), args),
             EventKind::Reply { reply, .. } => {
-                if reply.starts_with('-') {
+                if reply.starts_with('-') && self.handshake.errors.len() < MAX_LISTED {
                     self.handshake.errors.push(reply.clone());
                 }
             }
@@ -433,12 +436,15 @@ impl SessionReport {
     }
 
     fn observe_request(&mut self, name: &str, args: &[String]) {
-        let mut line = name.to_string();
-        for a in args {
-            line.push(' ');
-            line.push_str(a);
+        // A health-check client that only PINGs stays "in the handshake" forever: bounded.
+        if self.handshake.requests.len() < MAX_LISTED {
+            let mut line = name.to_string();
+            for a in args {
+                line.push(' ');
+                line.push_str(a);
+            }
+            self.handshake.requests.push(line);
         }
-        self.handshake.requests.push(line);
         match name {
             "AUTH" => {
                 self.handshake.auth = true;

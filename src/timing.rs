@@ -31,6 +31,8 @@ use crate::resp::Name;
 pub const MAX_NAMES: usize = 64;
 /// Groups of unacknowledged commands kept per session before neighbours merge.
 pub const MAX_PENDING: usize = 65_536;
+/// Warnings kept per session (the most recent); all are counted by kind.
+pub const MAX_WARNINGS: usize = 256;
 /// Seconds of per-second throughput kept.
 pub const MAX_RATE_SECONDS: usize = 3600;
 
@@ -298,8 +300,10 @@ pub struct Timing {
     pub max_lag_ms: f64,
     /// Throughput per second (the last hour).
     pub rates: VecDeque<Second>,
-    /// Warnings raised.
-    pub warnings: Vec<Warning>,
+    /// The most recent warnings (at most [`MAX_WARNINGS`]).
+    pub warnings: VecDeque<Warning>,
+    /// How many warnings of each kind were raised in all.
+    pub warnings_by_kind: std::collections::BTreeMap<&'static str, u64>,
     #[serde(skip)]
     names: HashMap<Name, u16>,
     /// The last name looked up: streams mostly repeat one command.
@@ -352,7 +356,8 @@ impl Timing {
             max_lag_bytes: 0,
             max_lag_ms: 0.0,
             rates: VecDeque::new(),
-            warnings: Vec::new(),
+            warnings: VecDeque::new(),
+            warnings_by_kind: Default::default(),
             names: HashMap::new(),
             last_name: None,
             name_list: Vec::new(),
@@ -452,8 +457,18 @@ impl Timing {
             },
             _ => {}
         }
-        self.warnings.extend(warnings.iter().cloned());
+        self.keep(&warnings);
         warnings
+    }
+
+    fn keep(&mut self, warnings: &[Warning]) {
+        for w in warnings {
+            *self.warnings_by_kind.entry(w.kind).or_default() += 1;
+            if self.warnings.len() == MAX_WARNINGS {
+                self.warnings.pop_front();
+            }
+            self.warnings.push_back(w.clone());
+        }
     }
 
     /// Time passes without events: warns when the master has been silent too long.
@@ -490,7 +505,7 @@ impl Timing {
                 ),
             });
         }
-        self.warnings.extend(warnings.iter().cloned());
+        self.keep(&warnings);
         warnings
     }
 
@@ -773,7 +788,7 @@ mod tests {
                 fack: None,
             },
         );
-        assert_eq!(t.warnings.last().unwrap().kind, "lag");
+        assert_eq!(t.warnings.back().unwrap().kind, "lag");
         let w = t.observe(
             ms(4),
             &EventKind::Ack {
