@@ -100,6 +100,9 @@ pub struct Summary {
     pub stream_groups: u64,
     /// Consumers over all stream groups.
     pub stream_consumers: u64,
+    /// Listpacks, ziplists and zipmaps whose header does not carry their element count
+    /// (65535 or more elements); their elements are not in `types.*.elements`.
+    pub uncounted_containers: u64,
     /// The biggest keys by serialized size, biggest first.
     pub biggest: Vec<BigKey>,
     /// Function libraries (`#!lua name=…`).
@@ -1005,9 +1008,15 @@ impl Parser {
                         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64),
                     Container::Zipmap => h.first().filter(|n| **n < 254).map(|n| *n as u64),
                 };
-                let count = count.ok_or("container header too short or count unknown")?;
-                if let Some(k) = &mut self.key {
-                    k.elements = k.elements.saturating_add(count);
+                match count {
+                    Some(count) => {
+                        if let Some(k) = &mut self.key {
+                            k.elements = k.elements.saturating_add(count);
+                        }
+                    }
+                    // 65535+ elements: the header says "unknown" (legal with raised limits).
+                    None if h.len() >= 2 => self.summary.uncounted_containers += 1,
+                    None => return Err("container blob too short for its header".into()),
                 }
             }
         }
@@ -1380,6 +1389,15 @@ mod tests {
             }
         );
         assert_eq!(s.functions, ["lib1"]);
+    }
+
+    #[test]
+    fn a_listpack_too_big_to_count_its_elements_is_noted_not_an_error() {
+        let mut w = W::new("REDIS0011");
+        w.db(0, 1, 0).op(20).str(b"s").str(&listpack(u16::MAX));
+        let s = check(&w.finish(true));
+        assert_eq!((s.checksum, s.uncounted_containers), ("ok", 1));
+        assert_eq!(s.types["set"].keys, 1);
     }
 
     #[test]
