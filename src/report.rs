@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::chunk::{Direction, Timestamp};
 use crate::event::{Event, EventKind, Framing, SyncKind};
-use crate::timing::{self, Timing};
+use crate::timing::{self, Overall, Timing};
 
 /// Most handshake requests and errors listed per session.
 pub const MAX_LISTED: usize = 64;
@@ -29,18 +29,22 @@ pub struct Report {
     pub upstream_connect_failures: u64,
     /// Ended sessions left out because the report keeps only the most recent ones.
     pub sessions_dropped: u64,
+    /// Timing over all the sessions above (per-session histograms added together).
+    pub overall: Overall,
 }
 
 impl Report {
     /// A report over the given sessions.
     pub fn new(mut sessions: Vec<SessionReport>, upstream_connect_failures: u64) -> Report {
         sessions.sort_by_key(|s| s.id);
+        let overall = Overall::of(sessions.iter().map(|s| &s.timing));
         Report {
             tool: "repl-sniff",
             version: env!("CARGO_PKG_VERSION"),
             sessions,
             upstream_connect_failures,
             sessions_dropped: 0,
+            overall,
         }
     }
 

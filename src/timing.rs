@@ -237,6 +237,64 @@ pub struct Heartbeats {
     pub getacks: u64,
 }
 
+/// Timing over every session of a run: the per-session histograms added together.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overall {
+    /// Ack latency over all commands of all sessions, µs.
+    pub ack_latency_us: Hist,
+    /// Commands acknowledged, over all sessions.
+    pub acked_commands: u64,
+    /// Per command name, over all sessions.
+    pub commands: std::collections::BTreeMap<String, CommandTiming>,
+    /// Heartbeat intervals, over all sessions.
+    pub heartbeats: Heartbeats,
+}
+
+impl Overall {
+    /// The sum of `timings`.
+    pub fn of<'a>(timings: impl IntoIterator<Item = &'a Timing>) -> Overall {
+        let mut o = Overall {
+            ack_latency_us: Hist::micros(),
+            acked_commands: 0,
+            commands: Default::default(),
+            heartbeats: Heartbeats::new(),
+        };
+        for t in timings {
+            o.ack_latency_us.add(&t.ack_latency_us);
+            o.acked_commands += t.acked_commands;
+            for (name, c) in &t.commands {
+                let e = o
+                    .commands
+                    .entry(name.clone())
+                    .or_insert_with(CommandTiming::new);
+                e.ack_latency_us.add(&c.ack_latency_us);
+                e.size_bytes.add(&c.size_bytes);
+            }
+            let (a, b) = (&mut o.heartbeats, &t.heartbeats);
+            a.master_ping_interval_us.add(&b.master_ping_interval_us);
+            a.replica_ack_interval_us.add(&b.replica_ack_interval_us);
+            a.master_keepalive_interval_us
+                .add(&b.master_keepalive_interval_us);
+            a.replica_keepalive_interval_us
+                .add(&b.replica_keepalive_interval_us);
+            a.getacks += b.getacks;
+        }
+        o
+    }
+}
+
+impl Heartbeats {
+    fn new() -> Heartbeats {
+        Heartbeats {
+            master_ping_interval_us: Hist::micros(),
+            replica_ack_interval_us: Hist::micros(),
+            master_keepalive_interval_us: Hist::micros(),
+            replica_keepalive_interval_us: Hist::micros(),
+            getacks: 0,
+        }
+    }
+}
+
 /// Throughput during one second.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Second {
@@ -344,13 +402,7 @@ impl Timing {
             unacked_commands: 0,
             coarsened: 0,
             commands: Default::default(),
-            heartbeats: Heartbeats {
-                master_ping_interval_us: Hist::micros(),
-                replica_ack_interval_us: Hist::micros(),
-                master_keepalive_interval_us: Hist::micros(),
-                replica_keepalive_interval_us: Hist::micros(),
-                getacks: 0,
-            },
+            heartbeats: Heartbeats::new(),
             lag_bytes: 0,
             lag_ms: 0.0,
             max_lag_bytes: 0,

@@ -213,6 +213,38 @@ fn recorded_fixtures_match_what_the_master_said() {
     assert_eq!(checked, 2);
 }
 
+/// Pretty JSON with every array of two numbers (histogram buckets) on one line, so that
+/// golden files stay short enough to review.
+fn compact_pairs(pretty: &str) -> String {
+    let lines: Vec<&str> = pretty.lines().collect();
+    let mut out = Vec::with_capacity(lines.len());
+    let mut i = 0;
+    let number = |l: &str| {
+        let t = l.trim().trim_end_matches(',');
+        !t.is_empty() && t.parse::<f64>().is_ok()
+    };
+    while i < lines.len() {
+        let l = lines[i];
+        if l.trim_end().ends_with('[')
+            && i + 3 < lines.len()
+            && number(lines[i + 1])
+            && number(lines[i + 2])
+        {
+            let close = lines[i + 3].trim();
+            if close == "]" || close == "]," {
+                let a = lines[i + 1].trim().trim_end_matches(',');
+                let b = lines[i + 2].trim();
+                out.push(format!("{}{a}, {b}{}", l.trim_end(), close));
+                i += 4;
+                continue;
+            }
+        }
+        out.push(l.to_string());
+        i += 1;
+    }
+    out.join("\n")
+}
+
 /// Every fixture's report is pinned in fixtures/golden; `UPDATE_GOLDEN=1` rewrites them
 /// (review the diff like code).
 #[test]
@@ -239,7 +271,7 @@ fn golden_reports_of_every_fixture() {
             .join("golden")
             .join(rel)
             .with_extension("report.json");
-        let got = serde_json::to_string_pretty(&replay_file(path)).unwrap() + "\n";
+        let got = compact_pairs(&serde_json::to_string_pretty(&replay_file(path)).unwrap()) + "\n";
         if update {
             std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
             std::fs::write(&golden, &got).unwrap();
