@@ -318,6 +318,18 @@ fn partial_resync_after_master_link_kill_continues_offsets(v: Version) {
     assert_eq!(second["rdb"], Value::Null);
     assert_eq!(count_of(second, "SET"), 20);
     assert_eq!(second["desync"], Value::Null);
+    // The overall timing is the two sessions' added together.
+    let acked = |s: &Value| u64_of(&s["timing"]["acked_commands"]);
+    let overall = &out.report["overall"];
+    assert_eq!(
+        u64_of(&overall["acked_commands"]),
+        acked(first) + acked(second)
+    );
+    let sets = |s: &Value| u64_of(&s["timing"]["commands"]["SET"]["size_bytes"]["count"]);
+    assert_eq!(
+        u64_of(&overall["commands"]["SET"]["size_bytes"]["count"]),
+        sets(first) + sets(second)
+    );
     let _ = (master, replica);
 }
 
