@@ -118,8 +118,14 @@ fn census(server: &Server) -> Census {
         dbs.insert(n.parse::<u64>().unwrap(), (field("keys"), field("expires")));
     }
     let mut types: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for db in dbs.keys() {
+    for (db, (keys, _)) in &dbs {
         c.cmd(&["SELECT", &db.to_string()]);
+        let dbsize = c.cmd(&["DBSIZE"]);
+        assert_eq!(
+            dbsize,
+            crate::support::Reply::Int(*keys as i64),
+            "db{db}: DBSIZE vs INFO keyspace"
+        );
         let mut cursor = "0".to_string();
         loop {
             let crate::support::Reply::Array(r) = c.cmd(&["SCAN", &cursor, "COUNT", "1000"]) else {
