@@ -238,13 +238,6 @@ impl EventKind {
                 | EventKind::KeepAlive { .. }
         )
     }
-
-    /// Returns true if and only if the event depends on when the driver looked (status
-    /// lines, silence warnings), not only on the bytes.
-    pub fn is_periodic(&self) -> bool {
-        matches!(self, EventKind::Status { .. })
-            || matches!(self, EventKind::Warning { kind, .. } if kind == "master_silent")
-    }
 }
 
 /// A byte rate with a unit that keeps a few significant digits.

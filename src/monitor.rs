@@ -360,22 +360,19 @@ impl Monitor {
         if live.report.kind == "client" {
             return None;
         }
-        let rdb = live
-            .session
-            .rdb_progress()
-            .map(|(_, bytes, total, started)| {
-                let secs = now.since(started).as_secs_f64();
-                let rate = if secs > 0.0 { bytes as f64 / secs } else { 0.0 };
-                let eta = total
-                    .filter(|_| rate > 0.0)
-                    .map(|t| t.saturating_sub(bytes) as f64 / rate);
-                crate::event::RdbProgress {
-                    bytes,
-                    total,
-                    bytes_per_s: rate,
-                    eta_s: eta,
-                }
-            });
+        let rdb = live.session.rdb_progress().map(|(bytes, total, started)| {
+            let secs = now.since(started).as_secs_f64();
+            let rate = if secs > 0.0 { bytes as f64 / secs } else { 0.0 };
+            let eta = total
+                .filter(|_| rate > 0.0)
+                .map(|t| t.saturating_sub(bytes) as f64 / rate);
+            crate::event::RdbProgress {
+                bytes,
+                total,
+                bytes_per_s: rate,
+                eta_s: eta,
+            }
+        });
         // Ticks come about once a second; allow for their jitter.
         let since = now.since(live.last_status) + std::time::Duration::from_millis(200);
         let due = since >= every || (rdb.is_some() && since >= std::time::Duration::from_secs(1));

@@ -231,17 +231,14 @@ impl Session {
         self.requests.partial_name().is_none_or(|n| n.is("AUTH"))
     }
 
-    /// The RDB transfer under way, if any: framing, bytes received, announced length.
-    pub fn rdb_progress(&self) -> Option<(Framing, u64, Option<u64>, Timestamp)> {
+    /// The RDB transfer under way, if any: bytes received, announced length, start time.
+    pub fn rdb_progress(&self) -> Option<(u64, Option<u64>, Timestamp)> {
         let rdb = self.rdb.as_ref()?;
         match &self.phase {
-            Phase::RdbDisk { remaining } => Some((
-                rdb.framing,
-                rdb.bytes,
-                Some(rdb.bytes + remaining),
-                rdb.started,
-            )),
-            Phase::RdbEof { seen, .. } => Some((rdb.framing, *seen, None, rdb.started)),
+            Phase::RdbDisk { remaining } => {
+                Some((rdb.bytes, Some(rdb.bytes + remaining), rdb.started))
+            }
+            Phase::RdbEof { seen, .. } => Some((*seen, None, rdb.started)),
             _ => None,
         }
     }

@@ -1,17 +1,14 @@
 //! The binary as a user meets it: the README's replay command, help, and bad input.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use repl_sniff::{replay, Config, Monitor};
 
 fn repl_sniff(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_repl-sniff"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    crate::support::repl_sniff(&args)
 }
 
 fn fixture(rel: &str) -> PathBuf {

@@ -203,17 +203,13 @@ fn check_summary(s: &Value, census: &Census, what: &str) {
 }
 
 fn rdb_command(file: &Path) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_repl-sniff"))
-        .arg("rdb")
-        .arg(file)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = [
+        "rdb".as_ref(),
+        file.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ];
+    let out = crate::support::repl_sniff_ok(&args);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

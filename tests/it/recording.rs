@@ -1,6 +1,7 @@
 //! `--record`: a live session written as pcapng replays to the same report, hides AUTH
 //! arguments, and is read by tshark as valid TCP whose bytes are the forwarded bytes.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -13,20 +14,17 @@ use crate::support::{wait_for_quiescence, wait_until, Client, Server, Sniffer, V
 const PASSWORD: &str = "rec0rd-me-n0t";
 
 fn replay_report(recording: &Path) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_repl-sniff"))
-        .arg("replay")
-        .arg(recording)
-        .args(["--format", "json", "--report-json"])
-        .arg(recording.with_extension("replay.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = std::fs::read_to_string(recording.with_extension("replay.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
+    let report = recording.with_extension("replay.json");
+    let arg = OsStr::new;
+    crate::support::repl_sniff_ok(&[
+        arg("replay"),
+        recording.as_os_str(),
+        arg("--format"),
+        arg("json"),
+        arg("--report-json"),
+        report.as_os_str(),
+    ]);
+    serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()
 }
 
 /// Everything about a session that a capture can carry (the close reason cannot).

@@ -318,6 +318,27 @@ impl Client {
     }
 }
 
+/// Runs the `repl-sniff` binary to completion, hermetically (no RUST_LOG, no colour).
+pub fn repl_sniff(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_repl-sniff"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+/// Runs the binary, which must succeed.
+pub fn repl_sniff_ok(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let out = repl_sniff(args);
+    assert!(
+        out.status.success(),
+        "repl-sniff {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// The `repl-sniff` binary running as a proxy, with its outputs captured in files.
 pub struct Sniffer {
     pub port: u16,
