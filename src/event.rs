@@ -280,7 +280,7 @@ impl fmt::Display for Event {
                     "full resync: replid {} offset {}; stream starts at {}",
                     opt(replid),
                     opt(offset),
-                    offset.map_or("?".into(), |o| (o + 1).to_string())
+                    offset.map_or("?".into(), |o| o.saturating_add(1).to_string())
                 ),
                 SyncKind::Partial => write!(
                     f,

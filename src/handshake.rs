@@ -161,31 +161,46 @@ pub struct LineReader {
 /// What [`LineReader::next_line`] found.
 #[derive(Debug)]
 pub enum Line {
-    /// A whole line (without `\r\n`), after consuming the given number of input bytes.
-    Complete(Vec<u8>, usize),
+    /// A whole line.
+    Complete {
+        /// The line, without its `\r\n` (or bare `\n`).
+        line: Vec<u8>,
+        /// Bytes of this input it took, the `\n` included.
+        used: usize,
+        /// Bytes of it that arrived in earlier inputs (the line began that far before this one).
+        carried: usize,
+    },
     /// The input ended inside a line; all of it was consumed.
     Partial,
     /// The line exceeds the limit.
-    TooLong,
+    TooLong {
+        /// Bytes of it that arrived in earlier inputs.
+        carried: usize,
+    },
 }
 
 impl LineReader {
     /// Looks for the end of the current line in `input`.
     pub fn next_line(&mut self, input: &[u8], max: usize) -> Line {
+        let carried = self.carry.len();
         match memchr(b'\n', input) {
-            Some(i) if self.carry.len() + i <= max => {
+            Some(i) if carried + i <= max => {
                 let mut line = std::mem::take(&mut self.carry);
                 line.extend_from_slice(&input[..i]);
                 if line.last() == Some(&b'\r') {
                     line.pop();
                 }
-                Line::Complete(line, i + 1)
+                Line::Complete {
+                    line,
+                    used: i + 1,
+                    carried,
+                }
             }
-            None if self.carry.len() + input.len() <= max => {
+            None if carried + input.len() <= max => {
                 self.carry.extend_from_slice(input);
                 Line::Partial
             }
-            _ => Line::TooLong,
+            _ => Line::TooLong { carried },
         }
     }
 }
@@ -229,27 +244,23 @@ pub fn shown_args(cmd: &Command) -> Vec<String> {
 
 /// The byte ranges, relative to the start of `cmd` on the wire, of `AUTH`'s arguments (the
 /// username too), so that recordings can mask them. Empty for any other command.
+///
+/// The positions are the ones the parser saw, so they are exact whatever the framing: RESP or
+/// inline, CRLF or a bare LF, lengths with leading zeros. An `AUTH` with more arguments than the
+/// parser keeps track of is masked from its first argument to its end, framing included.
 pub fn auth_argument_ranges(cmd: &Command) -> Vec<(u64, u64)> {
-    if !cmd.name().is("AUTH") {
+    if !cmd.name().is("AUTH") || cmd.argc() < 2 {
         return Vec::new();
     }
-    let total = cmd.wire_len();
-    if cmd.is_inline() {
-        // `AUTH <args>\r\n`: everything after the name up to the line end.
-        let end = total.saturating_sub(2);
-        return vec![(4.min(end), end)];
+    if cmd.all_args_captured() {
+        return (1..cmd.argc() as usize)
+            .filter_map(|i| cmd.arg_wire_range(i))
+            .collect();
     }
-    // `*N\r\n` `$L\r\n<arg>\r\n`…: walk back from the end over the arguments.
-    let mut ranges = Vec::new();
-    let mut end = total;
-    for i in (1..cmd.argc() as usize).rev() {
-        let Some(arg) = cmd.arg(i) else { break };
-        let body_end = end - 2;
-        let body_start = body_end - arg.len;
-        ranges.push((body_start, body_end));
-        end = body_start - (arg.len.to_string().len() as u64 + 3);
-    }
-    ranges
+    let start = cmd.arg_wire_range(1).map_or(0, |(a, _)| a);
+    // Keep the line ending: `\r\n` after a bulk string, at least the `\n` of an inline line.
+    let end = cmd.wire_len() - if cmd.is_inline() { 1 } else { 2 };
+    vec![(start, end.max(start))]
 }
 
 #[cfg(test)]
@@ -324,7 +335,7 @@ mod tests {
             .iter()
             .map(|&(a, b)| &wire[a as usize..b as usize])
             .collect();
-        assert_eq!(shown, [&b"repl-pass"[..], b"repl"]);
+        assert_eq!(shown, [&b"repl"[..], b"repl-pass"]);
     }
 
     #[test]
@@ -332,12 +343,19 @@ mod tests {
         let mut r = LineReader::default();
         assert!(matches!(r.next_line(b"+FULL", 256), Line::Partial));
         match r.next_line(b"RESYNC x 1\r\n$5", 256) {
-            Line::Complete(line, used) => {
+            Line::Complete {
+                line,
+                used,
+                carried,
+            } => {
                 assert_eq!(line, b"+FULLRESYNC x 1");
-                assert_eq!(used, 12);
+                assert_eq!((used, carried), (12, 5));
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(r.next_line(&[b'a'; 300], 256), Line::TooLong));
+        assert!(matches!(
+            r.next_line(&[b'a'; 300], 256),
+            Line::TooLong { carried: 0 }
+        ));
     }
 }

@@ -121,9 +121,16 @@ pub trait Tap: Send {
     fn open(&mut self, id: u64, at: Timestamp, replica: &str, upstream: &str);
     /// Bytes seen on it, starting at byte `pos` of their direction. `secrets` are byte ranges
     /// (same positions; possibly before `pos`, in bytes a tap held back) of `AUTH` arguments
-    /// found so far; `hold` says the replica's direction ends inside a command that may still
-    /// turn out to carry one.
-    fn data(&mut self, id: u64, chunk: Chunk<'_>, pos: u64, secrets: &[(u64, u64)], hold: bool);
+    /// completed by these bytes; `hold` is where the command the replica's direction ends
+    /// inside began, when that command may still turn out to carry one.
+    fn data(
+        &mut self,
+        id: u64,
+        chunk: Chunk<'_>,
+        pos: u64,
+        secrets: &[(u64, u64)],
+        hold: Option<u64>,
+    );
     /// Bytes that were forwarded but not analysed.
     fn skip(&mut self, _id: u64, _dir: Direction, _at: Timestamp, _len: u64) {}
     /// It ended.
@@ -187,7 +194,14 @@ impl Tap for Recording {
             upstream: upstream.into(),
         });
     }
-    fn data(&mut self, id: u64, chunk: Chunk<'_>, _pos: u64, _secrets: &[(u64, u64)], _hold: bool) {
+    fn data(
+        &mut self,
+        id: u64,
+        chunk: Chunk<'_>,
+        _pos: u64,
+        _secrets: &[(u64, u64)],
+        _hold: Option<u64>,
+    ) {
         self.push(Record::Data {
             id,
             dir: chunk.dir,
@@ -301,9 +315,9 @@ impl Monitor {
         }
         if let Some(tap) = &mut self.tap {
             // Secrets are found by the analysis, so the tap sees each chunk after it.
-            let secrets = live.session.take_secret_ranges();
-            let hold = live.session.request_may_hold_secret();
-            tap.data(id, chunk, start, &secrets, hold);
+            let secrets = live.session.secret_ranges();
+            let hold = live.session.pending_secret_from();
+            tap.data(id, chunk, start, secrets, hold);
         }
         self.drain(id);
     }

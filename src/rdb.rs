@@ -327,12 +327,15 @@ impl LzfPrefix {
         }
     }
 
-    /// Returns false on data that is not LZF (a back-reference before the start).
-    fn feed(&mut self, input: &[u8]) -> bool {
+    /// Decodes until `want` bytes exist, never more, whatever the input's split. On data that
+    /// is not LZF (a back-reference before the start), returns the index of the byte that
+    /// completed the bad reference.
+    fn feed(&mut self, input: &[u8]) -> Result<(), usize> {
         let mut i = 0;
         while i < input.len() && self.out.len() < self.want {
+            let room = self.want - self.out.len();
             if self.literal > 0 {
-                let take = self.literal.min(input.len() - i);
+                let take = self.literal.min(input.len() - i).min(room);
                 self.out.extend_from_slice(&input[i..i + take]);
                 self.literal -= take;
                 i += take;
@@ -351,9 +354,9 @@ impl LzfPrefix {
                     let len = self.long_len.unwrap_or(0) + 2;
                     let back = (((c & 0x1f) as usize) << 8) + b as usize + 1;
                     if back > self.out.len() {
-                        return false;
+                        return Err(i - 1);
                     }
-                    for _ in 0..len {
+                    for _ in 0..len.min(room) {
                         let byte = self.out[self.out.len() - back];
                         self.out.push(byte);
                     }
@@ -362,7 +365,7 @@ impl LzfPrefix {
                 }
             }
         }
-        true
+        Ok(())
     }
 }
 
@@ -393,6 +396,9 @@ pub struct Parser {
     heap: BinaryHeap<Reverse<BigKey>>,
     summary: Summary,
     failed: bool,
+    /// Where the error a step is returning was found, when that is not where the element
+    /// the step was reading began (the end of a string whose contents are wrong, say).
+    error_at: Option<u64>,
 }
 
 impl std::fmt::Debug for Parser {
@@ -435,6 +441,7 @@ impl Parser {
                 ..Summary::default()
             },
             failed: false,
+            error_at: None,
         }
     }
 
@@ -489,12 +496,15 @@ impl Parser {
     }
 
     fn fail(&mut self, message: String) {
+        self.fail_at(self.pos, message);
+    }
+
+    fn fail_at(&mut self, offset: u64, message: String) {
         if !self.is_finished() {
             self.failed = true;
-            self.summary.error = Some(Error {
-                offset: self.pos,
-                message,
-            });
+            // What was analysed ends where the error is, however the input was split.
+            self.pos = offset;
+            self.summary.error = Some(Error { offset, message });
         }
     }
 
@@ -506,12 +516,18 @@ impl Parser {
         let start = self.pos;
         let mut i = 0;
         while i < data.len() && !self.is_finished() {
+            // An error is reported where the element being read begins (part of it may have
+            // come in earlier chunks, in `carry`), so the offset never depends on the split.
+            let element = self.pos - self.carry.len() as u64;
             match self.step(&data[i..]) {
                 Ok(n) => {
                     i += n;
                     self.pos += n as u64;
                 }
-                Err(msg) => self.fail(msg),
+                Err(msg) => {
+                    let at = self.error_at.take().unwrap_or(element);
+                    self.fail_at(at, msg);
+                }
             }
         }
         // Hash what was consumed, up to and including the EOF opcode.
@@ -697,14 +713,17 @@ impl Parser {
                         int,
                     });
                 } else {
+                    self.error_at = Some(self.pos + take as u64);
                     self.string_done(purpose, int)?;
+                    self.error_at = None;
                 }
                 Ok(take)
             }
             Lzf { left, purpose } => {
                 let take = left.min(input.len() as u64) as usize;
                 if let Some(lzf) = &mut self.lzf {
-                    if !lzf.feed(&input[..take]) {
+                    if let Err(bad) = lzf.feed(&input[..take]) {
+                        self.error_at = Some(self.pos + bad as u64);
                         return Err("LZF-compressed string is corrupt".into());
                     }
                 }
@@ -717,7 +736,9 @@ impl Parser {
                     if let Some(lzf) = self.lzf.take() {
                         self.capture = lzf.out;
                     }
+                    self.error_at = Some(self.pos + take as u64);
                     self.string_done(purpose, false)?;
+                    self.error_at = None;
                 }
                 Ok(take)
             }
@@ -1025,7 +1046,7 @@ impl Parser {
 
     fn end_key(&mut self) {
         let Some(key) = self.key.take() else { return };
-        let bytes = self.pos - key.start;
+        let bytes = self.pos.saturating_sub(key.start);
         let db = self.db_stats.entry(self.db).or_default();
         db.keys += 1;
         if key.expires {

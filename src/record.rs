@@ -10,7 +10,8 @@
 //!
 //! `AUTH` arguments are replaced by `*` of the same length unless secrets are kept: the
 //! replica's bytes are held back while a command that may be `AUTH` is incomplete (at most
-//! [`MAX_HELD`] bytes), so that a password split across reads is masked too.
+//! [`MAX_HELD`] bytes), so that a password split across reads is masked too. An unfinished
+//! `AUTH` longer than that is masked whole, framing included, as far as it has come.
 //!
 //! The recorder runs on the analysis thread, never on the forwarding path, and a failing disk
 //! stops the recording, not the proxy.
@@ -230,7 +231,14 @@ impl Tap for Recorder {
         );
     }
 
-    fn data(&mut self, id: u64, chunk: Chunk<'_>, pos: u64, secrets: &[(u64, u64)], hold: bool) {
+    fn data(
+        &mut self,
+        id: u64,
+        chunk: Chunk<'_>,
+        pos: u64,
+        secrets: &[(u64, u64)],
+        hold: Option<u64>,
+    ) {
         if chunk.dir == Direction::MasterToReplica {
             return self.segments(id, chunk.dir, chunk.at, chunk.bytes);
         }
@@ -243,16 +251,20 @@ impl Tap for Recorder {
         }
         flow.held.extend_from_slice(chunk.bytes);
         flow.secrets.extend_from_slice(secrets);
+        let overflow = flow.held.len() > MAX_HELD;
+        // Held bytes must go before the command that may be `AUTH` is complete: mask all of it
+        // seen so far (framing too) rather than risk showing a password.
+        let unfinished = hold.filter(|_| overflow).map(|from| (from, u64::MAX));
         if mask {
             let (start, end) = (flow.held_pos, flow.held_pos + flow.held.len() as u64);
-            for &(a, b) in &flow.secrets {
+            for &(a, b) in flow.secrets.iter().chain(&unfinished) {
                 let (a, b) = (a.max(start), b.min(end));
                 if a < b {
                     flow.held[(a - start) as usize..(b - start) as usize].fill(b'*');
                 }
             }
         }
-        if !hold || flow.held.len() > MAX_HELD {
+        if hold.is_none() || overflow {
             self.release_held(id, chunk.at);
         }
     }

@@ -310,7 +310,7 @@ impl SessionReport {
                 offset,
             } => {
                 let (kind, mode, start) = match sync {
-                    SyncKind::Full => ("full", "psync", offset.map(|o| o + 1)),
+                    SyncKind::Full => ("full", "psync", offset.map(|o| o.saturating_add(1))),
                     SyncKind::Partial => ("partial", "psync", *offset),
                     SyncKind::Sync => ("full", "sync", None),
                     SyncKind::RdbChannel => ("full", "rdb_channel", None),
@@ -357,7 +357,7 @@ impl SessionReport {
                     rdb.complete = true;
                 }
                 if self.offsets.start.is_some() {
-                    self.offsets.end = self.offsets.start.map(|s| s - 1);
+                    self.offsets.end = self.offsets.start.map(|s| s.saturating_sub(1));
                 }
             }
             EventKind::RdbContents { contents } => {

@@ -68,6 +68,17 @@ pub enum Error {
     ExpectedArray(u8),
 }
 
+/// Where and why the bytes stopped being a command stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// What was wrong.
+    pub error: Error,
+    /// Position of the element that broke the protocol (the first byte of its line, or the
+    /// single unexpected byte), counted from the parser's first byte. It does not depend on how
+    /// the input was split into calls.
+    pub at: u64,
+}
+
 /// Shows one byte the way a person wants to read it in an error message.
 pub(crate) struct Printable(pub(crate) u8);
 
@@ -120,6 +131,8 @@ struct Span {
     start: u16,
     captured: u16,
     len: u64,
+    /// Where the argument's bytes begin, counted from the command's first byte on the wire.
+    wire_at: u64,
 }
 
 /// A complete command, with its leading arguments captured.
@@ -195,6 +208,22 @@ impl Command {
         })
     }
 
+    /// Where the `i`-th argument's bytes lie on the wire, as `(start, end)` counted from the
+    /// command's first byte (for an inline command, the word as sent, quotes included).
+    pub fn arg_wire_range(&self, i: usize) -> Option<(u64, u64)> {
+        if i >= self.nspans as usize {
+            return None;
+        }
+        let s = self.spans[i];
+        Some((s.wire_at, s.wire_at + s.len))
+    }
+
+    /// Returns true if and only if every argument was captured (so that
+    /// [`Command::arg_wire_range`] knows where each one is).
+    pub fn all_args_captured(&self) -> bool {
+        self.nspans as u64 == self.argc
+    }
+
     /// The captured arguments, in order.
     pub fn args(&self) -> impl Iterator<Item = Arg<'_>> {
         (0..self.nspans as usize).filter_map(|i| self.arg(i))
@@ -213,8 +242,9 @@ impl Command {
         self.used = 0;
     }
 
-    /// Starts capturing a new argument of `len` bytes; returns true if any of it will be kept.
-    fn begin_arg(&mut self, len: u64) -> bool {
+    /// Starts capturing a new argument of `len` bytes that begins at `wire_at` (counted from the
+    /// command's first byte); returns true if any of it will be kept.
+    fn begin_arg(&mut self, len: u64, wire_at: u64) -> bool {
         if (self.nspans as usize) >= MAX_CAPTURED_ARGS {
             return false;
         }
@@ -222,6 +252,7 @@ impl Command {
             start: self.used,
             captured: 0,
             len,
+            wire_at,
         };
         self.nspans += 1;
         true
@@ -330,6 +361,8 @@ pub struct Parser {
     /// Carry for a header or inline line split across calls; bounded by the limits.
     line: Vec<u8>,
     cur: Box<Command>,
+    /// Bytes consumed over the parser's life (positions in [`Failure`] count from here).
+    consumed: u64,
 }
 
 impl Parser {
@@ -341,6 +374,7 @@ impl Parser {
             state: State::Start,
             line: Vec::new(),
             cur: Box::default(),
+            consumed: 0,
         }
     }
 
@@ -358,6 +392,17 @@ impl Parser {
         matches!(self.state, State::Start) && self.line.is_empty()
     }
 
+    /// Bytes consumed so far, over the parser's life.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    /// Where the command being parsed began (counted like [`Parser::consumed`]); `None`
+    /// between commands.
+    pub fn command_start(&self) -> Option<u64> {
+        (!self.at_boundary()).then(|| self.consumed - self.cur.wire_len)
+    }
+
     /// The name of the command being parsed, once its first argument is complete; `None`
     /// between commands and while the name itself is still arriving.
     pub fn partial_name(&self) -> Option<Name> {
@@ -371,13 +416,28 @@ impl Parser {
 
     /// Consumes bytes from `input` until one item is complete or the input is exhausted.
     ///
-    /// Returns how many bytes were consumed, and the item if one was completed. On error the
-    /// consumed count says where the offending byte is (it is the next one); the parser must
-    /// not be used again after an error.
-    pub fn advance(&mut self, input: &[u8]) -> (usize, Result<Option<Item>, Error>) {
+    /// Returns how many bytes were consumed, and the item if one was completed. After a
+    /// [`Failure`] the parser must not be used again.
+    pub fn advance(&mut self, input: &[u8]) -> (usize, Result<Option<Item>, Failure>) {
+        let (n, r) = self.advance_inner(input);
+        self.consumed += n as u64;
+        (n, r)
+    }
+
+    /// A failure at `pos` of the current input, for an element of which `carried` bytes
+    /// arrived in earlier calls.
+    fn failure(&self, error: Error, pos: usize, carried: usize) -> Failure {
+        Failure {
+            error,
+            at: self.consumed + pos as u64 - carried as u64,
+        }
+    }
+
+    fn advance_inner(&mut self, input: &[u8]) -> (usize, Result<Option<Item>, Failure>) {
         let mut pos = 0;
         loop {
             let rest = &input[pos..];
+            let carried = self.line.len();
             match self.state {
                 State::Start => {
                     let Some(&first) = rest.first() else {
@@ -393,16 +453,17 @@ impl Parser {
                             self.state = State::Inline;
                             self.cur.inline = true;
                         }
-                        other => return (pos, Err(Error::ExpectedArray(other))),
+                        other => {
+                            return (pos, Err(self.failure(Error::ExpectedArray(other), pos, 0)))
+                        }
                     }
                 }
                 State::ArrayHeader => {
                     let (n, line) = match self.take_line(rest, self.limits.max_header) {
                         Ok(Some(x)) => x,
                         Ok(None) => return (input.len(), Ok(None)),
-                        Err(e) => return (pos, Err(e)),
+                        Err(e) => return (pos, Err(self.failure(e, pos, carried))),
                     };
-                    pos += n;
                     let count = parse_len(&line[1..]);
                     self.recycle(line);
                     match count {
@@ -414,23 +475,25 @@ impl Parser {
                             self.cur.argc = c as u64;
                             self.state = State::BulkHeader { left: c as u64 };
                         }
-                        _ => return (pos - n, Err(Error::BadArrayLength)),
+                        _ => {
+                            let f = self.failure(Error::BadArrayLength, pos, carried);
+                            return (pos + n, Err(f));
+                        }
                     }
+                    pos += n;
                 }
                 State::Inline => {
                     let (n, line) = match self.take_line(rest, self.limits.max_inline) {
                         Ok(Some(x)) => x,
                         Ok(None) => return (input.len(), Ok(None)),
-                        Err(e) => return (pos, Err(e)),
+                        Err(e) => return (pos, Err(self.failure(e, pos, carried))),
                     };
                     pos += n;
                     let mut argc = 0;
-                    for word in line
-                        .split(|b| *b == b' ' || *b == b'\t')
-                        .filter(|w| !w.is_empty())
-                    {
+                    for (start, end) in InlineWords::new(&line) {
                         argc += 1;
-                        if self.cur.begin_arg(word.len() as u64) {
+                        let word = &line[start..end];
+                        if self.cur.begin_arg(word.len() as u64, start as u64) {
                             self.cur.capture(word);
                         }
                     }
@@ -452,27 +515,30 @@ impl Parser {
                         return (pos, Ok(None));
                     };
                     if self.line.is_empty() && first != b'$' {
-                        return (pos, Err(Error::ExpectedBulk(first)));
+                        return (pos, Err(self.failure(Error::ExpectedBulk(first), pos, 0)));
                     }
                     let (n, line) = match self.take_line(rest, self.limits.max_header) {
                         Ok(Some(x)) => x,
                         Ok(None) => return (input.len(), Ok(None)),
-                        Err(e) => return (pos, Err(e)),
+                        Err(e) => return (pos, Err(self.failure(e, pos, carried))),
                     };
-                    pos += n;
                     let len = parse_len(&line[1..]);
                     self.recycle(line);
                     match len {
                         Some(l) if l >= 0 && (l as u64) <= self.limits.max_bulk => {
-                            let keep = self.cur.begin_arg(l as u64);
+                            let keep = self.cur.begin_arg(l as u64, self.cur.wire_len);
                             self.state = State::BulkBody {
                                 left: left - 1,
                                 remaining: l as u64,
                                 keep,
                             };
                         }
-                        _ => return (pos - n, Err(Error::BadBulkLength)),
+                        _ => {
+                            let f = self.failure(Error::BadBulkLength, pos, carried);
+                            return (pos + n, Err(f));
+                        }
                     }
+                    pos += n;
                 }
                 State::BulkBody {
                     left,
@@ -505,7 +571,7 @@ impl Parser {
                     };
                     let expected = if cr_seen { b'\n' } else { b'\r' };
                     if b != expected {
-                        return (pos, Err(Error::ExpectedCrlf));
+                        return (pos, Err(self.failure(Error::ExpectedCrlf, pos, 0)));
                     }
                     pos += 1;
                     self.cur.wire_len += 1;
@@ -560,20 +626,178 @@ impl Parser {
     }
 }
 
-/// Finds where a RESP array most likely starts in bytes whose framing is unknown (a capture
-/// that begins mid-connection): a `*<count>\r\n$` right after a newline, or at `input[0]`
-/// if `at_start` says a command may begin there.
-pub fn find_array_start(input: &[u8], at_start: bool) -> Option<usize> {
-    let looks_like_array = |rest: &[u8]| {
-        let digits = rest[1..].iter().take_while(|b| b.is_ascii_digit()).count();
-        digits > 0 && rest[1 + digits..].starts_with(b"\r\n$")
-    };
-    if at_start && input.first() == Some(&b'*') && looks_like_array(input) {
-        return Some(0);
+/// The words of an inline command line, split where Redis's `sdssplitargs` splits them: at
+/// white space, except inside `"…"` (with backslash escapes) or `'…'`. Each word is the byte
+/// range it occupies in the line, quotes included: what was on the wire, not the unescaped
+/// value. An unbalanced quote makes the rest of the line one word (Redis rejects such a line,
+/// but its bytes still crossed the link).
+#[derive(Debug)]
+struct InlineWords<'a> {
+    line: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> InlineWords<'a> {
+    fn new(line: &'a [u8]) -> Self {
+        InlineWords { line, pos: 0 }
     }
-    memchr::memmem::find_iter(input, b"\n*")
-        .map(|i| i + 1)
-        .find(|&i| looks_like_array(&input[i..]))
+}
+
+/// White space as C's `isspace` sees it (what `sdssplitargs` splits at).
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+impl Iterator for InlineWords<'_> {
+    type Item = (usize, usize);
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        let line = self.line;
+        while self.pos < line.len() && is_space(line[self.pos]) {
+            self.pos += 1;
+        }
+        if self.pos == line.len() {
+            return None;
+        }
+        let start = self.pos;
+        let mut quote = None;
+        while self.pos < line.len() {
+            let c = line[self.pos];
+            match quote {
+                None if is_space(c) => break,
+                None if c == b'"' || c == b'\'' => quote = Some(c),
+                None => {}
+                Some(_) if c == b'\\' => self.pos += 1,
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+            }
+            self.pos += 1;
+        }
+        self.pos = self.pos.min(line.len());
+        Some((start, self.pos))
+    }
+}
+
+/// The longest `*<count>\r\n` a [`BoundaryFinder`] takes for a command's start.
+const MAX_GUESSED_HEADER: usize = 24;
+
+/// Finds the first command boundary in bytes whose framing is unknown (a capture that began
+/// mid-connection): a `*<count>\r\n$` at the very start or right after a `\n`.
+///
+/// Resumable and chunk-independent: the pattern may be split across any number of calls, and
+/// the boundary found never depends on where. The `*<count>\r\n` already passed is kept (at
+/// most [`MAX_GUESSED_HEADER`] bytes) so the caller can hand it to a [`Parser`] first.
+#[derive(Debug, Clone)]
+pub struct BoundaryFinder {
+    scan: Scan,
+    header: [u8; MAX_GUESSED_HEADER],
+    header_len: usize,
+    skipped: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    /// Just after a `\n` (or at the start): a `*` here may begin a command.
+    LineStart,
+    /// Inside a line that cannot begin a command.
+    Inside,
+    /// After `*` and `digits` digits.
+    Count { digits: usize },
+    /// After `*<count>\r`.
+    Cr,
+    /// After `*<count>\r\n`: a `$` confirms the boundary.
+    Lf,
+}
+
+/// A command boundary found by [`BoundaryFinder::find`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Boundary<'a> {
+    /// Where in the last input the command goes on, after [`Boundary::header`].
+    pub resume: usize,
+    /// The command's `*<count>\r\n`, which (part of) earlier inputs may have carried.
+    pub header: &'a [u8],
+    /// Bytes before the command, over all calls.
+    pub skipped: u64,
+}
+
+impl Default for BoundaryFinder {
+    fn default() -> Self {
+        BoundaryFinder {
+            scan: Scan::LineStart,
+            header: [0; MAX_GUESSED_HEADER],
+            header_len: 0,
+            skipped: 0,
+        }
+    }
+}
+
+impl BoundaryFinder {
+    /// Looks for the boundary in the next bytes of the stream.
+    pub fn find(&mut self, input: &[u8]) -> Option<Boundary<'_>> {
+        let mut i = 0;
+        while i < input.len() {
+            if self.scan == Scan::Inside {
+                // Nothing can start before the next newline.
+                match memchr(b'\n', &input[i..]) {
+                    Some(nl) => {
+                        self.skipped += (nl + 1) as u64;
+                        i += nl + 1;
+                        self.scan = Scan::LineStart;
+                        continue;
+                    }
+                    None => {
+                        self.skipped += (input.len() - i) as u64;
+                        return None;
+                    }
+                }
+            }
+            let b = input[i];
+            i += 1;
+            let next = match (self.scan, b) {
+                (Scan::LineStart, b'*') => Some(Scan::Count { digits: 0 }),
+                (Scan::Count { digits }, b'0'..=b'9') if digits + 4 < MAX_GUESSED_HEADER => {
+                    Some(Scan::Count { digits: digits + 1 })
+                }
+                (Scan::Count { digits }, b'\r') if digits > 0 => Some(Scan::Cr),
+                (Scan::Cr, b'\n') => Some(Scan::Lf),
+                (Scan::Lf, b'$') => {
+                    return Some(Boundary {
+                        resume: i - 1,
+                        header: &self.header[..self.header_len],
+                        skipped: self.skipped,
+                    })
+                }
+                _ => None,
+            };
+            match next {
+                Some(scan) => {
+                    self.header[self.header_len] = b;
+                    self.header_len += 1;
+                    self.scan = scan;
+                }
+                None => {
+                    // Not a boundary: what was taken for a header was skipped after all, and
+                    // this byte is looked at afresh (after `\r\n`, a `*` may begin one).
+                    let after_newline = self.scan == Scan::Lf;
+                    self.skipped += self.header_len as u64;
+                    self.header_len = 0;
+                    if after_newline && b == b'*' {
+                        self.header[0] = b;
+                        self.header_len = 1;
+                        self.scan = Scan::Count { digits: 0 };
+                    } else {
+                        self.skipped += 1;
+                        self.scan = if b == b'\n' {
+                            Scan::LineStart
+                        } else {
+                            Scan::Inside
+                        };
+                    }
+                }
+            }
+        }
+        None
+    }
 }
 
 /// Parses a RESP length: an optional `-` and decimal digits, nothing else.
@@ -599,7 +823,7 @@ fn parse_len(digits: &[u8]) -> Option<i64> {
 mod tests {
     use super::*;
 
-    fn parse_all(p: &mut Parser, mut input: &[u8]) -> Result<Vec<Item>, Error> {
+    fn parse_all(p: &mut Parser, mut input: &[u8]) -> Result<Vec<Item>, Failure> {
         let mut out = Vec::new();
         while !input.is_empty() {
             let (n, r) = p.advance(input);
@@ -688,31 +912,175 @@ mod tests {
         assert!(p.line.capacity() < 1024);
     }
 
+    /// Feeds `input` in pieces cut at `cuts`; returns the items and the failure, if any.
+    fn parse_split(p: &mut Parser, input: &[u8], cuts: &[usize]) -> (Vec<Item>, Option<Failure>) {
+        let mut items = Vec::new();
+        let mut start = 0;
+        for &end in cuts.iter().chain([&input.len()]) {
+            let mut piece = &input[start..end];
+            start = end;
+            while !piece.is_empty() {
+                let (n, r) = p.advance(piece);
+                piece = &piece[n..];
+                match r {
+                    Ok(Some(item)) => items.push(item),
+                    Ok(None) => {}
+                    Err(f) => return (items, Some(f)),
+                }
+            }
+        }
+        (items, None)
+    }
+
     #[test]
-    fn errors_say_what_was_expected() {
-        let mut p = Parser::for_master_stream(Limits::default());
-        let (n, r) = p.advance(b"+OK\r\n");
-        assert_eq!((n, r.unwrap_err()), (0, Error::ExpectedArray(b'+')));
+    fn errors_say_what_was_expected_and_where_the_element_begins() {
+        let master = || Parser::for_master_stream(Limits::default());
+        let cases: &[(&[u8], Error, u64)] = &[
+            (b"+OK\r\n", Error::ExpectedArray(b'+'), 0),
+            (b"*1\r\n:5\r\n", Error::ExpectedBulk(b':'), 4),
+            (b"*1\r\n$2\r\nabX", Error::ExpectedCrlf, 10),
+            (b"*1\r\n$4x\r\n", Error::BadBulkLength, 4),
+            (b"*99999999999999999999\r\n", Error::BadArrayLength, 0),
+            (b"*1\r\n$1\r\na\r\n*2\r\n$-3\r\n", Error::BadBulkLength, 15),
+        ];
+        for &(input, error, at) in cases {
+            let (_, f) = parse_split(&mut master(), input, &[]);
+            assert_eq!(f, Some(Failure { error, at }), "{input:?}");
+        }
         assert_eq!(
             Error::ExpectedArray(b'+').to_string(),
             "expected '*' (a RESP array), got '+'"
         );
+        let (_, f) = parse_split(&mut Parser::new(Limits::default()), &[b'A'; 70_000], &[]);
+        let too_long = Error::LineTooLong { limit: 64 * 1024 };
+        assert_eq!(
+            f,
+            Some(Failure {
+                error: too_long,
+                at: 0
+            })
+        );
+    }
 
-        let mut p = Parser::for_master_stream(Limits::default());
-        let (n, r) = p.advance(b"*1\r\n:5\r\n");
-        assert_eq!((n, r.unwrap_err()), (4, Error::ExpectedBulk(b':')));
+    #[test]
+    fn failures_are_the_same_at_every_split() {
+        // Fuzzing found positions relative to the call: `$4x` split after `$4` said 6, not 4.
+        let inputs: &[&[u8]] = &[
+            b"*1\r\n$4x\r\n",
+            b"*2\r\n$3\r\nSET\r\n$99999999999999999999\r\n",
+            b"*1\r\n$3\r\nabcX\r\n",
+            b"*1\r\n:1\r\n",
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*1x\r\n",
+            b"\n\n*1\r\n$4\r\nPING\r\n-ERR\r\n",
+        ];
+        for input in inputs {
+            for (limits, inline) in [(Limits::default(), false), (Limits::default(), true)] {
+                let new = || {
+                    if inline {
+                        Parser::new(limits)
+                    } else {
+                        Parser::for_master_stream(limits)
+                    }
+                };
+                let whole = parse_split(&mut new(), input, &[]);
+                let want = (format!("{:?}", whole.0), whole.1);
+                assert!(inline || want.1.is_some(), "{input:?} must fail");
+                for cut in 1..input.len() {
+                    let (items, f) = parse_split(&mut new(), input, &[cut]);
+                    assert_eq!((format!("{items:?}"), f), want, "{input:?} cut at {cut}");
+                }
+                let bytewise: Vec<usize> = (1..input.len()).collect();
+                let (items, f) = parse_split(&mut new(), input, &bytewise);
+                assert_eq!((format!("{items:?}"), f), want, "{input:?} byte by byte");
+            }
+        }
+        // A too-long line is reported where it began, however much of it was carried.
+        let limits = Limits {
+            max_header: 8,
+            ..Limits::default()
+        };
+        let input = b"*1\r\n$123456789012\r\n";
+        let want = Some(Failure {
+            error: Error::LineTooLong { limit: 8 },
+            at: 4,
+        });
+        for cut in 1..input.len() {
+            let (_, f) = parse_split(&mut Parser::for_master_stream(limits), input, &[cut]);
+            assert_eq!(f, want, "cut at {cut}");
+        }
+    }
 
-        let mut p = Parser::for_master_stream(Limits::default());
-        let (_, r) = p.advance(b"*1\r\n$2\r\nabX");
-        assert_eq!(r.unwrap_err(), Error::ExpectedCrlf);
+    #[test]
+    fn arguments_know_where_they_are_on_the_wire() {
+        let wire = b"*3\r\n$004\r\nAUTH\r\n$0004\r\nuser\r\n$2\r\npw\r\n";
+        let (items, _) = parse_split(&mut Parser::new(Limits::default()), wire, &[]);
+        let Item::Command(c) = &items[0] else {
+            panic!()
+        };
+        let args: Vec<&[u8]> = (0..3)
+            .map(|i| c.arg_wire_range(i).unwrap())
+            .map(|(a, b)| &wire[a as usize..b as usize])
+            .collect();
+        assert_eq!(args, [&b"AUTH"[..], b"user", b"pw"]);
+    }
 
-        let mut p = Parser::new(Limits::default());
-        let (_, r) = p.advance(&[b'A'; 70_000]);
-        assert_eq!(r.unwrap_err(), Error::LineTooLong { limit: 64 * 1024 });
+    #[test]
+    fn inline_words_split_like_sdssplitargs() {
+        let words = |line: &[u8]| -> Vec<String> {
+            InlineWords::new(line)
+                .map(|(a, b)| String::from_utf8_lossy(&line[a..b]).into_owned())
+                .collect()
+        };
+        assert_eq!(words(b"AUTH  user\tpass"), ["AUTH", "user", "pass"]);
+        assert_eq!(words(b"AUTH \"my pass\" x"), ["AUTH", "\"my pass\"", "x"]);
+        assert_eq!(words(b"AUTH 'a\\' b' c"), ["AUTH", "'a\\' b'", "c"]);
+        assert_eq!(
+            words(b"AUTH \"unbalanced rest"),
+            ["AUTH", "\"unbalanced rest"]
+        );
+        assert_eq!(words(b"AUTH pw\r"), ["AUTH", "pw"]);
+        assert!(words(b" \t ").is_empty());
+    }
 
-        let mut p = Parser::for_master_stream(Limits::default());
-        let (_, r) = p.advance(b"*99999999999999999999\r\n");
-        assert_eq!(r.unwrap_err(), Error::BadArrayLength);
+    /// Runs a finder over `input` cut at `cuts`; returns where the command begins (absolute)
+    /// and the bytes from there that a parser would be fed.
+    fn boundary(input: &[u8], cuts: &[usize]) -> Option<(u64, Vec<u8>)> {
+        let mut finder = BoundaryFinder::default();
+        let mut start = 0;
+        for &end in cuts.iter().chain([&input.len()]) {
+            let piece = &input[start..end];
+            if let Some(b) = finder.find(piece) {
+                let mut fed = b.header.to_vec();
+                fed.extend_from_slice(&input[start + b.resume..]);
+                return Some((b.skipped, fed));
+            }
+            start = end;
+        }
+        None
+    }
+
+    #[test]
+    fn a_boundary_is_found_wherever_the_input_is_split() {
+        let cases: &[(&[u8], Option<u64>)] = &[
+            (b"*1\r\n$4\r\nping\r\n", Some(0)),
+            (b"ng\r\n*1\r\n$4\r\nping\r\n", Some(4)),
+            (b"xx\r\n*1\r\n*2\r\n$3\r\nget\r\n", Some(8)),
+            (b"ab*1\r\n$4\r\nping\r\n", None),
+            (b"\n*\r\n$\n*123456789012345678901234567890\r\n$\n", None),
+            (b"value\r\n\n*3\r\n$3\r\nSET\r\n", Some(8)),
+        ];
+        for &(input, want) in cases {
+            let whole = boundary(input, &[]);
+            assert_eq!(whole.as_ref().map(|w| w.0), want, "{input:?}");
+            if let Some((at, fed)) = &whole {
+                assert_eq!(&fed[..], &input[*at as usize..]);
+            }
+            for cut in 1..input.len() {
+                assert_eq!(boundary(input, &[cut]), whole, "{input:?} cut at {cut}");
+            }
+            let bytewise: Vec<usize> = (1..input.len()).collect();
+            assert_eq!(boundary(input, &bytewise), whole, "{input:?} byte by byte");
+        }
     }
 
     #[test]

@@ -30,6 +30,30 @@ use crate::event::{Event, EventKind, Framing, SyncKind};
 use crate::handshake::{self, Line, LineReader, Reply, ID_LEN};
 use crate::resp::{self, Command, Item, Name};
 
+/// The largest replication offset: the servers keep offsets as signed 64-bit numbers, so a
+/// larger one is a protocol anomaly, and offset arithmetic below it cannot overflow.
+pub const MAX_OFFSET: u64 = i64::MAX as u64;
+
+/// The `*<count>\r\n` of a command found by a [`resp::BoundaryFinder`], copied out of it.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    buf: [u8; 24],
+    len: usize,
+}
+
+impl Header {
+    fn of(found: &resp::Boundary<'_>) -> Header {
+        let mut buf = [0; 24];
+        let len = found.header.len().min(buf.len());
+        buf[..len].copy_from_slice(&found.header[..len]);
+        Header { buf, len }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
 /// Bounds of one session's analysis.
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
@@ -103,7 +127,7 @@ enum Phase {
     /// The replication stream.
     Stream,
     /// Joined mid-connection: looking for the first command boundary of the stream.
-    Resync { skipped: u64 },
+    Resync { finder: resp::BoundaryFinder },
     /// A plain client's replies: forwarded, not parsed.
     Opaque,
     /// Analysis stopped after a desync; stream bytes are still counted.
@@ -123,7 +147,8 @@ struct Stream {
 
 impl Stream {
     fn offset_end(&self) -> Option<u64> {
-        self.base.map(|b| b + self.bytes)
+        // The base is at most `MAX_OFFSET`, so this cannot saturate on any real link.
+        self.base.map(|b| b.saturating_add(self.bytes))
     }
 }
 
@@ -145,12 +170,14 @@ pub struct Session {
     seen: [u64; 2],
     role: Role,
     requests: resp::Parser,
+    /// Position in the replica's direction of the first byte the request parser was fed.
+    requests_origin: u64,
     requests_lost: bool,
-    /// Joined mid-connection: bytes of the replica's direction skipped so far while looking
-    /// for a command boundary (`None` once found, or from the start).
-    requests_resync: Option<u64>,
-    /// `AUTH` argument byte ranges (absolute positions in the replica's direction) not yet
-    /// taken by a recorder.
+    /// Joined mid-connection: looking for the replica's first command boundary (`None` once
+    /// found, or from the start).
+    requests_resync: Option<resp::BoundaryFinder>,
+    /// `AUTH` argument byte ranges (absolute positions in the replica's direction) found by
+    /// the last [`Session::feed`]; cleared by the next one, so it holds at most one chunk's.
     secrets: Vec<(u64, u64)>,
     pending: VecDeque<Pending>,
     psync_offset: Option<u64>,
@@ -172,6 +199,7 @@ impl Session {
             seen: [0, 0],
             role: Role::Undetermined,
             requests: resp::Parser::new(cfg.limits),
+            requests_origin: 0,
             requests_lost: false,
             requests_resync: None,
             secrets: Vec::new(),
@@ -211,24 +239,31 @@ impl Session {
         cfg: Config,
     ) -> Session {
         let mut s = Session::new(id, at, replica, upstream, cfg);
-        s.requests_resync = Some(0);
-        s.phase = Phase::Resync { skipped: 0 };
+        s.requests_resync = Some(resp::BoundaryFinder::default());
+        s.phase = Phase::Resync {
+            finder: resp::BoundaryFinder::default(),
+        };
         s
     }
 
-    /// The `AUTH` argument ranges found since the last call, as absolute byte positions in
-    /// the replica's direction (for masking in recordings).
-    pub fn take_secret_ranges(&mut self) -> Vec<(u64, u64)> {
-        std::mem::take(&mut self.secrets)
+    /// The `AUTH` argument ranges completed by the last [`Session::feed`], as absolute byte
+    /// positions in the replica's direction (for masking in recordings). A range may begin
+    /// before that chunk: an `AUTH` split across reads is reported when it completes.
+    pub fn secret_ranges(&self) -> &[(u64, u64)] {
+        &self.secrets
     }
 
-    /// Returns true if and only if the replica's direction ends inside a command that could
+    /// Where the command the replica's direction ends inside began, if that command could
     /// still turn out to carry a secret (its name is not known yet, or it is `AUTH`).
-    pub fn request_may_hold_secret(&self) -> bool {
-        if self.requests_lost || self.requests.at_boundary() {
-            return false;
+    pub fn pending_secret_from(&self) -> Option<u64> {
+        if self.requests_lost || self.requests_resync.is_some() {
+            return None;
         }
-        self.requests.partial_name().is_none_or(|n| n.is("AUTH"))
+        let start = self.requests.command_start()?;
+        self.requests
+            .partial_name()
+            .is_none_or(|n| n.is("AUTH"))
+            .then_some(self.requests_origin + start)
     }
 
     /// The RDB transfer under way, if any: bytes received, announced length, start time.
@@ -270,6 +305,7 @@ impl Session {
     /// Consumes bytes seen on the link. Never fails: input that breaks the protocol becomes an
     /// [`EventKind::Desync`] and the rest of that direction is only counted.
     pub fn feed(&mut self, chunk: Chunk<'_>) {
+        self.secrets.clear();
         if self.ended || chunk.bytes.is_empty() {
             return;
         }
@@ -297,7 +333,7 @@ impl Session {
         match dir {
             Direction::ReplicaToMaster => {
                 if !self.requests_lost {
-                    self.desync(dir, at, 0, None, reason);
+                    self.desync(dir, at, self.seen[0], None, reason);
                     self.requests_lost = true;
                 }
                 self.seen[0] += len;
@@ -321,11 +357,11 @@ impl Session {
                         }
                         self.rdb_done(at);
                         self.stream.bytes += len - rdb_part;
-                        self.desync(dir, at, 0, self.stream.offset_end(), reason);
+                        self.desync(dir, at, self.seen[1], self.stream.offset_end(), reason);
                     }
                     Phase::Stream => {
                         self.stream.bytes += len;
-                        self.desync(dir, at, 0, self.stream.offset_end(), reason);
+                        self.desync(dir, at, self.seen[1], self.stream.offset_end(), reason);
                     }
                     Phase::Opaque | Phase::Lost => {
                         if self.stream.started {
@@ -336,7 +372,7 @@ impl Session {
                     | Phase::AwaitPayload { .. }
                     | Phase::RdbEof { .. }
                     | Phase::Resync { .. } => {
-                        self.desync(dir, at, 0, None, reason);
+                        self.desync(dir, at, self.seen[1], None, reason);
                         self.phase = Phase::Lost;
                     }
                 }
@@ -388,16 +424,15 @@ impl Session {
         });
     }
 
-    /// Reports a desync; `at_byte` is relative to the bytes of `dir` already accounted.
+    /// Reports a desync at byte `position` of direction `dir`.
     fn desync(
         &mut self,
         dir: Direction,
         at: Timestamp,
-        at_byte: u64,
+        position: u64,
         offset: Option<u64>,
         reason: String,
     ) {
-        let position = self.seen[dir.index()] + at_byte;
         self.emit(
             at,
             EventKind::Desync {
@@ -412,24 +447,27 @@ impl Session {
     // ----- replica -> master ---------------------------------------------------------------
 
     fn feed_requests(&mut self, at: Timestamp, bytes: &[u8]) {
-        let mut done = 0;
-        if let Some(skipped) = self.requests_resync {
-            let at_start = skipped == 0;
-            match resp::find_array_start(bytes, at_start) {
-                Some(i) => {
-                    self.requests_resync = None;
-                    let dir = Direction::ReplicaToMaster;
-                    let skipped = skipped + i as u64;
-                    self.emit(at, EventKind::JoinedLate { dir, skipped });
-                    done = i;
-                }
-                None => {
-                    self.requests_resync = Some(skipped + bytes.len() as u64);
-                    self.seen[0] += bytes.len() as u64;
-                    return;
-                }
-            }
+        let mut from = 0;
+        if let Some(finder) = &mut self.requests_resync {
+            let Some(found) = finder.find(bytes) else {
+                self.seen[0] += bytes.len() as u64;
+                return;
+            };
+            let (header, resume, skipped) = (Header::of(&found), found.resume, found.skipped);
+            self.requests_resync = None;
+            let dir = Direction::ReplicaToMaster;
+            self.emit(at, EventKind::JoinedLate { dir, skipped });
+            self.requests_origin = skipped;
+            self.parse_requests(at, header.bytes(), skipped);
+            from = resume;
         }
+        self.parse_requests(at, &bytes[from..], self.seen[0] + from as u64);
+        self.seen[0] += bytes.len() as u64;
+    }
+
+    /// Parses the replica's commands in `bytes`, which begin at byte `pos` of its direction.
+    fn parse_requests(&mut self, at: Timestamp, bytes: &[u8], pos: u64) {
+        let mut done = 0;
         while !self.requests_lost && done < bytes.len() {
             let (n, r) = self.requests.advance(&bytes[done..]);
             done += n;
@@ -443,21 +481,21 @@ impl Session {
                     },
                 ),
                 Ok(Some(Item::Command(cmd))) => {
-                    let end = self.seen[0] + done as u64;
+                    let end = pos + done as u64;
                     let start = end - cmd.wire_len();
                     let ranges = handshake::auth_argument_ranges(&cmd);
                     self.secrets
                         .extend(ranges.iter().map(|&(a, b)| (start + a, start + b)));
                     self.on_request(at, &cmd);
                 }
-                Err(e) => {
-                    let msg = format!("replica sent bytes that are not a command: {e}");
-                    self.desync(Direction::ReplicaToMaster, at, done as u64, None, msg);
+                Err(f) => {
+                    let msg = format!("replica sent bytes that are not a command: {}", f.error);
+                    let position = self.requests_origin + f.at;
+                    self.desync(Direction::ReplicaToMaster, at, position, None, msg);
                     self.requests_lost = true;
                 }
             }
         }
-        self.seen[0] += bytes.len() as u64;
     }
 
     fn on_request(&mut self, at: Timestamp, cmd: &Command) {
@@ -551,23 +589,20 @@ impl Session {
                     take as usize
                 }
                 Phase::RdbEof { .. } => self.scan_eof_mark(at, rest),
-                Phase::Resync { skipped } => {
-                    let at_start = *skipped == 0;
-                    match resp::find_array_start(rest, at_start) {
-                        Some(i) => {
-                            let skipped = *skipped + i as u64;
-                            let dir = Direction::MasterToReplica;
-                            self.emit(at, EventKind::JoinedLate { dir, skipped });
-                            self.start_stream();
-                            i
-                        }
-                        None => {
-                            *skipped += rest.len() as u64;
-                            rest.len()
-                        }
+                Phase::Resync { finder } => match finder.find(rest) {
+                    Some(found) => {
+                        let (header, resume) = (Header::of(&found), found.resume);
+                        let dir = Direction::MasterToReplica;
+                        let skipped = found.skipped;
+                        self.emit(at, EventKind::JoinedLate { dir, skipped });
+                        self.start_stream();
+                        let header_at = self.seen[1] + resume as u64 - header.len as u64;
+                        self.stream_bytes(at, header.bytes(), header_at);
+                        resume
                     }
-                }
-                Phase::Stream => self.stream_bytes(at, rest),
+                    None => rest.len(),
+                },
+                Phase::Stream => self.stream_bytes(at, rest, self.seen[1]),
                 Phase::Opaque | Phase::Lost => {
                     if self.stream.started {
                         self.stream.bytes += rest.len() as u64;
@@ -583,32 +618,38 @@ impl Session {
     fn master_line(&mut self, at: Timestamp, rest: &[u8]) -> usize {
         match self.lines.next_line(rest, self.cfg.max_reply_line) {
             Line::Partial => rest.len(),
-            Line::TooLong => {
+            Line::TooLong { carried } => {
                 let msg = format!(
                     "master sent a line longer than {} bytes before the stream",
                     self.cfg.max_reply_line
                 );
-                self.lose_master(at, 0, msg);
+                self.lose_master(at, self.seen[1] - carried as u64, msg);
                 0
             }
-            Line::Complete(line, used) => {
-                self.on_master_line(at, &line, used as u64);
+            Line::Complete {
+                line,
+                used,
+                carried,
+            } => {
+                self.on_master_line(at, &line, self.seen[1] - carried as u64);
                 used
             }
         }
     }
 
-    fn lose_master(&mut self, at: Timestamp, at_byte: u64, reason: String) {
+    /// Stops the analysis of the master's direction: what broke it begins at `position`.
+    fn lose_master(&mut self, at: Timestamp, position: u64, reason: String) {
         let offset = self
             .stream
             .started
             .then(|| self.stream.offset_end())
             .flatten();
-        self.desync(Direction::MasterToReplica, at, at_byte, offset, reason);
+        self.desync(Direction::MasterToReplica, at, position, offset, reason);
         self.phase = Phase::Lost;
     }
 
-    fn on_master_line(&mut self, at: Timestamp, line: &[u8], used: u64) {
+    /// One reply line from the master, which began at byte `line_at` of its direction.
+    fn on_master_line(&mut self, at: Timestamp, line: &[u8], line_at: u64) {
         let reply = handshake::parse_reply(line);
         if reply == Reply::KeepAlive {
             let dir = Direction::MasterToReplica;
@@ -616,7 +657,7 @@ impl Session {
         }
         let shown = handshake::printable(line, 200);
         if let Phase::AwaitPayload { legacy } = self.phase {
-            return self.on_payload_line(at, reply, shown, legacy, used);
+            return self.on_payload_line(at, reply, shown, legacy, line_at);
         }
         match self.pending.pop_front() {
             Some(Pending::Psync) => {
@@ -628,7 +669,7 @@ impl Session {
                         reply: shown.clone(),
                     },
                 );
-                self.on_psync_reply(at, reply, shown);
+                self.on_psync_reply(at, reply, shown, line_at);
             }
             Some(Pending::Other(name)) if matches!(line[0], b'+' | b'-') => {
                 self.emit(
@@ -656,13 +697,20 @@ impl Session {
             }
             _ => {
                 let msg = format!("unexpected answer from master during the handshake: {shown}");
-                self.lose_master(at, 0, msg.clone());
+                self.lose_master(at, line_at, msg);
             }
         }
     }
 
-    fn on_psync_reply(&mut self, at: Timestamp, reply: Reply<'_>, shown: String) {
+    fn on_psync_reply(&mut self, at: Timestamp, reply: Reply<'_>, shown: String, line_at: u64) {
         match reply {
+            Reply::FullResync { offset, .. } if offset > MAX_OFFSET => {
+                let msg = format!(
+                    "+FULLRESYNC offset {offset} is beyond the largest replication offset \
+                     ({MAX_OFFSET}: the servers keep offsets as signed 64-bit numbers)"
+                );
+                self.lose_master(at, line_at, msg);
+            }
             Reply::FullResync { replid, offset } => {
                 self.emit(
                     at,
@@ -713,7 +761,7 @@ impl Session {
         reply: Reply<'_>,
         shown: String,
         legacy: bool,
-        used: u64,
+        line_at: u64,
     ) {
         let (framing, declared) = match reply {
             Reply::BulkLen(n) => (Framing::Disk, Some(n)),
@@ -730,7 +778,7 @@ impl Session {
             }
             _ => {
                 let msg = format!("expected the RDB ($<len> or $EOF:<mark>), got {shown}");
-                return self.lose_master(at, used, msg);
+                return self.lose_master(at, line_at, msg);
             }
         };
         if legacy {
@@ -776,38 +824,47 @@ impl Session {
     }
 
     /// Looks for the end mark of a diskless RDB; consumes up to and including it.
+    ///
+    /// The RDB parser is fed only bytes known to be RDB: the last `ID_LEN - 1` bytes seen are
+    /// held back in `tail` until the next bytes show they do not begin the mark, so that what
+    /// follows the mark (the stream) never reaches it, however the input was split.
     fn scan_eof_mark(&mut self, at: Timestamp, rest: &[u8]) -> usize {
-        if let Some(rdb) = &mut self.rdb {
-            // The analysis stops by itself at the RDB's end, before the mark.
-            rdb.contents.feed(rest);
-        }
         let Phase::RdbEof { mark, tail, seen } = &mut self.phase else {
             return 0;
         };
-        // A mark split across chunks: search the carried tail joined with the new head.
+        let contents = self.rdb.as_mut().map(|r| &mut r.contents);
+        // A mark split across chunks: search the held tail joined with the new head.
         let head = &rest[..rest.len().min(ID_LEN - 1)];
         let mut joint = [0u8; 2 * ID_LEN];
         joint[..tail.len()].copy_from_slice(tail);
         joint[tail.len()..tail.len() + head.len()].copy_from_slice(head);
         let joint = &joint[..tail.len() + head.len()];
-        let end = match memchr::memmem::find(joint, mark) {
-            Some(i) if i < tail.len() => Some(i + ID_LEN - tail.len()),
-            _ => memchr::memmem::find(rest, mark).map(|i| i + ID_LEN),
+        let found = match memchr::memmem::find(joint, mark) {
+            Some(i) if i < tail.len() => Some((i, 0)),
+            _ => memchr::memmem::find(rest, mark).map(|j| (tail.len(), j)),
         };
-        let Some(end) = end else {
+        let Some((from_tail, from_rest)) = found else {
+            // No mark yet: everything but the last ID_LEN - 1 bytes is RDB.
             *seen += rest.len() as u64;
-            // Keep the last ID_LEN - 1 bytes of everything seen so far.
             let keep = ID_LEN - 1;
-            if rest.len() >= keep {
-                tail.clear();
-                tail.extend_from_slice(&rest[rest.len() - keep..]);
-            } else {
-                tail.extend_from_slice(rest);
-                let excess = tail.len().saturating_sub(keep);
-                tail.drain(..excess);
+            let total = tail.len() + rest.len();
+            let release = total.saturating_sub(keep);
+            let from_tail = release.min(tail.len());
+            let from_rest = release - from_tail;
+            if let Some(c) = contents {
+                c.feed(&tail[..from_tail]);
+                c.feed(&rest[..from_rest]);
             }
+            tail.drain(..from_tail);
+            tail.extend_from_slice(&rest[from_rest..]);
             return rest.len();
         };
+        if let Some(c) = contents {
+            c.feed(&tail[..from_tail]);
+            c.feed(&rest[..from_rest]);
+        }
+        // The mark ends `end` bytes into `rest`.
+        let end = from_rest + ID_LEN - (tail.len() - from_tail);
         let rdb_bytes = (*seen + end as u64).saturating_sub(ID_LEN as u64);
         if let Some(rdb) = &mut self.rdb {
             rdb.bytes = rdb_bytes;
@@ -839,7 +896,10 @@ impl Session {
         self.stream.started = true;
     }
 
-    fn stream_bytes(&mut self, at: Timestamp, rest: &[u8]) -> usize {
+    /// Parses stream bytes that begin at byte `pos` of the master's direction.
+    fn stream_bytes(&mut self, at: Timestamp, rest: &[u8], pos: u64) -> usize {
+        let consumed = self.stream.parser.consumed();
+        let (origin, stream_origin) = (pos - consumed, self.stream.bytes - consumed);
         let (n, r) = self.stream.parser.advance(rest);
         self.stream.bytes += n as u64;
         match r {
@@ -851,10 +911,12 @@ impl Session {
                 },
             ),
             Ok(Some(Item::Command(cmd))) => self.on_stream_command(at, &cmd),
-            Err(e) => {
-                let msg = format!("master stream is not RESP: {e}");
-                let offset = self.stream.offset_end().map(|o| o + 1);
-                self.desync(Direction::MasterToReplica, at, n as u64, offset, msg);
+            Err(f) => {
+                let msg = format!("master stream is not RESP: {}", f.error);
+                // The offset of the byte the broken element starts at.
+                let offset = (self.stream.base)
+                    .map(|b| b.saturating_add(stream_origin + f.at).saturating_add(1));
+                self.desync(Direction::MasterToReplica, at, origin + f.at, offset, msg);
                 self.phase = Phase::Lost;
             }
         }
@@ -864,7 +926,7 @@ impl Session {
     fn on_stream_command(&mut self, at: Timestamp, cmd: &Command) {
         let name = cmd.name();
         let end = self.stream.offset_end();
-        let start = end.map(|e| e + 1 - cmd.wire_len());
+        let start = end.map(|e| e.saturating_add(1).saturating_sub(cmd.wire_len()));
         let mut sub = None;
         let mut in_multi = self.stream.in_multi;
         match name.as_str() {

@@ -1,11 +1,16 @@
-//! Chunk boundaries never change what the analyzer says: the byte streams of live sessions
-//! (disk and diskless full syncs, a partial resync) are recorded through the in-process proxy
-//! and fed again whole, byte by byte, at random split points, and coalesced.
+//! Chunk boundaries never change what the analyzer says: every shipped capture, and the byte
+//! streams of live sessions (disk and diskless full syncs, a partial resync) recorded through
+//! the in-process proxy, are fed again whole, byte by byte, at random split points, and
+//! coalesced.
 
 use std::time::Duration;
 
 use repl_sniff::monitor::Record;
+use repl_sniff::tcp::Output;
 use repl_sniff::{Chunk, Config, Event, EventKind, Session};
+
+use crate::fixtures;
+use crate::splits::{assert_same, Split};
 
 use crate::proxy::{load_dataset, write_workload};
 use crate::support::{wait_for_quiescence, wait_until, InProcessProxy, Server, Version};
@@ -100,17 +105,6 @@ fn kinds(events: &[Event]) -> Vec<EventKind> {
         .collect()
 }
 
-/// Asserts equality, reporting the first difference rather than both whole transcripts.
-fn assert_same<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T], what: &str) {
-    if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
-        panic!(
-            "{what}: event {i} differs:\n got  {:?}\n want {:?}",
-            got[i], want[i]
-        );
-    }
-    assert_eq!(got.len(), want.len(), "{what}: number of events");
-}
-
 #[test]
 fn split_invariance_of_live_disk_diskless_and_partial_sessions() {
     let v = Version::V7;
@@ -187,5 +181,85 @@ fn split_invariance_of_live_disk_diskless_and_partial_sessions() {
         // Coalescing changes when things were seen, never what was seen.
         let merged = kinds(&refeed(&coalesced, id, &mut |_| vec![]));
         assert_same(&merged, &kinds(&live), &format!("session {id} coalesced"));
+    }
+}
+
+/// Feeds one connection of a reassembled capture to a fresh analyzer, each data chunk cut by
+/// `split`; returns its events.
+fn capture_session(inputs: &[Output], id: u64, split: Split) -> Vec<Event> {
+    let mut session: Option<Session> = None;
+    let mut state = 0;
+    let mut out = Vec::new();
+    for input in inputs {
+        match input {
+            Output::Open {
+                id: i,
+                at,
+                client,
+                server,
+                mid_stream,
+            } if *i == id => {
+                let (c, s, cfg) = (client.to_string(), server.to_string(), Config::default());
+                session = Some(if *mid_stream {
+                    Session::joined_late(id, *at, &c, &s, cfg)
+                } else {
+                    Session::new(id, *at, &c, &s, cfg)
+                });
+            }
+            Output::Data {
+                id: i,
+                dir,
+                at,
+                bytes,
+            } if *i == id => {
+                let s = session.as_mut().unwrap();
+                for piece in split.pieces(bytes, &mut state) {
+                    s.feed(Chunk {
+                        dir: *dir,
+                        at: *at,
+                        bytes: piece,
+                    });
+                }
+            }
+            Output::Gap {
+                id: i,
+                dir,
+                at,
+                len,
+            } if *i == id => {
+                let s = session.as_mut().unwrap();
+                s.skip(*dir, *at, *len, repl_sniff::Skipped::NotCaptured);
+            }
+            Output::Close { id: i, at, reason } if *i == id => {
+                session.as_mut().unwrap().finish(*at, reason);
+            }
+            _ => continue,
+        }
+        let s = session.as_mut().unwrap();
+        out.extend(std::iter::from_fn(|| s.poll_event()));
+    }
+    out
+}
+
+#[test]
+fn every_fixture_gives_the_same_events_at_every_split() {
+    for capture in fixtures::captures() {
+        let inputs = fixtures::reassembled(&capture);
+        let ids: std::collections::BTreeSet<u64> = inputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Open { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        assert!(!ids.is_empty(), "{}", fixtures::name(&capture));
+        for id in ids {
+            let whole = capture_session(&inputs, id, Split::Whole);
+            for split in Split::ALL {
+                let got = capture_session(&inputs, id, split);
+                let what = format!("{} session {id} {split:?}", fixtures::name(&capture));
+                assert_same(&got, &whole, &what);
+            }
+        }
     }
 }

@@ -20,10 +20,13 @@ macro_rules! on_both_versions {
 
 mod chunking;
 mod cli;
+mod defects;
+mod fixtures;
 mod forwarding;
 mod proxy;
 mod rdb;
 mod recording;
 mod replay;
+mod splits;
 mod support;
 mod timing;

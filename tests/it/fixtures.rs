@@ -1,0 +1,68 @@
+//! The shipped fixtures, found by walking `fixtures/`: adding a capture means adding files,
+//! never editing a list here.
+
+use std::path::{Path, PathBuf};
+
+use repl_sniff::capture::{self, Reader};
+use repl_sniff::tcp::{Output, Reassembler};
+
+/// The repository's root.
+pub fn manifest() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every capture in `fixtures/captures/*/` and `fixtures/recorded/`, sorted.
+pub fn captures() -> Vec<PathBuf> {
+    let fixtures = manifest().join("fixtures");
+    let mut dirs = vec![fixtures.join("recorded")];
+    dirs.extend(subdirs(&fixtures.join("captures")));
+    let mut files: Vec<PathBuf> = dirs
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap_or_else(|e| panic!("{}: {e}", d.display())))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "no captures under {}", fixtures.display());
+    files
+}
+
+/// The folders directly inside `dir`, sorted.
+pub fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    out.sort();
+    out
+}
+
+/// A capture's path relative to `fixtures/`, for messages and golden names.
+pub fn name(capture: &Path) -> String {
+    let fixtures = manifest().join("fixtures");
+    capture
+        .strip_prefix(&fixtures)
+        .unwrap_or(capture)
+        .display()
+        .to_string()
+}
+
+/// What reassembly makes of a capture: the analyzer's inputs, in order.
+pub fn reassembled(capture: &Path) -> Vec<Output> {
+    let mut reader = Reader::open(capture).unwrap_or_else(|e| panic!("{}: {e}", name(capture)));
+    let mut tcp = Reassembler::new(Default::default());
+    let mut out = Vec::new();
+    let mut last = repl_sniff::Timestamp(0);
+    while let Some(frame) = reader.next_frame() {
+        let Ok(frame) = frame else { break };
+        last = last.max(frame.ts);
+        if let Some(seg) = capture::decode(&frame) {
+            tcp.push(frame.ts, &seg);
+        }
+        out.extend(std::iter::from_fn(|| tcp.poll()));
+    }
+    tcp.finish(last);
+    out.extend(std::iter::from_fn(|| tcp.poll()));
+    out
+}
