@@ -7,7 +7,8 @@
 
 use std::time::Instant;
 
-use repl_sniff::{Chunk, Config, Direction, Session, Timestamp};
+use bytes::Bytes;
+use repl_sniff::{Chunk, Config, Direction, Input, InputKind, Session, Timestamp};
 
 const CHUNK: usize = 64 * 1024;
 
@@ -83,37 +84,38 @@ fn main() {
 
     // 1b. The same through the Monitor: report fold included, events to no sink.
     let mut m = repl_sniff::Monitor::new(Config::default(), vec![]);
-    m.open(1, Timestamp(0), "r", "m");
     let at = Timestamp(1);
-    let r2m = Direction::ReplicaToMaster;
+    let input = |kind| Input { conn: 1, at, kind };
+    let data = |dir, bytes: &[u8]| {
+        input(InputKind::Data {
+            dir,
+            bytes: Bytes::copy_from_slice(bytes),
+        })
+    };
     let m2r = Direction::MasterToReplica;
-    m.data(
-        1,
-        Chunk {
-            dir: r2m,
-            at,
-            bytes: b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n",
-        },
-    );
+    m.handle(&input(InputKind::Open {
+        replica: "r".into(),
+        upstream: "m".into(),
+        joined_late: false,
+    }));
+    let psync = b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n";
+    m.handle(&data(Direction::ReplicaToMaster, psync));
     let head = b"+FULLRESYNC 3942fbd58f44ed5ba7b5962efa141dd34e423bbc 0\r\n$0\r\n";
-    m.data(
-        1,
-        Chunk {
-            dir: m2r,
-            at,
-            bytes: head,
-        },
-    );
-    let t = Instant::now();
-    for chunk in stream.chunks(CHUNK) {
-        m.data(
-            1,
-            Chunk {
+    m.handle(&data(m2r, head));
+    // The proxy hands over refcounted slices of what it read: no copy per chunk.
+    let shared = Bytes::copy_from_slice(&stream);
+    let inputs: Vec<Input> = (0..stream.len())
+        .step_by(CHUNK)
+        .map(|i| {
+            input(InputKind::Data {
                 dir: m2r,
-                at,
-                bytes: chunk,
-            },
-        );
+                bytes: shared.slice(i..(i + CHUNK).min(stream.len())),
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    for i in &inputs {
+        m.handle(i);
     }
     let secs = t.elapsed().as_secs_f64();
     let counted = m.report().sessions[0].stream.commands;

@@ -1,11 +1,15 @@
-//! The one input type of the analysis: bytes seen on a link, in one direction, at a time.
+//! The input vocabulary of the analysis, spoken by every driver.
 //!
-//! The proxy produces them, tests (and later the replayer) produce them, and
-//! [`Session::feed`](crate::Session::feed) consumes them. Nothing else reaches the analyzer.
+//! An [`Input`] says what happened on one connection: it opened, bytes were seen in one
+//! direction, bytes went by unseen, it closed. The proxy sends them, capture reassembly emits
+//! them, recordings and tests replay them, and [`Monitor::handle`](crate::Monitor::handle) is
+//! the one place that dispatches them. A [`Chunk`] is the borrowed view of the bytes that
+//! [`Session::feed`](crate::Session::feed) consumes.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use serde::{Serialize, Serializer};
 
 /// Which side of the link sent the bytes.
@@ -109,4 +113,74 @@ pub struct Chunk<'a> {
     pub at: Timestamp,
     /// The bytes, exactly as forwarded.
     pub bytes: &'a [u8],
+}
+
+/// Why bytes were forwarded but not analysed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skipped {
+    /// The analysis fell behind the forwarding (live proxy).
+    Behind,
+    /// The capture does not contain them (a lost segment).
+    NotCaptured,
+}
+
+/// What happened on one connection, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// The connection, numbered by the driver (the session id).
+    pub conn: u64,
+    /// When it happened.
+    pub at: Timestamp,
+    /// What happened.
+    pub kind: InputKind,
+}
+
+/// The four things that happen on a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputKind {
+    /// The connection was established: `replica` connected to `upstream`. `joined_late` says
+    /// it began before the capture did (its first bytes are not command boundaries).
+    Open {
+        /// The connecting side's address.
+        replica: String,
+        /// The accepting side's address.
+        upstream: String,
+        /// The capture began after the connection did.
+        joined_late: bool,
+    },
+    /// Bytes seen in one direction, exactly as forwarded (shared, never copied).
+    Data {
+        /// Who sent them.
+        dir: Direction,
+        /// The bytes.
+        bytes: Bytes,
+    },
+    /// `len` bytes of one direction went by without being seen.
+    Gap {
+        /// Whose bytes.
+        dir: Direction,
+        /// How many.
+        len: u64,
+        /// Why they were not seen.
+        why: Skipped,
+    },
+    /// The connection ended.
+    Close {
+        /// Why, as a person reads it.
+        reason: String,
+    },
+}
+
+impl Input {
+    /// The bytes of a [`InputKind::Data`] input as the analyzer is fed them.
+    pub fn chunk(&self) -> Option<Chunk<'_>> {
+        match &self.kind {
+            InputKind::Data { dir, bytes } => Some(Chunk {
+                dir: *dir,
+                at: self.at,
+                bytes,
+            }),
+            _ => None,
+        }
+    }
 }

@@ -59,8 +59,8 @@ pub mod session;
 pub mod tcp;
 pub mod timing;
 
-pub use chunk::{Chunk, Direction, Timestamp};
+pub use chunk::{Chunk, Direction, Input, InputKind, Skipped, Timestamp};
 pub use event::{Event, EventKind, Framing, SyncKind};
 pub use monitor::{Monitor, Sink};
 pub use report::{Report, SessionReport};
-pub use session::{Config, Role, Session, Skipped};
+pub use session::{Config, Role, Session};

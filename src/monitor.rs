@@ -1,17 +1,18 @@
 //! The analysis side of a run: every live [`Session`], the reports folded from their events,
 //! and the sinks the events go to.
 //!
-//! A `Monitor` is driven synchronously (open / data / skip / close) by exactly one owner — the
-//! proxy's analysis thread, a replay loop, a test — so it needs no locks. It performs no IO of
-//! its own; sinks decide where events go.
+//! A `Monitor` is driven synchronously by exactly one owner — the proxy's analysis thread, a
+//! replay loop, a test — through [`Monitor::handle`] (what happened on a connection) and
+//! [`Monitor::tick`] (time went by), so it needs no locks. It performs no IO of its own; sinks
+//! decide where events go.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use crate::chunk::{Chunk, Direction, Timestamp};
+use crate::chunk::{Chunk, Direction, Input, InputKind, Skipped, Timestamp};
 use crate::event::{Event, EventKind};
 use crate::report::{Report, SessionReport};
-use crate::session::{Config, Session, Skipped};
+use crate::session::{Config, Session};
 
 /// Where events go.
 pub trait Sink: Send {
@@ -103,119 +104,24 @@ impl<W: Write + Send> Sink for JsonLines<W> {
     }
 }
 
-/// Keeps every event in memory (tests, tools).
-#[derive(Debug, Default, Clone)]
-pub struct Collect(pub std::sync::Arc<std::sync::Mutex<Vec<Event>>>);
-
-impl Sink for Collect {
-    fn event(&mut self, e: &Event) {
-        if let Ok(mut v) = self.0.lock() {
-            v.push(e.clone());
-        }
-    }
+/// Where `AUTH` arguments lie in the replica's direction, for a [`Tap`] that must not show
+/// them (positions count that direction's bytes from the connection's start).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Secrets<'a> {
+    /// Where the input's bytes begin.
+    pub pos: u64,
+    /// The `AUTH` arguments these bytes completed (a range may begin before `pos`, in bytes a
+    /// tap held back).
+    pub ranges: &'a [(u64, u64)],
+    /// Where the command these bytes end inside began, if it may still turn out to carry a
+    /// secret.
+    pub hold: Option<u64>,
 }
 
-/// Sees the raw input of every session, before analysis (recordings).
+/// Sees every input, right after the analysis did (recordings).
 pub trait Tap: Send {
-    /// A connection was established.
-    fn open(&mut self, id: u64, at: Timestamp, replica: &str, upstream: &str);
-    /// Bytes seen on it, starting at byte `pos` of their direction. `secrets` are byte ranges
-    /// (same positions; possibly before `pos`, in bytes a tap held back) of `AUTH` arguments
-    /// completed by these bytes; `hold` is where the command the replica's direction ends
-    /// inside began, when that command may still turn out to carry one.
-    fn data(
-        &mut self,
-        id: u64,
-        chunk: Chunk<'_>,
-        pos: u64,
-        secrets: &[(u64, u64)],
-        hold: Option<u64>,
-    );
-    /// Bytes that were forwarded but not analysed.
-    fn skip(&mut self, _id: u64, _dir: Direction, _at: Timestamp, _len: u64) {}
-    /// It ended.
-    fn close(&mut self, id: u64, at: Timestamp, reason: &str);
-}
-
-/// One recorded input of a session, owned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    /// The connection was established.
-    Open {
-        /// Session id.
-        id: u64,
-        /// When.
-        at: Timestamp,
-        /// Connecting side.
-        replica: String,
-        /// Upstream side.
-        upstream: String,
-    },
-    /// Bytes seen.
-    Data {
-        /// Session id.
-        id: u64,
-        /// Direction.
-        dir: Direction,
-        /// When.
-        at: Timestamp,
-        /// The bytes.
-        bytes: Vec<u8>,
-    },
-    /// The connection ended.
-    Close {
-        /// Session id.
-        id: u64,
-        /// When.
-        at: Timestamp,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// Keeps every input in memory, shareable with the code that started the run.
-#[derive(Debug, Default, Clone)]
-pub struct Recording(pub std::sync::Arc<std::sync::Mutex<Vec<Record>>>);
-
-impl Recording {
-    fn push(&self, r: Record) {
-        if let Ok(mut v) = self.0.lock() {
-            v.push(r);
-        }
-    }
-}
-
-impl Tap for Recording {
-    fn open(&mut self, id: u64, at: Timestamp, replica: &str, upstream: &str) {
-        self.push(Record::Open {
-            id,
-            at,
-            replica: replica.into(),
-            upstream: upstream.into(),
-        });
-    }
-    fn data(
-        &mut self,
-        id: u64,
-        chunk: Chunk<'_>,
-        _pos: u64,
-        _secrets: &[(u64, u64)],
-        _hold: Option<u64>,
-    ) {
-        self.push(Record::Data {
-            id,
-            dir: chunk.dir,
-            at: chunk.at,
-            bytes: chunk.bytes.to_vec(),
-        });
-    }
-    fn close(&mut self, id: u64, at: Timestamp, reason: &str) {
-        self.push(Record::Close {
-            id,
-            at,
-            reason: reason.into(),
-        });
-    }
+    /// One input; `secrets` is empty except for the replica's bytes.
+    fn input(&mut self, input: &Input, secrets: &Secrets<'_>);
 }
 
 #[derive(Debug)]
@@ -274,19 +180,47 @@ impl Monitor {
         self
     }
 
-    /// Also hands every input to `tap`, before analysis.
+    /// Also hands every input to `tap`, right after the analysis saw it.
     pub fn with_tap(mut self, tap: Box<dyn Tap>) -> Monitor {
         self.tap = Some(tap);
         self
     }
 
-    /// A connection `id` from `replica` to `upstream` was established at `at`.
-    pub fn open(&mut self, id: u64, at: Timestamp, replica: &str, upstream: &str) {
-        if let Some(tap) = &mut self.tap {
-            tap.open(id, at, replica, upstream);
+    /// Analyses one input: the one entry point for what happens on connections.
+    pub fn handle(&mut self, input: &Input) {
+        let (id, at) = (input.conn, input.at);
+        match &input.kind {
+            InputKind::Open {
+                replica,
+                upstream,
+                joined_late,
+            } => {
+                let session = if *joined_late {
+                    Session::joined_late(id, at, replica, upstream, self.cfg)
+                } else {
+                    Session::new(id, at, replica, upstream, self.cfg)
+                };
+                self.start(id, at, session);
+            }
+            InputKind::Data { dir, bytes } => {
+                let chunk = Chunk {
+                    dir: *dir,
+                    at,
+                    bytes,
+                };
+                return self.data(input, chunk);
+            }
+            InputKind::Gap { dir, len, why } => self.skip(id, *dir, at, *len, *why),
+            InputKind::Close { reason } => {
+                if let Some(tap) = &mut self.tap {
+                    tap.input(input, &Secrets::default());
+                }
+                return self.close(id, at, reason);
+            }
         }
-        let session = Session::new(id, at, replica, upstream, self.cfg);
-        self.start(id, at, session);
+        if let Some(tap) = &mut self.tap {
+            tap.input(input, &Secrets::default());
+        }
     }
 
     fn start(&mut self, id: u64, at: Timestamp, session: Session) {
@@ -303,32 +237,26 @@ impl Monitor {
         self.drain(id);
     }
 
-    /// Bytes seen on connection `id`.
-    pub fn data(&mut self, id: u64, chunk: Chunk<'_>) {
+    fn data(&mut self, input: &Input, chunk: Chunk<'_>) {
+        let id = input.conn;
         let Some(live) = self.live.get_mut(&id) else {
             return;
         };
-        let start = live.session.bytes_seen(chunk.dir);
+        let pos = live.session.bytes_seen(chunk.dir);
         live.session.feed(chunk);
         if chunk.dir == Direction::MasterToReplica {
             live.report.timing.master_bytes(chunk.at);
         }
         if let Some(tap) = &mut self.tap {
             // Secrets are found by the analysis, so the tap sees each chunk after it.
-            let secrets = live.session.secret_ranges();
-            let hold = live.session.pending_secret_from();
-            tap.data(id, chunk, start, secrets, hold);
+            let secrets = Secrets {
+                pos,
+                ranges: live.session.secret_ranges(),
+                hold: live.session.pending_secret_from(),
+            };
+            tap.input(input, &secrets);
         }
         self.drain(id);
-    }
-
-    /// Like [`Monitor::open`], for a connection that began before the capture did.
-    pub fn open_late(&mut self, id: u64, at: Timestamp, replica: &str, upstream: &str) {
-        if let Some(tap) = &mut self.tap {
-            tap.open(id, at, replica, upstream);
-        }
-        let session = Session::joined_late(id, at, replica, upstream, self.cfg);
-        self.start(id, at, session);
     }
 
     /// Time has advanced to `now` (the proxy's clock, or a capture's timestamps): raises
@@ -409,22 +337,14 @@ impl Monitor {
         })
     }
 
-    /// Bytes forwarded on connection `id` that the analysis did not see.
-    pub fn skip(&mut self, id: u64, dir: Direction, at: Timestamp, len: u64, why: Skipped) {
-        if let Some(tap) = &mut self.tap {
-            tap.skip(id, dir, at, len);
-        }
+    fn skip(&mut self, id: u64, dir: Direction, at: Timestamp, len: u64, why: Skipped) {
         if let Some(live) = self.live.get_mut(&id) {
             live.session.skip(dir, at, len, why);
             self.drain(id);
         }
     }
 
-    /// Connection `id` ended.
-    pub fn close(&mut self, id: u64, at: Timestamp, reason: &str) {
-        if let Some(tap) = &mut self.tap {
-            tap.close(id, at, reason);
-        }
+    fn close(&mut self, id: u64, at: Timestamp, reason: &str) {
         if let Some(live) = self.live.get_mut(&id) {
             live.session.finish(at, reason);
             self.drain(id);
@@ -449,8 +369,10 @@ impl Monitor {
     /// Ends every live session (the run is stopping).
     pub fn close_all(&mut self, at: Timestamp, reason: &str) {
         let ids: Vec<u64> = self.live.keys().copied().collect();
-        for id in ids {
-            self.close(id, at, reason);
+        for conn in ids {
+            let reason = reason.to_string();
+            let kind = InputKind::Close { reason };
+            self.handle(&Input { conn, at, kind });
         }
     }
 

@@ -14,7 +14,7 @@
 //! channel — a send that never blocks — and then writes the chunk on. The channel's memory is
 //! bounded by a byte budget instead of a message count: when the analysis is more than
 //! `analysis_budget` bytes behind, the relay does not queue the chunk at all and later tells
-//! the analysis how many bytes it missed ([`Monitor::skip`]). That direction is then reported
+//! the analysis how many bytes it missed (an [`InputKind::Gap`]). That direction is then reported
 //! as desynced (offsets stay exact where the framing allows), and the bytes flow on. No relay
 //! ever awaits the analysis, takes a lock it holds, or waits for channel capacity.
 //!
@@ -28,15 +28,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::chunk::{Chunk, Direction, Timestamp};
+use crate::chunk::{Direction, Input, InputKind, Skipped, Timestamp};
 use crate::monitor::Monitor;
-use crate::session::Skipped;
 
 /// How the proxy runs.
 #[derive(Debug)]
@@ -78,38 +77,14 @@ pub fn endpoint(spec: &str) -> Result<String, String> {
     }
 }
 
+/// What the relays tell the analysis thread: what happened on a connection, and the
+/// proxy's own news.
 #[derive(Debug)]
 enum Msg {
-    Open {
-        id: u64,
-        at: Timestamp,
-        replica: String,
-        upstream: String,
-    },
-    Data {
-        id: u64,
-        dir: Direction,
-        at: Timestamp,
-        bytes: Bytes,
-    },
-    Skip {
-        id: u64,
-        dir: Direction,
-        at: Timestamp,
-        len: u64,
-    },
-    Close {
-        id: u64,
-        at: Timestamp,
-        reason: String,
-    },
+    Input(Input),
     ConnectFailed,
-    Tick {
-        at: Timestamp,
-    },
-    Stop {
-        at: Timestamp,
-    },
+    Tick(Timestamp),
+    Stop(Timestamp),
 }
 
 /// The wall clock, read as a monotonic offset from one anchor so timestamps never go back.
@@ -144,6 +119,22 @@ impl Shared {
     fn send(&self, msg: Msg) {
         // Fails only once the analysis thread is gone (shutdown): forwarding goes on regardless.
         let _ = self.tx.send(msg);
+    }
+
+    /// Tells the analysis what happened on connection `conn`, now.
+    fn input(&self, conn: u64, kind: InputKind) {
+        let at = self.clock.now();
+        self.send(Msg::Input(Input { conn, at, kind }));
+    }
+
+    /// Tells the analysis that `len` bytes of `dir` went by while it was behind.
+    fn gap(&self, conn: u64, dir: Direction, at: Timestamp, len: u64) {
+        let kind = InputKind::Gap {
+            dir,
+            len,
+            why: Skipped::Behind,
+        };
+        self.send(Msg::Input(Input { conn, at, kind }));
     }
 
     /// Takes `n` bytes of the analysis budget; false if the analysis is too far behind.
@@ -182,29 +173,14 @@ pub async fn run(
             .spawn(move || {
                 while let Some(msg) = rx.blocking_recv() {
                     match msg {
-                        Msg::Open {
-                            id,
-                            at,
-                            replica,
-                            upstream,
-                        } => monitor.open(id, at, &replica, &upstream),
-                        Msg::Data { id, dir, at, bytes } => {
-                            monitor.data(
-                                id,
-                                Chunk {
-                                    dir,
-                                    at,
-                                    bytes: &bytes,
-                                },
-                            );
-                            in_flight.fetch_sub(bytes.len(), Ordering::AcqRel);
+                        Msg::Input(input) => {
+                            monitor.handle(&input);
+                            if let InputKind::Data { bytes, .. } = &input.kind {
+                                in_flight.fetch_sub(bytes.len(), Ordering::AcqRel);
+                            }
                         }
-                        Msg::Skip { id, dir, at, len } => {
-                            monitor.skip(id, dir, at, len, Skipped::Behind)
-                        }
-                        Msg::Close { id, at, reason } => monitor.close(id, at, &reason),
                         Msg::ConnectFailed => monitor.connect_failed(),
-                        Msg::Tick { at } => {
+                        Msg::Tick(at) => {
                             monitor.tick(at);
                             if let Some(out) = &metrics_text {
                                 let text = crate::metrics::render(&monitor);
@@ -213,7 +189,7 @@ pub async fn run(
                                 }
                             }
                         }
-                        Msg::Stop { at } => {
+                        Msg::Stop(at) => {
                             monitor.close_all(at, "proxy shutdown");
                             break;
                         }
@@ -236,7 +212,7 @@ pub async fn run(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            _ = ticker.tick() => shared.send(Msg::Tick { at: shared.clock.now() }),
+            _ = ticker.tick() => shared.send(Msg::Tick(shared.clock.now())),
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     next_id += 1;
@@ -250,9 +226,7 @@ pub async fn run(
             },
         }
     }
-    shared.send(Msg::Stop {
-        at: shared.clock.now(),
-    });
+    shared.send(Msg::Stop(shared.clock.now()));
     tokio::task::spawn_blocking(move || analysis.join())
         .await
         .map_err(io::Error::other)?
@@ -286,12 +260,14 @@ async fn connection(id: u64, replica: TcpStream, peer: SocketAddr, shared: Arc<S
     let upstream_addr = upstream
         .peer_addr()
         .map_or_else(|_| upstream_name.clone(), |a| a.to_string());
-    shared.send(Msg::Open {
+    shared.input(
         id,
-        at: shared.clock.now(),
-        replica: peer.to_string(),
-        upstream: upstream_addr,
-    });
+        InputKind::Open {
+            replica: peer.to_string(),
+            upstream: upstream_addr,
+            joined_late: false,
+        },
+    );
 
     let first_eof = OnceLock::new();
     let (replica_rx, replica_tx) = replica.into_split();
@@ -319,11 +295,7 @@ async fn connection(id: u64, replica: TcpStream, peer: SocketAddr, shared: Arc<S
         },
         Err(e) => format!("connection error: {e}"),
     };
-    shared.send(Msg::Close {
-        id,
-        at: shared.clock.now(),
-        reason,
-    });
+    shared.input(id, InputKind::Close { reason });
 }
 
 async fn relay(
@@ -343,12 +315,7 @@ async fn relay(
         if n == 0 {
             let _ = first_eof.set(dir);
             if skipped > 0 {
-                shared.send(Msg::Skip {
-                    id,
-                    dir,
-                    at,
-                    len: skipped,
-                });
+                shared.gap(id, dir, at, skipped);
             }
             to.shutdown().await?;
             return Ok(());
@@ -356,20 +323,14 @@ async fn relay(
         let chunk = buf.split().freeze();
         if shared.reserve(n) {
             if skipped > 0 {
-                shared.send(Msg::Skip {
-                    id,
-                    dir,
-                    at,
-                    len: skipped,
-                });
+                shared.gap(id, dir, at, skipped);
                 skipped = 0;
             }
-            shared.send(Msg::Data {
-                id,
+            let kind = InputKind::Data {
                 dir,
-                at,
                 bytes: chunk.clone(),
-            });
+            };
+            shared.send(Msg::Input(Input { conn: id, at, kind }));
         } else {
             skipped += n as u64;
         }

@@ -31,8 +31,8 @@ use pcap_file::pcapng::blocks::interface_description::{
 use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::DataLink;
 
-use crate::chunk::{Chunk, Direction, Timestamp};
-use crate::monitor::Tap;
+use crate::chunk::{Direction, Input, InputKind, Timestamp};
+use crate::monitor::{Secrets, Tap};
 
 /// Largest TCP payload per recorded segment.
 pub const MAX_SEGMENT: usize = 32 * 1024;
@@ -208,6 +208,20 @@ fn parse_addr(s: &str) -> SocketAddr {
 }
 
 impl Tap for Recorder {
+    fn input(&mut self, input: &Input, secrets: &Secrets<'_>) {
+        let (id, at) = (input.conn, input.at);
+        match &input.kind {
+            InputKind::Open {
+                replica, upstream, ..
+            } => self.open(id, at, replica, upstream),
+            InputKind::Data { dir, bytes } => self.data(id, *dir, at, bytes, secrets),
+            InputKind::Gap { dir, len, .. } => self.skip(id, *dir, at, *len),
+            InputKind::Close { .. } => self.close(id, at),
+        }
+    }
+}
+
+impl Recorder {
     fn open(&mut self, id: u64, at: Timestamp, replica: &str, upstream: &str) {
         let (client, server) = (parse_addr(replica), parse_addr(upstream));
         // Fixed initial sequence numbers keep recordings reproducible.
@@ -231,17 +245,11 @@ impl Tap for Recorder {
         );
     }
 
-    fn data(
-        &mut self,
-        id: u64,
-        chunk: Chunk<'_>,
-        pos: u64,
-        secrets: &[(u64, u64)],
-        hold: Option<u64>,
-    ) {
-        if chunk.dir == Direction::MasterToReplica {
-            return self.segments(id, chunk.dir, chunk.at, chunk.bytes);
+    fn data(&mut self, id: u64, dir: Direction, at: Timestamp, bytes: &[u8], s: &Secrets<'_>) {
+        if dir == Direction::MasterToReplica {
+            return self.segments(id, dir, at, bytes);
         }
+        let (pos, secrets, hold) = (s.pos, s.ranges, s.hold);
         let mask = self.mask_secrets;
         let Some(flow) = self.flows.get_mut(&id) else {
             return;
@@ -249,7 +257,7 @@ impl Tap for Recorder {
         if flow.held.is_empty() {
             flow.held_pos = pos;
         }
-        flow.held.extend_from_slice(chunk.bytes);
+        flow.held.extend_from_slice(bytes);
         flow.secrets.extend_from_slice(secrets);
         let overflow = flow.held.len() > MAX_HELD;
         // Held bytes must go before the command that may be `AUTH` is complete: mask all of it
@@ -265,7 +273,7 @@ impl Tap for Recorder {
             }
         }
         if hold.is_none() || overflow {
-            self.release_held(id, chunk.at);
+            self.release_held(id, at);
         }
     }
 
@@ -279,7 +287,7 @@ impl Tap for Recorder {
         }
     }
 
-    fn close(&mut self, id: u64, at: Timestamp, _reason: &str) {
+    fn close(&mut self, id: u64, at: Timestamp) {
         self.release_held(id, at);
         let Some(flow) = self.flows.remove(&id) else {
             return;

@@ -10,10 +10,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::capture::{self, Reader};
-use crate::chunk::{Chunk, Timestamp};
+use crate::chunk::Timestamp;
 use crate::monitor::Monitor;
-use crate::session::Skipped;
-use crate::tcp::{self, Output, Reassembler};
+use crate::tcp::{self, Reassembler};
 
 /// What to replay.
 #[derive(Debug, Clone, Copy, Default)]
@@ -120,36 +119,7 @@ fn report_progress(reader: &Reader, file: &Path, progress: &mut dyn FnMut(Progre
 }
 
 fn drain(reassembler: &mut Reassembler, monitor: &mut Monitor) {
-    while let Some(out) = reassembler.poll() {
-        match out {
-            Output::Open {
-                id,
-                at,
-                client,
-                server,
-                mid_stream,
-            } => {
-                let (client, server) = (client.to_string(), server.to_string());
-                if mid_stream {
-                    monitor.open_late(id, at, &client, &server);
-                } else {
-                    monitor.open(id, at, &client, &server);
-                }
-            }
-            Output::Data { id, dir, at, bytes } => {
-                monitor.data(
-                    id,
-                    Chunk {
-                        dir,
-                        at,
-                        bytes: &bytes,
-                    },
-                );
-            }
-            Output::Gap { id, dir, at, len } => {
-                monitor.skip(id, dir, at, len, Skipped::NotCaptured);
-            }
-            Output::Close { id, at, reason } => monitor.close(id, at, reason),
-        }
+    while let Some(input) = reassembler.poll() {
+        monitor.handle(&input);
     }
 }

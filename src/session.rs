@@ -25,7 +25,7 @@
 
 use std::collections::VecDeque;
 
-use crate::chunk::{Chunk, Direction, Timestamp};
+use crate::chunk::{Chunk, Direction, Skipped, Timestamp};
 use crate::event::{Event, EventKind, Framing, SyncKind};
 use crate::handshake::{self, Line, LineReader, Reply, ID_LEN};
 use crate::resp::{self, Command, Item, Name};
@@ -79,15 +79,6 @@ impl Default for Config {
             rdb_top: 10,
         }
     }
-}
-
-/// Why bytes were forwarded but not analysed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skipped {
-    /// The analysis fell behind the forwarding (live proxy).
-    Behind,
-    /// The capture does not contain them (a lost segment).
-    NotCaptured,
 }
 
 /// What the connecting side turned out to be.

@@ -1,6 +1,6 @@
-//! TCP stream reassembly for captures: segments in capture order in, per-connection byte
-//! streams out (open, data, gap, close), so that replay feeds the analyzer exactly what the
-//! endpoints' sockets delivered.
+//! TCP stream reassembly for captures: segments in capture order in, the analysis' [`Input`]s
+//! out (open, data, gap, close), so that replay feeds the analyzer exactly what the endpoints'
+//! sockets delivered.
 //!
 //! Handles out-of-order segments, retransmissions and overlaps (the first copy of a byte
 //! wins), sequence wrap-around, connections whose SYN is not in the capture (they start where
@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 
 use crate::capture::Segment;
-use crate::chunk::{Direction, Timestamp};
+use bytes::Bytes;
+
+use crate::chunk::{Direction, Input, InputKind, Skipped, Timestamp};
 
 /// Reassembly bounds.
 #[derive(Debug, Clone, Copy)]
@@ -31,55 +33,6 @@ impl Default for Config {
             server_port: None,
         }
     }
-}
-
-/// What reassembly produces.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// A connection was seen for the first time.
-    Open {
-        /// Connection id, in order of appearance.
-        id: u64,
-        /// When.
-        at: Timestamp,
-        /// The connecting side (replica or client).
-        client: SocketAddr,
-        /// The accepting side (master).
-        server: SocketAddr,
-        /// Returns true if and only if the capture started after the connection did.
-        mid_stream: bool,
-    },
-    /// In-order bytes of one direction.
-    Data {
-        /// Connection id.
-        id: u64,
-        /// Direction.
-        dir: Direction,
-        /// Timestamp of the segment that made them contiguous.
-        at: Timestamp,
-        /// The bytes.
-        bytes: Vec<u8>,
-    },
-    /// Bytes of one direction that are missing from the capture.
-    Gap {
-        /// Connection id.
-        id: u64,
-        /// Direction.
-        dir: Direction,
-        /// When the hole was given up on.
-        at: Timestamp,
-        /// How many bytes are missing.
-        len: u64,
-    },
-    /// The connection ended (both FINs, a RST, or the end of the capture).
-    Close {
-        /// Connection id.
-        id: u64,
-        /// When.
-        at: Timestamp,
-        /// Why.
-        reason: &'static str,
-    },
 }
 
 #[derive(Debug, Default)]
@@ -124,7 +77,7 @@ pub struct Reassembler {
     /// Flows that ended; their stray retransmissions are ignored until a new SYN.
     ended: HashSet<(SocketAddr, SocketAddr)>,
     next_id: u64,
-    out: VecDeque<Output>,
+    out: VecDeque<Input>,
 }
 
 fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
@@ -144,8 +97,8 @@ impl Reassembler {
         }
     }
 
-    /// Returns the next output produced by earlier calls.
-    pub fn poll(&mut self) -> Option<Output> {
+    /// Returns the next input produced by earlier calls.
+    pub fn poll(&mut self) -> Option<Input> {
         self.out.pop_front()
     }
 
@@ -185,12 +138,14 @@ impl Reassembler {
             };
             self.next_id += 1;
             let id = self.next_id;
-            self.out.push_back(Output::Open {
-                id,
+            self.out.push_back(Input {
+                conn: id,
                 at,
-                client,
-                server,
-                mid_stream,
+                kind: InputKind::Open {
+                    replica: client.to_string(),
+                    upstream: server.to_string(),
+                    joined_late: mid_stream,
+                },
             });
             self.conns.insert(
                 k,
@@ -251,7 +206,7 @@ impl Reassembler {
 
     #[allow(clippy::too_many_arguments)]
     fn accept(
-        out: &mut VecDeque<Output>,
+        out: &mut VecDeque<Input>,
         cfg: Config,
         id: u64,
         dir: Direction,
@@ -276,17 +231,17 @@ impl Reassembler {
         }
         let fresh = &payload[(half.delivered - pos) as usize..];
         half.delivered += fresh.len() as u64;
-        out.push_back(Output::Data {
-            id,
-            dir,
+        let bytes = Bytes::copy_from_slice(fresh);
+        out.push_back(Input {
+            conn: id,
             at,
-            bytes: fresh.to_vec(),
+            kind: InputKind::Data { dir, bytes },
         });
         Self::drain(out, id, dir, at, half);
     }
 
     /// Delivers pending segments that became contiguous.
-    fn drain(out: &mut VecDeque<Output>, id: u64, dir: Direction, at: Timestamp, half: &mut Half) {
+    fn drain(out: &mut VecDeque<Input>, id: u64, dir: Direction, at: Timestamp, half: &mut Half) {
         while let Some((&pos, _)) = half.pending.first_key_value() {
             if pos > half.delivered {
                 return;
@@ -295,13 +250,14 @@ impl Reassembler {
             half.pending_bytes -= bytes.len();
             let end = pos + bytes.len() as u64;
             if end > half.delivered {
-                let fresh = &bytes[(half.delivered - pos) as usize..];
+                let fresh = (half.delivered - pos) as usize;
                 half.delivered = end;
-                out.push_back(Output::Data {
-                    id,
-                    dir,
+                // The pending segment is handed on, not copied.
+                let bytes = Bytes::from(bytes).slice(fresh..);
+                out.push_back(Input {
+                    conn: id,
                     at,
-                    bytes: fresh.to_vec(),
+                    kind: InputKind::Data { dir, bytes },
                 });
             }
         }
@@ -309,7 +265,7 @@ impl Reassembler {
 
     /// Gives up on the hole before the first pending segment.
     fn skip_hole(
-        out: &mut VecDeque<Output>,
+        out: &mut VecDeque<Input>,
         id: u64,
         dir: Direction,
         at: Timestamp,
@@ -317,11 +273,12 @@ impl Reassembler {
     ) {
         if let Some((&pos, _)) = half.pending.first_key_value() {
             if pos > half.delivered {
-                out.push_back(Output::Gap {
-                    id,
-                    dir,
+                let len = pos - half.delivered;
+                let why = Skipped::NotCaptured;
+                out.push_back(Input {
+                    conn: id,
                     at,
-                    len: pos - half.delivered,
+                    kind: InputKind::Gap { dir, len, why },
                 });
                 half.delivered = pos;
             }
@@ -336,10 +293,12 @@ impl Reassembler {
                 Self::skip_hole(&mut self.out, conn.id, dir, at, half);
             }
         }
-        self.out.push_back(Output::Close {
-            id: conn.id,
+        self.out.push_back(Input {
+            conn: conn.id,
             at,
-            reason,
+            kind: InputKind::Close {
+                reason: reason.to_string(),
+            },
         });
     }
 }
@@ -362,7 +321,7 @@ mod tests {
         }
     }
 
-    fn run(cfg: Config, segs: &[Segment<'_>]) -> Vec<Output> {
+    fn run(cfg: Config, segs: &[Segment<'_>]) -> Vec<Input> {
         let mut r = Reassembler::new(cfg);
         for (i, s) in segs.iter().enumerate() {
             r.push(Timestamp(i as u64), s);
@@ -371,17 +330,24 @@ mod tests {
         std::iter::from_fn(|| r.poll()).collect()
     }
 
-    fn stream(out: &[Output], want: Direction) -> (Vec<u8>, u64) {
+    fn stream(out: &[Input], want: Direction) -> (Vec<u8>, u64) {
         let mut bytes = Vec::new();
         let mut gaps = 0;
         for o in out {
-            match o {
-                Output::Data { dir, bytes: b, .. } if *dir == want => bytes.extend(b),
-                Output::Gap { dir, len, .. } if *dir == want => gaps += len,
+            match &o.kind {
+                InputKind::Data { dir, bytes: b } if *dir == want => bytes.extend_from_slice(b),
+                InputKind::Gap { dir, len, .. } if *dir == want => gaps += len,
                 _ => {}
             }
         }
         (bytes, gaps)
+    }
+
+    fn joined_late(open: &Input) -> bool {
+        match &open.kind {
+            InputKind::Open { joined_late, .. } => *joined_late,
+            other => panic!("not an open: {other:?}"),
+        }
     }
 
     #[test]
@@ -409,20 +375,13 @@ mod tests {
             stream(&out, Direction::MasterToReplica),
             (b"+OK\r\n".to_vec(), 0)
         );
-        assert!(matches!(
-            out.last(),
-            Some(Output::Close {
-                reason: "closed",
-                ..
+        assert_eq!(
+            out.last().map(|i| &i.kind),
+            Some(&InputKind::Close {
+                reason: "closed".into()
             })
-        ));
-        assert!(matches!(
-            out[0],
-            Output::Open {
-                mid_stream: false,
-                ..
-            }
-        ));
+        );
+        assert!(!joined_late(&out[0]));
     }
 
     #[test]
@@ -442,13 +401,7 @@ mod tests {
             stream(&out, Direction::ReplicaToMaster),
             (b"abchijklmnop".to_vec(), 4)
         );
-        assert!(matches!(
-            out[0],
-            Output::Open {
-                mid_stream: true,
-                ..
-            }
-        ));
+        assert!(joined_late(&out[0]));
     }
 
     #[test]
@@ -457,10 +410,10 @@ mod tests {
             Config::default(),
             &[seg(6379, 40000, 1, "A", b"*1\r\n$4\r\nping\r\n")],
         );
-        let Output::Open { server, .. } = &out[0] else {
+        let InputKind::Open { upstream, .. } = &out[0].kind else {
             panic!()
         };
-        assert_eq!(server.port(), 6379);
+        assert_eq!(upstream, "127.0.0.1:6379");
         assert_eq!(stream(&out, Direction::MasterToReplica).0.len(), 14);
     }
 }

@@ -3,11 +3,12 @@
 
 use std::path::Path;
 
-use repl_sniff::capture::{self, Reader};
+use bytes::Bytes;
 use repl_sniff::monitor::{Monitor, TextLines};
 use repl_sniff::record::Recorder;
-use repl_sniff::tcp::{Output, Reassembler};
-use repl_sniff::{Chunk, Config, Direction, Event, EventKind, Session, Timestamp};
+use repl_sniff::{
+    Chunk, Config, Direction, Event, EventKind, Input, InputKind, Session, Timestamp,
+};
 
 use crate::splits::{assert_same, same_events_at_every_split, session_events, Split};
 use crate::support::temp_dir;
@@ -21,39 +22,44 @@ const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 
 // ----- 1. AUTH secrets in recordings -------------------------------------------------------
 
+fn open() -> InputKind {
+    InputKind::Open {
+        replica: "127.0.0.1:50000".into(),
+        upstream: "127.0.0.1:6379".into(),
+        joined_late: false,
+    }
+}
+
+fn data(dir: Direction, bytes: Bytes) -> InputKind {
+    InputKind::Data { dir, bytes }
+}
+
+fn close() -> InputKind {
+    InputKind::Close {
+        reason: "end".into(),
+    }
+}
+
 /// Records `replica_bytes` (cut by `split`) through a masking recorder and reads back what the
 /// recording holds of the replica's direction.
 fn recorded(replica_bytes: &[u8], split: Split, file: &Path) -> Vec<u8> {
     let recorder = Recorder::create(file, true).unwrap();
     let mut monitor = Monitor::new(Config::default(), vec![]).with_tap(Box::new(recorder));
     let at = Timestamp(1_000_000);
-    monitor.open(1, at, "127.0.0.1:50000", "127.0.0.1:6379");
     let mut state = 0;
-    for piece in split.pieces(replica_bytes, &mut state) {
-        monitor.data(
-            1,
-            Chunk {
-                dir: R,
-                at,
-                bytes: piece,
-            },
-        );
+    let pieces = split.pieces(replica_bytes, &mut state);
+    let data = pieces
+        .into_iter()
+        .map(|p| data(R, Bytes::copy_from_slice(p)));
+    for kind in std::iter::once(open()).chain(data).chain([close()]) {
+        monitor.handle(&Input { conn: 1, at, kind });
     }
-    monitor.close(1, at, "end");
     drop(monitor);
 
-    let mut reader = Reader::open(file).unwrap();
-    let mut tcp = Reassembler::new(Default::default());
     let mut out = Vec::new();
-    while let Some(frame) = reader.next_frame() {
-        let frame = frame.unwrap();
-        if let Some(seg) = capture::decode(&frame) {
-            tcp.push(frame.ts, &seg);
-        }
-        while let Some(o) = tcp.poll() {
-            if let Output::Data { dir: R, bytes, .. } = o {
-                out.extend_from_slice(&bytes);
-            }
+    for input in crate::fixtures::reassembled(file) {
+        if let InputKind::Data { dir: R, bytes } = &input.kind {
+            out.extend_from_slice(&bytes[..]);
         }
     }
     out
@@ -226,19 +232,17 @@ fn through_monitor(input: &[(Direction, Vec<u8>)]) -> (serde_json::Value, String
     let out = Shared::default();
     let sink = Box::new(TextLines::new(out.clone()));
     let mut monitor = Monitor::new(Config::default(), vec![sink]);
-    monitor.open(1, Timestamp(1), "127.0.0.1:50000", "127.0.0.1:6379");
-    for (i, (dir, bytes)) in input.iter().enumerate() {
-        let at = Timestamp(2 + i as u64);
-        monitor.data(
-            1,
-            Chunk {
-                dir: *dir,
-                at,
-                bytes,
-            },
-        );
+    let steps = input
+        .iter()
+        .map(|(d, b)| data(*d, Bytes::copy_from_slice(b)));
+    for (i, kind) in std::iter::once(open())
+        .chain(steps)
+        .chain([close()])
+        .enumerate()
+    {
+        let at = Timestamp(1 + i as u64);
+        monitor.handle(&Input { conn: 1, at, kind });
     }
-    monitor.close(1, Timestamp(100), "end");
     let report = serde_json::to_value(monitor.report()).unwrap();
     let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
     (report, text)

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use repl_sniff::capture::{self, Reader};
-use repl_sniff::tcp::{Output, Reassembler};
+use repl_sniff::tcp::Reassembler;
+use repl_sniff::Input;
 
 /// The repository's root.
 pub fn manifest() -> &'static Path {
@@ -49,7 +50,7 @@ pub fn name(capture: &Path) -> String {
 }
 
 /// What reassembly makes of a capture: the analyzer's inputs, in order.
-pub fn reassembled(capture: &Path) -> Vec<Output> {
+pub fn reassembled(capture: &Path) -> Vec<Input> {
     let mut reader = Reader::open(capture).unwrap_or_else(|e| panic!("{}: {e}", name(capture)));
     let mut tcp = Reassembler::new(Default::default());
     let mut out = Vec::new();

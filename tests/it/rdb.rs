@@ -2,12 +2,11 @@
 //! file and the full sync in flight; the RDBs inside the shared captures; damaged input.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use repl_sniff::monitor::{Record, Recording};
-use repl_sniff::{rdb, replay, Config, Direction, Monitor};
+use repl_sniff::{rdb, Direction, InputKind};
 use serde_json::Value;
 
 use crate::support::{wait_until, Client, Server, Sniffer, Version};
@@ -273,20 +272,17 @@ fn every_type_and_encoding_matches_the_servers_census(v: Version) {
 
 /// The RDB payload of the first full sync in a capture (framing removed).
 fn rdb_from_capture(pcap: &Path) -> Option<Vec<u8>> {
-    let recording = Recording::default();
-    let mut m = Monitor::new(Config::default(), vec![]).with_tap(Box::new(recording.clone()));
-    replay::replay(&[pcap], &replay::Options::default(), &mut m, &mut |_| {}).unwrap();
-    let records = recording.0.lock().unwrap().clone();
     let mut by_session: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
-    for r in records {
-        if let Record::Data {
-            id,
+    for input in crate::fixtures::reassembled(pcap) {
+        if let InputKind::Data {
             dir: Direction::MasterToReplica,
             bytes,
-            ..
-        } = r
+        } = &input.kind
         {
-            by_session.entry(id).or_default().extend(bytes);
+            by_session
+                .entry(input.conn)
+                .or_default()
+                .extend_from_slice(bytes);
         }
     }
     for stream in by_session.values() {

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use std::sync::{Arc, Mutex};
 
-use repl_sniff::monitor::{Collect, Record, Recording};
+use repl_sniff::monitor::{Secrets, Tap};
 use repl_sniff::proxy::{self, ProxyConfig};
+use repl_sniff::Input;
 use repl_sniff::{Config, Event, Monitor, Sink};
 use serde_json::Value;
 
@@ -532,7 +533,7 @@ pub struct InProcessProxy {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     pub events: Arc<Mutex<Vec<Event>>>,
-    records: Arc<Mutex<Vec<Record>>>,
+    inputs: Arc<Mutex<Vec<Input>>>,
 }
 
 impl InProcessProxy {
@@ -544,7 +545,7 @@ impl InProcessProxy {
         let port = listener.local_addr().unwrap().port();
         let collect = Collect::default();
         let recording = Recording::default();
-        let (events, records) = (Arc::clone(&collect.0), Arc::clone(&recording.0));
+        let (events, inputs) = (Arc::clone(&collect.0), Arc::clone(&recording.0));
         sinks.push(Box::new(collect));
         let monitor = Monitor::new(Config::default(), sinks).with_tap(Box::new(recording));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -572,15 +573,36 @@ impl InProcessProxy {
             stop: Some(stop),
             thread: Some(thread),
             events,
-            records,
+            inputs,
         }
     }
 
-    pub fn stop(mut self) -> (Vec<Event>, Vec<Record>) {
+    /// Stops it: every event, and every input the analysis was handed.
+    pub fn stop(mut self) -> (Vec<Event>, Vec<Input>) {
         let _ = self.stop.take().unwrap().send(());
         self.thread.take().unwrap().join().unwrap();
         let events = self.events.lock().unwrap().clone();
-        let records = self.records.lock().unwrap().clone();
-        (events, records)
+        let inputs = self.inputs.lock().unwrap().clone();
+        (events, inputs)
+    }
+}
+
+/// Keeps every event in memory.
+#[derive(Debug, Default, Clone)]
+pub struct Collect(pub Arc<Mutex<Vec<Event>>>);
+
+impl Sink for Collect {
+    fn event(&mut self, e: &Event) {
+        self.0.lock().unwrap().push(e.clone());
+    }
+}
+
+/// Keeps every input in memory, shareable with the code that started the run.
+#[derive(Debug, Default, Clone)]
+pub struct Recording(pub Arc<Mutex<Vec<Input>>>);
+
+impl Tap for Recording {
+    fn input(&mut self, input: &Input, _secrets: &Secrets<'_>) {
+        self.0.lock().unwrap().push(input.clone());
     }
 }
