@@ -5,29 +5,28 @@
 //!
 //! # Layout
 //!
-//! - [`chunk`]: the input of all analysis — bytes, a direction, a timestamp.
-//! - [`resp`]: streaming, bounded RESP/inline command parser.
-//! - [`handshake`]: the master's single-line answers and how handshake commands are shown.
-//! - [`session`]: the sans-IO state machine of one connection (the analyzer).
-//! - [`event`]: what the analyzer emits (one line of text, one JSON object each).
-//! - [`report`]: the final per-session report, a fold over events.
-//! - [`rdb`]: streaming RDB analysis (keys, types, sizes, CRC-64), in flight or from a file.
-//! - [`timing`]: ack latency, heartbeat intervals, lag and warnings (part of the fold).
-//! - [`monitor`]: all sessions of a run, and the sinks their events go to.
-//! - [`proxy`]: the live TCP proxy (and the `/metrics` HTTP endpoint).
-//! - [`metrics`]: Prometheus text exposition.
-//! - [`capture`]: reading pcap/pcapng files and decoding TCP segments.
-//! - [`tcp`]: TCP stream reassembly for captures (sans-IO).
-//! - [`replay`]: captures through reassembly into the same [`Monitor`] the proxy drives.
-//! - [`record`]: writing what the proxy forwarded as pcapng.
+//! The layers, each using only the ones above it:
+//!
+//! - [`protocol`]: the wire formats as streaming, bounded parsers — RESP commands
+//!   ([`protocol::resp`]), the master's reply lines ([`protocol::handshake`]), RDB files
+//!   ([`protocol::rdb`]).
+//! - [`analyzer`]: the sans-IO core — the one input vocabulary ([`Input`], [`Chunk`]), the
+//!   state machine of one connection ([`Session`]), and the [`Event`]s it emits.
+//! - [`report`]: what the events amount to — the per-session report fold and its timing fold,
+//!   the [`Monitor`] that runs every session of a run and hands events to sinks, Prometheus
+//!   text.
+//! - Drivers: [`capture`] (pcap/pcapng reading, TCP reassembly, replay, pcapng recording) and
+//!   [`live`] (the proxy and its `/metrics` endpoint). `main.rs` parses arguments and wires
+//!   these together.
 //!
 //! # Invariants
 //!
-//! - Only [`proxy`] performs network IO or reads the clock; the analyzer is fed timestamps.
-//!   File IO happens only in [`capture`] and [`record`].
-//! - Forwarding never waits on analysis (see [`proxy`]).
+//! - Only [`live`] performs network IO or reads the clock; the analyzer is fed timestamps.
+//!   File IO happens only in [`capture`].
+//! - Forwarding never waits on analysis (see [`live::proxy`]).
 //! - No length read from the wire is used to allocate; every buffer has a stated bound.
-//! - Malformed input is an event ([`EventKind::Desync`]), never a panic or an error return.
+//! - Malformed input is an event ([`EventKind::Desync`]), never a panic or an error return;
+//!   chunk boundaries never change the events.
 //!
 //! # Driving the analyzer
 //!
@@ -43,24 +42,14 @@
 //! }
 //! ```
 
+pub mod analyzer;
 pub mod capture;
-pub mod chunk;
-pub mod event;
-pub mod handshake;
-pub mod metrics;
-pub mod monitor;
-pub mod proxy;
-pub mod rdb;
-pub mod record;
-pub mod replay;
+pub mod live;
+pub mod protocol;
 pub mod report;
-pub mod resp;
-pub mod session;
-pub mod tcp;
-pub mod timing;
 
-pub use chunk::{Chunk, Direction, Input, InputKind, Skipped, Timestamp};
-pub use event::{Event, EventKind, Framing, SyncKind};
-pub use monitor::{Monitor, Sink};
+pub use analyzer::event::{Event, EventKind, Framing, SyncKind};
+pub use analyzer::input::{Chunk, Direction, Input, InputKind, Skipped, Timestamp};
+pub use analyzer::session::{Config, Role, Session};
+pub use report::monitor::{Monitor, Sink};
 pub use report::{Report, SessionReport};
-pub use session::{Config, Role, Session};

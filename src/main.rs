@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use repl_sniff::monitor::{JsonLines, LogSink, TextLines};
-use repl_sniff::proxy::{self, ProxyConfig};
-use repl_sniff::record::Recorder;
-use repl_sniff::replay;
+use repl_sniff::capture::record::Recorder;
+use repl_sniff::capture::replay;
+use repl_sniff::live::proxy::{self, ProxyConfig};
+use repl_sniff::report::monitor::{JsonLines, LogSink, TextLines};
 use repl_sniff::{Config, Monitor, Sink};
 use tracing_subscriber::EnvFilter;
 
@@ -139,14 +139,15 @@ struct TimingArgs {
 }
 
 impl TimingArgs {
-    fn config(&self) -> Config {
-        Config {
-            timing: repl_sniff::timing::Config {
-                lag_warn_bytes: self.lag_warn,
-                repl_timeout: Duration::from_secs(self.repl_timeout.max(1)),
-            },
-            ..Config::default()
-        }
+    /// A monitor with these thresholds and status period, its events going to `sinks`.
+    fn monitor(&self, sinks: Vec<Box<dyn Sink>>) -> Monitor {
+        let timing = repl_sniff::report::timing::Config {
+            lag_warn_bytes: self.lag_warn,
+            repl_timeout: Duration::from_secs(self.repl_timeout.max(1)),
+        };
+        Monitor::new(Config::default(), sinks)
+            .with_timing(timing)
+            .with_status_every(Duration::from_secs(self.interval.max(1)))
     }
 }
 
@@ -268,8 +269,7 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
     if output.format == Format::Json {
         sinks.push(Box::new(JsonLines::new(io::BufWriter::new(io::stdout()))));
     }
-    let mut monitor = Monitor::new(args.timing.config(), sinks)
-        .with_status_every(Duration::from_secs(args.timing.interval.max(1)));
+    let mut monitor = args.timing.monitor(sinks);
     if let Some(path) = &args.record {
         let recorder = Recorder::create(path, !args.record_secrets)
             .with_context(|| format!("cannot create the recording {}", path.display()))?;
@@ -331,8 +331,7 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
         (Format::Text, false) => vec![Box::new(TextLines::new(stdout()))],
         (Format::Text, true) => vec![],
     };
-    let mut monitor = Monitor::new(args.timing.config(), sinks)
-        .with_status_every(Duration::from_secs(args.timing.interval.max(1)));
+    let mut monitor = args.timing.monitor(sinks);
     let opts = replay::Options {
         port: args.port,
         ..replay::Options::default()
@@ -392,7 +391,7 @@ fn run_rdb(args: RdbArgs) -> Result<()> {
         (Box::new(f), len)
     };
     let show_progress = io::stderr().is_terminal() && len.is_some_and(|l| l > 64 << 20);
-    let mut parser = repl_sniff::rdb::Parser::new(args.top);
+    let mut parser = repl_sniff::protocol::rdb::Parser::new(args.top);
     let mut buf = vec![0u8; 1 << 20];
     let started = Instant::now();
     let mut last_shown = Instant::now();

@@ -4,7 +4,8 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use repl_sniff::{replay, Config, Monitor};
+use repl_sniff::capture::replay;
+use repl_sniff::{Config, Monitor};
 
 fn repl_sniff(args: &[&str]) -> Output {
     let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();

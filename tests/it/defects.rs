@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use repl_sniff::monitor::{Monitor, TextLines};
-use repl_sniff::record::Recorder;
+use repl_sniff::capture::record::Recorder;
+use repl_sniff::report::monitor::{Monitor, TextLines};
 use repl_sniff::{
     Chunk, Config, Direction, Event, EventKind, Input, InputKind, Session, Timestamp,
 };
@@ -362,7 +362,7 @@ fn bytes_after_a_diskless_rdb_mark_never_reach_the_rdb_parser() {
 
 /// An RDB parsed in pieces: the summary as JSON (it has no `PartialEq`).
 fn rdb_summary(bytes: &[u8], split: Split) -> serde_json::Value {
-    let mut p = repl_sniff::rdb::Parser::new(10);
+    let mut p = repl_sniff::protocol::rdb::Parser::new(10);
     let mut state = 0;
     for piece in split.pieces(bytes, &mut state) {
         p.feed(piece);
@@ -383,7 +383,7 @@ fn an_lzf_value_decodes_to_its_declared_length_whatever_the_split() {
         assert_eq!(rdb_summary(&rdb, split), whole, "{split:?}");
     }
     for cut in 1..rdb.len() {
-        let mut p = repl_sniff::rdb::Parser::new(10);
+        let mut p = repl_sniff::protocol::rdb::Parser::new(10);
         p.feed(&rdb[..cut]);
         p.feed(&rdb[cut..]);
         assert_eq!(

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use repl_sniff::capture::tcp::Reassembler;
 use repl_sniff::capture::{self, Reader};
-use repl_sniff::tcp::Reassembler;
 use repl_sniff::Input;
 
 /// The repository's root.

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use repl_sniff::{rdb, Direction, InputKind};
+use repl_sniff::protocol::rdb;
+use repl_sniff::{Direction, InputKind};
 use serde_json::Value;
 
 use crate::support::{wait_until, Client, Server, Sniffer, Version};

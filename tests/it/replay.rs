@@ -5,7 +5,8 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use repl_sniff::{replay, Config, Monitor, Report};
+use repl_sniff::capture::replay;
+use repl_sniff::{Config, Monitor, Report};
 use serde_json::Value;
 
 use crate::fixtures::{self, manifest};

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use std::sync::{Arc, Mutex};
 
-use repl_sniff::monitor::{Secrets, Tap};
-use repl_sniff::proxy::{self, ProxyConfig};
+use repl_sniff::live::proxy::{self, ProxyConfig};
+use repl_sniff::report::monitor::{Secrets, Tap};
 use repl_sniff::Input;
 use repl_sniff::{Config, Event, Monitor, Sink};
 use serde_json::Value;

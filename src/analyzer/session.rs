@@ -25,10 +25,10 @@
 
 use std::collections::VecDeque;
 
-use crate::chunk::{Chunk, Direction, Skipped, Timestamp};
-use crate::event::{Event, EventKind, Framing, SyncKind};
-use crate::handshake::{self, Line, LineReader, Reply, ID_LEN};
-use crate::resp::{self, Command, Item, Name};
+use crate::analyzer::event::{Event, EventKind, Framing, SyncKind};
+use crate::analyzer::input::{Chunk, Direction, Skipped, Timestamp};
+use crate::protocol::handshake::{self, Line, LineReader, Reply, ID_LEN};
+use crate::protocol::resp::{self, Command, Item, Name};
 
 /// The largest replication offset: the servers keep offsets as signed 64-bit numbers, so a
 /// larger one is a protocol anomaly, and offset arithmetic below it cannot overflow.
@@ -63,8 +63,6 @@ pub struct Config {
     pub max_reply_line: usize,
     /// Most handshake requests remembered while waiting for their replies.
     pub max_pending: usize,
-    /// Warning thresholds of the timing fold.
-    pub timing: crate::timing::Config,
     /// How many of the biggest keys an RDB analysis keeps.
     pub rdb_top: usize,
 }
@@ -75,7 +73,6 @@ impl Default for Config {
             limits: resp::Limits::default(),
             max_reply_line: 4096,
             max_pending: 1024,
-            timing: crate::timing::Config::default(),
             rdb_top: 10,
         }
     }
@@ -148,7 +145,7 @@ struct RdbTransfer {
     framing: Framing,
     started: Timestamp,
     bytes: u64,
-    contents: Box<crate::rdb::Parser>,
+    contents: Box<crate::protocol::rdb::Parser>,
 }
 
 /// The analyzer of one connection.
@@ -793,7 +790,7 @@ impl Session {
             framing,
             started: at,
             bytes: 0,
-            contents: Box::new(crate::rdb::Parser::new(self.cfg.rdb_top)),
+            contents: Box::new(crate::protocol::rdb::Parser::new(self.cfg.rdb_top)),
         });
         self.phase = match reply {
             Reply::EofMark(m) => {

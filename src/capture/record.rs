@@ -31,8 +31,8 @@ use pcap_file::pcapng::blocks::interface_description::{
 use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::DataLink;
 
-use crate::chunk::{Direction, Input, InputKind, Timestamp};
-use crate::monitor::{Secrets, Tap};
+use crate::analyzer::input::{Direction, Input, InputKind, Timestamp};
+use crate::report::monitor::{Secrets, Tap};
 
 /// Largest TCP payload per recorded segment.
 pub const MAX_SEGMENT: usize = 32 * 1024;

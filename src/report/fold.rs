@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::chunk::{Direction, Timestamp};
-use crate::event::{Event, EventKind, Framing, SyncKind};
-use crate::timing::{self, Overall, Timing};
+use crate::analyzer::event::{Event, EventKind, Framing, SyncKind};
+use crate::analyzer::input::{Direction, Timestamp};
+use crate::report::timing::{self, Overall, Timing};
 
 /// Most handshake requests and errors listed per session.
 pub const MAX_LISTED: usize = 64;
@@ -172,7 +172,7 @@ pub struct RdbReport {
     /// Returns true if and only if the whole payload was seen.
     pub complete: bool,
     /// What the RDB contains, parsed as it streamed by.
-    pub contents: Option<crate::rdb::Summary>,
+    pub contents: Option<crate::protocol::rdb::Summary>,
 }
 
 /// Replication offsets.

@@ -17,7 +17,7 @@ use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::DataLink;
 
-use crate::chunk::Timestamp;
+use crate::analyzer::input::Timestamp;
 
 /// Why a capture could not be read.
 #[derive(Debug, thiserror::Error)]

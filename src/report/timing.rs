@@ -23,9 +23,9 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Serialize, Serializer};
 
-use crate::chunk::{Direction, Timestamp};
-use crate::event::{EventKind, SyncKind};
-use crate::resp::Name;
+use crate::analyzer::event::{EventKind, SyncKind};
+use crate::analyzer::input::{Direction, Timestamp};
+use crate::protocol::resp::Name;
 
 /// Distinct command names tracked per session; more fold into `OTHER`.
 pub const MAX_NAMES: usize = 64;

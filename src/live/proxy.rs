@@ -10,7 +10,7 @@
 //! # Forwarding never waits on analysis
 //!
 //! All analysis runs on one dedicated thread that owns the [`Monitor`]. A relay hands each
-//! chunk it read to that thread as a reference-counted [`Bytes`] (no copy) over an unbounded
+//! chunk it read to that thread as a reference-counted [`Bytes`](bytes::Bytes) (no copy) over an unbounded
 //! channel — a send that never blocks — and then writes the chunk on. The channel's memory is
 //! bounded by a byte budget instead of a message count: when the analysis is more than
 //! `analysis_budget` bytes behind, the relay does not queue the chunk at all and later tells
@@ -34,8 +34,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::chunk::{Direction, Input, InputKind, Skipped, Timestamp};
-use crate::monitor::Monitor;
+use crate::analyzer::input::{Direction, Input, InputKind, Skipped, Timestamp};
+use crate::report::monitor::Monitor;
 
 /// How the proxy runs.
 #[derive(Debug)]
@@ -160,8 +160,13 @@ pub async fn run(
     let in_flight = Arc::new(AtomicUsize::new(0));
     let metrics_text = match cfg.metrics.take() {
         Some(listener) => {
-            let text = Arc::new(std::sync::Mutex::new(crate::metrics::render(&monitor)));
-            tokio::spawn(serve_metrics(listener, Arc::clone(&text)));
+            let text = Arc::new(std::sync::Mutex::new(crate::report::metrics::render(
+                &monitor,
+            )));
+            tokio::spawn(crate::live::http::serve_metrics(
+                listener,
+                Arc::clone(&text),
+            ));
             Some(text)
         }
         None => None,
@@ -183,7 +188,7 @@ pub async fn run(
                         Msg::Tick(at) => {
                             monitor.tick(at);
                             if let Some(out) = &metrics_text {
-                                let text = crate::metrics::render(&monitor);
+                                let text = crate::report::metrics::render(&monitor);
                                 if let Ok(mut m) = out.lock() {
                                     *m = text;
                                 }
@@ -335,47 +340,6 @@ async fn relay(
             skipped += n as u64;
         }
         to.write_all(&chunk).await?;
-    }
-}
-
-/// Serves the latest rendered metrics to `GET /metrics`; anything else gets 404. A minimal
-/// HTTP/1.1 responder: one request per connection, bounded request head.
-async fn serve_metrics(listener: TcpListener, text: Arc<std::sync::Mutex<String>>) {
-    loop {
-        let Ok((mut socket, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        let text = Arc::clone(&text);
-        tokio::spawn(async move {
-            let mut head = Vec::with_capacity(1024);
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
-                match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await {
-                    Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
-                    _ => return,
-                }
-            }
-            let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
-            let path = line.split(|b| *b == b' ').nth(1).unwrap_or_default();
-            let response = if line.starts_with(b"GET ")
-                && (path == b"/metrics" || path.starts_with(b"/metrics?"))
-            {
-                let body = text.lock().map(|t| t.clone()).unwrap_or_default();
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            } else {
-                let body = "repl-sniff serves Prometheus metrics at /metrics\n";
-                format!(
-                    "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            };
-            let _ = socket.write_all(response.as_bytes()).await;
-            let _ = socket.shutdown().await;
-        });
     }
 }
 

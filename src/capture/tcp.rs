@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use crate::capture::Segment;
 use bytes::Bytes;
 
-use crate::chunk::{Direction, Input, InputKind, Skipped, Timestamp};
+use crate::analyzer::input::{Direction, Input, InputKind, Skipped, Timestamp};
 
 /// Reassembly bounds.
 #[derive(Debug, Clone, Copy)]

@@ -4,7 +4,7 @@
 //! ever holding a whole value. Format per `protocol.md` §9 (RDB 1–12, `REDIS`/`VALKEY` magic).
 //!
 //! The parser is a small interpreter: every construct of the format is a sequence of
-//! [`Op`]s on a stack (read a length, read a string for some purpose, skip fixed bytes,
+//! `Op`s on a stack (read a length, read a string for some purpose, skip fixed bytes,
 //! repeat a body). String bodies stream through: only a bounded prefix is kept when its
 //! content matters (key names for the top-N, AUX values, the header of a listpack, ziplist
 //! or intset, which holds its element count; an LZF-compressed container is decompressed
@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use crc::{Crc, Table, CRC_64_REDIS};
 use serde::Serialize;
 
-use crate::handshake::printable;
+use crate::protocol::handshake::printable;
 
 static CRC64: Crc<u64, Table<16>> = Crc::<u64, Table<16>>::new(&CRC_64_REDIS);
 

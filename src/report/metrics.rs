@@ -2,15 +2,15 @@
 //!
 //! Names follow Prometheus conventions (`repl_sniff_` prefix, `_total` counters, base units
 //! `_bytes` and `_seconds`). Labels are bounded: `command` takes at most
-//! [`crate::timing::MAX_NAMES`] values per session plus `OTHER`; per-session gauges exist only
+//! [`crate::report::timing::MAX_NAMES`] values per session plus `OTHER`; per-session gauges exist only
 //! for live sessions.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::monitor::Monitor;
+use crate::report::monitor::Monitor;
+use crate::report::timing::Hist;
 use crate::report::SessionReport;
-use crate::timing::Hist;
 
 #[derive(Default)]
 struct Totals {

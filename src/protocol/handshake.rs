@@ -12,7 +12,7 @@ use nom::combinator::{all_consuming, opt, rest};
 use nom::sequence::preceded;
 use nom::{IResult, Parser as _};
 
-use crate::resp::Command;
+use crate::protocol::resp::Command;
 
 /// A replication id or EOF mark: exactly 40 hex digits (`CONFIG_RUN_ID_SIZE`).
 pub const ID_LEN: usize = 40;
@@ -326,9 +326,9 @@ mod tests {
     #[test]
     fn auth_ranges_cover_exactly_the_arguments() {
         let wire = b"*3\r\n$4\r\nAUTH\r\n$4\r\nrepl\r\n$9\r\nrepl-pass\r\n";
-        let mut p = crate::resp::Parser::new(crate::resp::Limits::default());
+        let mut p = crate::protocol::resp::Parser::new(crate::protocol::resp::Limits::default());
         let (_, r) = p.advance(wire);
-        let Some(crate::resp::Item::Command(cmd)) = r.unwrap() else {
+        let Some(crate::protocol::resp::Item::Command(cmd)) = r.unwrap() else {
             panic!()
         };
         let shown: Vec<&[u8]> = auth_argument_ranges(&cmd)

@@ -8,8 +8,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::chunk::{Direction, Timestamp};
-use crate::resp::Name;
+use crate::analyzer::input::{Direction, Timestamp};
+use crate::protocol::resp::Name;
 
 /// One thing that happened on one link.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -125,7 +125,7 @@ pub enum EventKind {
     /// What the RDB contains (parsed in flight), once the transfer ended.
     RdbContents {
         /// Keys, types, sizes, AUX fields, checksum; or why the analysis stopped.
-        contents: Box<crate::rdb::Summary>,
+        contents: Box<crate::protocol::rdb::Summary>,
     },
     /// The connection ended during the RDB transfer.
     RdbAborted {

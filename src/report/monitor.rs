@@ -9,10 +9,10 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use crate::chunk::{Chunk, Direction, Input, InputKind, Skipped, Timestamp};
-use crate::event::{Event, EventKind};
+use crate::analyzer::event::{Event, EventKind};
+use crate::analyzer::input::{Chunk, Direction, Input, InputKind, Skipped, Timestamp};
+use crate::analyzer::session::{Config, Session};
 use crate::report::{Report, SessionReport};
-use crate::session::{Config, Session};
 
 /// Where events go.
 pub trait Sink: Send {
@@ -138,6 +138,7 @@ pub const MAX_ENDED_SESSIONS: usize = 10_000;
 /// All sessions of a run.
 pub struct Monitor {
     cfg: Config,
+    timing: crate::report::timing::Config,
     status_every: Option<std::time::Duration>,
     last_tick: Timestamp,
     live: BTreeMap<u64, Live>,
@@ -162,6 +163,7 @@ impl Monitor {
     pub fn new(cfg: Config, sinks: Vec<Box<dyn Sink>>) -> Monitor {
         Monitor {
             cfg,
+            timing: crate::report::timing::Config::default(),
             status_every: None,
             last_tick: Timestamp(0),
             live: BTreeMap::new(),
@@ -171,6 +173,12 @@ impl Monitor {
             sinks,
             tap: None,
         }
+    }
+
+    /// Uses `timing`'s warning thresholds in the reports' timing folds.
+    pub fn with_timing(mut self, timing: crate::report::timing::Config) -> Monitor {
+        self.timing = timing;
+        self
     }
 
     /// Also emits a status event for every replication session each `every` (and each second
@@ -224,7 +232,7 @@ impl Monitor {
     }
 
     fn start(&mut self, id: u64, at: Timestamp, session: Session) {
-        let report = SessionReport::new(id, at, self.cfg.timing);
+        let report = SessionReport::new(id, at, self.timing);
         let last_status = at;
         self.live.insert(
             id,
@@ -308,7 +316,7 @@ impl Monitor {
             let eta = total
                 .filter(|_| rate > 0.0)
                 .map(|t| t.saturating_sub(bytes) as f64 / rate);
-            crate::event::RdbProgress {
+            crate::analyzer::event::RdbProgress {
                 bytes,
                 total,
                 bytes_per_s: rate,

@@ -9,10 +9,10 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::analyzer::input::Timestamp;
+use crate::capture::tcp::{self, Reassembler};
 use crate::capture::{self, Reader};
-use crate::chunk::Timestamp;
-use crate::monitor::Monitor;
-use crate::tcp::{self, Reassembler};
+use crate::report::monitor::Monitor;
 
 /// What to replay.
 #[derive(Debug, Clone, Copy, Default)]

@@ -1,0 +1,7 @@
+//! The wire formats, parsed as streams with bounded memory: RESP commands, the master's reply
+//! lines, and RDB files. Nothing here knows about sessions or time; every parser is fed bytes
+//! as they come and never allocates from a length read off the wire.
+
+pub mod handshake;
+pub mod rdb;
+pub mod resp;
