@@ -26,33 +26,13 @@
 use std::collections::VecDeque;
 
 use crate::analyzer::event::{Event, EventKind, Framing, SyncKind};
-use crate::analyzer::input::{Chunk, Direction, Skipped, Timestamp};
+use crate::analyzer::input::{Chunk, Direction, Input, InputKind, Skipped, Timestamp};
 use crate::protocol::handshake::{self, Line, LineReader, Reply, ID_LEN};
 use crate::protocol::resp::{self, Command, Item, Name};
 
 /// The largest replication offset: the servers keep offsets as signed 64-bit numbers, so a
 /// larger one is a protocol anomaly, and offset arithmetic below it cannot overflow.
 pub const MAX_OFFSET: u64 = i64::MAX as u64;
-
-/// The `*<count>\r\n` of a command found by a [`resp::BoundaryFinder`], copied out of it.
-#[derive(Debug, Clone, Copy)]
-struct Header {
-    buf: [u8; 24],
-    len: usize,
-}
-
-impl Header {
-    fn of(found: &resp::Boundary<'_>) -> Header {
-        let mut buf = [0; 24];
-        let len = found.header.len().min(buf.len());
-        buf[..len].copy_from_slice(&found.header[..len]);
-        Header { buf, len }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
 
 /// Bounds of one session's analysis.
 #[derive(Debug, Clone, Copy)]
@@ -232,6 +212,25 @@ impl Session {
             finder: resp::BoundaryFinder::default(),
         };
         s
+    }
+
+    /// The session an [`InputKind::Open`] starts (joined late if it says so); `None` for any
+    /// other input.
+    pub fn opened_by(input: &Input, cfg: Config) -> Option<Session> {
+        let InputKind::Open {
+            replica,
+            upstream,
+            joined_late,
+        } = &input.kind
+        else {
+            return None;
+        };
+        let (id, at) = (input.conn, input.at);
+        Some(if *joined_late {
+            Session::joined_late(id, at, replica, upstream, cfg)
+        } else {
+            Session::new(id, at, replica, upstream, cfg)
+        })
     }
 
     /// The `AUTH` argument ranges completed by the last [`Session::feed`], as absolute byte
@@ -441,13 +440,12 @@ impl Session {
                 self.seen[0] += bytes.len() as u64;
                 return;
             };
-            let (header, resume, skipped) = (Header::of(&found), found.resume, found.skipped);
             self.requests_resync = None;
-            let dir = Direction::ReplicaToMaster;
+            let (dir, skipped) = (Direction::ReplicaToMaster, found.skipped);
             self.emit(at, EventKind::JoinedLate { dir, skipped });
             self.requests_origin = skipped;
-            self.parse_requests(at, header.bytes(), skipped);
-            from = resume;
+            self.parse_requests(at, found.header(), skipped);
+            from = found.resume;
         }
         self.parse_requests(at, &bytes[from..], self.seen[0] + from as u64);
         self.seen[0] += bytes.len() as u64;
@@ -579,14 +577,14 @@ impl Session {
                 Phase::RdbEof { .. } => self.scan_eof_mark(at, rest),
                 Phase::Resync { finder } => match finder.find(rest) {
                     Some(found) => {
-                        let (header, resume) = (Header::of(&found), found.resume);
-                        let dir = Direction::MasterToReplica;
-                        let skipped = found.skipped;
+                        let (dir, skipped) = (Direction::MasterToReplica, found.skipped);
                         self.emit(at, EventKind::JoinedLate { dir, skipped });
                         self.start_stream();
-                        let header_at = self.seen[1] + resume as u64 - header.len as u64;
-                        self.stream_bytes(at, header.bytes(), header_at);
-                        resume
+                        let header = found.header();
+                        // The header may have begun in earlier chunks: count back from where it ends.
+                        let header_at = self.seen[1] + found.resume as u64 - header.len() as u64;
+                        self.stream_bytes(at, header, header_at);
+                        found.resume
                     }
                     None => rest.len(),
                 },

@@ -711,13 +711,21 @@ enum Scan {
 
 /// A command boundary found by [`BoundaryFinder::find`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Boundary<'a> {
+pub struct Boundary {
     /// Where in the last input the command goes on, after [`Boundary::header`].
     pub resume: usize,
-    /// The command's `*<count>\r\n`, which (part of) earlier inputs may have carried.
-    pub header: &'a [u8],
     /// Bytes before the command, over all calls.
     pub skipped: u64,
+    header: [u8; MAX_GUESSED_HEADER],
+    header_len: usize,
+}
+
+impl Boundary {
+    /// The command's `*<count>\r\n`, which (part of) earlier inputs may have carried: feed it
+    /// to the parser before the input from [`Boundary::resume`] on.
+    pub fn header(&self) -> &[u8] {
+        &self.header[..self.header_len]
+    }
 }
 
 impl Default for BoundaryFinder {
@@ -733,7 +741,7 @@ impl Default for BoundaryFinder {
 
 impl BoundaryFinder {
     /// Looks for the boundary in the next bytes of the stream.
-    pub fn find(&mut self, input: &[u8]) -> Option<Boundary<'_>> {
+    pub fn find(&mut self, input: &[u8]) -> Option<Boundary> {
         let mut i = 0;
         while i < input.len() {
             if self.scan == Scan::Inside {
@@ -763,8 +771,9 @@ impl BoundaryFinder {
                 (Scan::Lf, b'$') => {
                     return Some(Boundary {
                         resume: i - 1,
-                        header: &self.header[..self.header_len],
                         skipped: self.skipped,
+                        header: self.header,
+                        header_len: self.header_len,
                     })
                 }
                 _ => None,
@@ -1050,7 +1059,7 @@ mod tests {
         for &end in cuts.iter().chain([&input.len()]) {
             let piece = &input[start..end];
             if let Some(b) = finder.find(piece) {
-                let mut fed = b.header.to_vec();
+                let mut fed = b.header().to_vec();
                 fed.extend_from_slice(&input[start + b.resume..]);
                 return Some((b.skipped, fed));
             }

@@ -198,17 +198,10 @@ impl Monitor {
     pub fn handle(&mut self, input: &Input) {
         let (id, at) = (input.conn, input.at);
         match &input.kind {
-            InputKind::Open {
-                replica,
-                upstream,
-                joined_late,
-            } => {
-                let session = if *joined_late {
-                    Session::joined_late(id, at, replica, upstream, self.cfg)
-                } else {
-                    Session::new(id, at, replica, upstream, self.cfg)
-                };
-                self.start(id, at, session);
+            InputKind::Open { .. } => {
+                if let Some(session) = Session::opened_by(input, self.cfg) {
+                    self.start(id, at, session);
+                }
             }
             InputKind::Data { dir, bytes } => {
                 let chunk = Chunk {
@@ -216,15 +209,11 @@ impl Monitor {
                     at,
                     bytes,
                 };
+                // The tap needs what the analysis found in these bytes: it is called there.
                 return self.data(input, chunk);
             }
             InputKind::Gap { dir, len, why } => self.skip(id, *dir, at, *len, *why),
-            InputKind::Close { reason } => {
-                if let Some(tap) = &mut self.tap {
-                    tap.input(input, &Secrets::default());
-                }
-                return self.close(id, at, reason);
-            }
+            InputKind::Close { reason } => self.close(id, at, reason),
         }
         if let Some(tap) = &mut self.tap {
             tap.input(input, &Secrets::default());

@@ -22,18 +22,7 @@ fn refeed(inputs: &[Input], id: u64, split: Split) -> Vec<Event> {
     for input in inputs.iter().filter(|i| i.conn == id) {
         let at = input.at;
         match &input.kind {
-            InputKind::Open {
-                replica,
-                upstream,
-                joined_late,
-            } => {
-                let cfg = Config::default();
-                session = Some(if *joined_late {
-                    Session::joined_late(id, at, replica, upstream, cfg)
-                } else {
-                    Session::new(id, at, replica, upstream, cfg)
-                });
-            }
+            InputKind::Open { .. } => session = Session::opened_by(input, Config::default()),
             InputKind::Data { dir, bytes } => {
                 let s = session.as_mut().unwrap();
                 for piece in split.pieces(bytes, &mut state) {
