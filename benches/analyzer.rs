@@ -53,7 +53,11 @@ fn drive(s: &mut Session, data: &[u8]) -> (f64, u64) {
     }
     let secs = t.elapsed().as_secs_f64();
     if let Some(checksum) = rdb_checksum {
-        assert_eq!(checksum, "ok", "the benchmark RDB must parse");
+        assert_eq!(
+            checksum,
+            repl_sniff::protocol::rdb::Checksum::Ok,
+            "the benchmark RDB must parse"
+        );
     }
     (secs, events)
 }

@@ -46,6 +46,7 @@ pub mod analyzer;
 pub mod capture;
 pub mod live;
 pub mod protocol;
+pub mod render;
 pub mod report;
 
 pub use analyzer::event::{Event, EventKind, Framing, SyncKind};

@@ -425,7 +425,7 @@ fn run_rdb(args: RdbArgs) -> Result<()> {
         }
         Format::Text => {
             let mut out = io::stdout().lock();
-            out.write_all(summary.tables().as_bytes())?;
+            out.write_all(repl_sniff::render::rdb::tables(&summary).as_bytes())?;
             writeln!(
                 out,
                 "\nparsed {} bytes in {:.3} s ({:.0} MB/s)",

@@ -314,7 +314,7 @@ impl Session {
         };
         if dir == Direction::MasterToReplica {
             if let Some(rdb) = &mut self.rdb {
-                rdb.contents.abandon(&reason);
+                rdb.contents.abandon(len, why == Skipped::Behind);
             }
         }
         match dir {

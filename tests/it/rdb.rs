@@ -387,7 +387,7 @@ fn fixture_rdb() -> Vec<u8> {
 #[test]
 fn damage_is_reported_with_its_offset() {
     let good = fixture_rdb();
-    assert_eq!(rdb::analyse(&good, 0).checksum, "ok");
+    assert_eq!(rdb::analyse(&good, 0).checksum, rdb::Checksum::Ok);
 
     // One flipped byte inside a value (the middle of the capture's 200 KB random string):
     // the structure holds, the checksum does not.
@@ -395,10 +395,10 @@ fn damage_is_reported_with_its_offset() {
     let at = good.len() / 2;
     flipped[at] ^= 0x01;
     let s = rdb::analyse(&flipped, 0);
-    assert_eq!(s.checksum, "mismatch", "{s:?}");
+    assert_eq!(s.checksum, rdb::Checksum::Mismatch, "{s:?}");
     assert!(s.complete);
     let e = s.error.expect("the mismatch is reported");
-    assert!(e.message.contains("checksum mismatch"), "{e}");
+    assert!(e.to_string().contains("checksum mismatch"), "{e}");
     assert_eq!(
         e.offset,
         good.len() as u64 - 8,
@@ -410,11 +410,11 @@ fn damage_is_reported_with_its_offset() {
     let s = rdb::analyse(half, 0);
     let e = s.error.expect("truncation reported");
     assert_eq!(e.offset, half.len() as u64);
-    assert!(e.message.contains("truncated"), "{e}");
+    assert!(e.to_string().contains("truncated"), "{e}");
 
     // Random bytes: not an RDB.
     let s = rdb::analyse(b"\x00\x01garbage that is not an RDB file at all", 0);
-    assert!(s.error.unwrap().message.contains("not an RDB"));
+    assert!(s.error.unwrap().to_string().contains("not an RDB"));
 
     // The command says so and exits 1.
     let dir = crate::support::temp_dir("damaged");
@@ -487,7 +487,7 @@ fn chunking_never_changes_the_analysis_and_mutations_never_panic() {
         match &s.error {
             Some(e) => assert!(e.offset <= bad.len() as u64, "{e:?} past the end"),
             None => assert!(
-                s.complete && matches!(s.checksum, "ok" | "absent"),
+                s.complete && matches!(s.checksum, rdb::Checksum::Ok | rdb::Checksum::Absent),
                 "unreported damage: complete {}, checksum {}",
                 s.complete,
                 s.checksum

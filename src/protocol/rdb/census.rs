@@ -1,0 +1,130 @@
+//! The key census: per-database, per-type and per-encoding counts, and the biggest keys,
+//! kept as the parser finishes each key.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use super::ops::TYPES;
+use super::summary::{BigKey, DbStats, Summary, TypeStats};
+use crate::protocol::handshake::printable;
+
+/// The key being read.
+#[derive(Debug, Clone, Default)]
+struct Key {
+    kind: usize,
+    encoding: &'static str,
+    name: Vec<u8>,
+    start: u64,
+    elements: u64,
+    expires: bool,
+}
+
+/// Counts over the keys read so far.
+#[derive(Debug, Default)]
+pub(super) struct Census {
+    db: u64,
+    dbs: BTreeMap<u64, DbStats>,
+    resize_keys: u64,
+    types: [TypeStats; 7],
+    encodings: BTreeMap<&'static str, u64>,
+    key: Option<Key>,
+    top_n: usize,
+    /// The biggest keys so far, smallest on top.
+    heap: BinaryHeap<Reverse<BigKey>>,
+}
+
+impl Census {
+    pub(super) fn new(top_n: usize) -> Census {
+        Census {
+            top_n,
+            ..Census::default()
+        }
+    }
+
+    /// `SELECTDB`.
+    pub(super) fn select_db(&mut self, db: u64) {
+        self.db = db;
+        self.dbs.entry(db).or_default();
+    }
+
+    /// The first half of `RESIZEDB`: the keys announced.
+    pub(super) fn resize_keys(&mut self, keys: u64) {
+        self.resize_keys = keys;
+    }
+
+    /// The second half of `RESIZEDB`: the expires announced.
+    pub(super) fn resize_expires(&mut self, expires: u64) {
+        let db = self.dbs.entry(self.db).or_default();
+        db.resize_hint = Some((self.resize_keys, expires));
+    }
+
+    /// A key of logical type `kind` (an index into `TYPES`) begins at byte `start`.
+    pub(super) fn begin(&mut self, kind: usize, encoding: &'static str, start: u64, expires: bool) {
+        self.key = Some(Key {
+            kind,
+            encoding,
+            start,
+            expires,
+            ..Key::default()
+        });
+    }
+
+    /// The key's name (its first bytes).
+    pub(super) fn name(&mut self, name: Vec<u8>) {
+        if let Some(k) = &mut self.key {
+            k.name = name;
+        }
+    }
+
+    /// The key has `n` more elements.
+    pub(super) fn elements(&mut self, n: u64) {
+        if let Some(k) = &mut self.key {
+            k.elements = k.elements.saturating_add(n);
+        }
+    }
+
+    /// The key ended just before byte `end`.
+    pub(super) fn end(&mut self, end: u64) {
+        let Some(key) = self.key.take() else { return };
+        let bytes = end.saturating_sub(key.start);
+        let db = self.dbs.entry(self.db).or_default();
+        db.keys += 1;
+        if key.expires {
+            db.expires += 1;
+        }
+        let t = &mut self.types[key.kind];
+        t.keys += 1;
+        t.elements = t.elements.saturating_add(key.elements);
+        t.bytes += bytes;
+        *self.encodings.entry(key.encoding).or_default() += 1;
+        let smallest = self.heap.peek().map_or(0, |Reverse(k)| k.bytes);
+        if self.top_n > 0 && (self.heap.len() < self.top_n || bytes > smallest) {
+            self.heap.push(Reverse(BigKey {
+                bytes,
+                db: self.db,
+                key: printable(&key.name, 64),
+                kind: TYPES[key.kind],
+                encoding: key.encoding,
+                elements: key.elements,
+            }));
+            if self.heap.len() > self.top_n {
+                self.heap.pop();
+            }
+        }
+    }
+
+    /// Writes the counts into `s`.
+    pub(super) fn fill(&self, s: &mut Summary) {
+        s.dbs = self.dbs.clone();
+        s.encodings = self.encodings.clone();
+        s.types = TYPES
+            .iter()
+            .zip(&self.types)
+            .filter(|(_, t)| t.keys > 0)
+            .map(|(name, t)| (*name, t.clone()))
+            .collect();
+        let mut big: Vec<BigKey> = self.heap.iter().map(|Reverse(k)| k.clone()).collect();
+        big.sort_by(|a, b| b.cmp(a));
+        s.biggest = big;
+    }
+}

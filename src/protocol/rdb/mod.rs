@@ -1,0 +1,27 @@
+//! Streaming RDB analysis: fed chunks as they arrive (a full sync in flight, or a file), it
+//! counts keys, expires, types, elements and sizes per database, collects AUX fields,
+//! functions and module types, keeps the biggest keys, and verifies the CRC-64 — without
+//! ever holding a whole value. Format per `protocol.md` §9 (RDB 1–12, `REDIS`/`VALKEY` magic).
+//!
+//! - [`summary`]: what an analysis learns (plain data, serialized into the report).
+//! - `ops`: the format as tables — opcodes, value types and their bodies as interpreter ops.
+//! - `parser`: the interpreter that runs those ops over the input, and the key census.
+//! - `lzf`: the prefix-only LZF decoder that reads a compressed container's header.
+//!
+//! Text rendering lives in `render::rdb`, apart from the model.
+
+mod census;
+mod lzf;
+mod ops;
+mod parser;
+pub mod summary;
+
+pub use parser::Parser;
+pub use summary::{BigKey, Checksum, DbStats, Error, ErrorKind, Place, Summary, TypeStats};
+
+/// Analyses a whole RDB held in memory (tests, small files).
+pub fn analyse(bytes: &[u8], top_n: usize) -> Summary {
+    let mut p = Parser::new(top_n);
+    p.feed(bytes);
+    p.finish()
+}

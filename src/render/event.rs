@@ -1,0 +1,192 @@
+//! Text rendering of events: the one line per event of the live log and `replay`.
+
+use std::fmt;
+
+use crate::analyzer::event::{Event, EventKind, SyncKind};
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] ", self.session)?;
+        match &self.kind {
+            EventKind::SessionStart { replica, upstream } => {
+                write!(f, "session start {replica} -> {upstream}")
+            }
+            EventKind::Request { name, args } => {
+                write!(f, "R->M {name}")?;
+                args.iter().try_for_each(|a| write!(f, " {a}"))
+            }
+            EventKind::Reply { to, reply } => match to {
+                Some(to) => write!(f, "M->R {reply} (to {to})"),
+                None => write!(f, "M->R {reply}"),
+            },
+            EventKind::KeepAlive { dir } => write!(f, "{} keep-alive \\n", dir.arrow()),
+            EventKind::SyncStart {
+                sync,
+                replid,
+                offset,
+            } => match sync {
+                SyncKind::Full => write!(
+                    f,
+                    "full resync: replid {} offset {}; stream starts at {}",
+                    opt(replid),
+                    opt(offset),
+                    offset.map_or("?".into(), |o| o.saturating_add(1).to_string())
+                ),
+                SyncKind::Partial => write!(
+                    f,
+                    "partial resync (CONTINUE): replid {}; stream continues at offset {}",
+                    opt(replid),
+                    opt(offset)
+                ),
+                SyncKind::Sync => write!(f, "legacy SYNC: RDB follows, offsets unknown"),
+                SyncKind::RdbChannel => write!(
+                    f,
+                    "RDB channel sync: the RDB comes on another connection, stream offsets unknown here"
+                ),
+            },
+            EventKind::SyncRejected { reply } => write!(f, "sync refused by master: {reply}"),
+            EventKind::RdbStart {
+                framing,
+                declared_bytes,
+            } => match declared_bytes {
+                Some(n) => write!(f, "RDB transfer start ({framing:?}, {n} bytes)"),
+                None => write!(f, "RDB transfer start ({framing:?}, length unknown)"),
+            },
+            EventKind::RdbEnd {
+                framing,
+                bytes,
+                duration_us,
+            } => {
+                let secs = *duration_us as f64 / 1e6;
+                if secs > 0.0 {
+                    write!(
+                        f,
+                        "RDB transfer done ({framing:?}): {bytes} bytes in {secs:.3} s ({})",
+                        rate(*bytes as f64 / secs)
+                    )
+                } else {
+                    write!(f, "RDB transfer done ({framing:?}): {bytes} bytes, all in one read")
+                }
+            }
+            EventKind::RdbContents { contents } => write!(f, "RDB contents: {contents}"),
+            EventKind::RdbAborted { framing, bytes } => write!(
+                f,
+                "RDB transfer cut short ({framing:?}): connection ended after {bytes} bytes"
+            ),
+            EventKind::Command {
+                start,
+                end,
+                name,
+                sub,
+                db,
+                in_multi,
+                bytes,
+            } => {
+                write!(f, "M->R {name}")?;
+                if let Some(sub) = sub {
+                    write!(f, " {sub}")?;
+                }
+                write!(f, " offset {}..{} ({bytes} B)", opt(start), opt(end))?;
+                if let Some(db) = db {
+                    write!(f, " db {db}")?;
+                }
+                if *in_multi {
+                    write!(f, " in MULTI")?;
+                }
+                Ok(())
+            }
+            EventKind::ClientCommand { name, bytes } => write!(f, "client {name} ({bytes} B)"),
+            EventKind::Ack { offset, fack } => match fack {
+                Some(fack) => write!(f, "R->M ACK {offset} FACK {fack}"),
+                None => write!(f, "R->M ACK {offset}"),
+            },
+            EventKind::Desync {
+                dir,
+                position,
+                offset,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "DESYNC {}: {reason} (byte {position} of that direction",
+                    dir.arrow()
+                )?;
+                match offset {
+                    Some(o) => write!(f, ", replication offset {o}); bytes still forwarded"),
+                    None => write!(f, "); bytes still forwarded"),
+                }
+            }
+            EventKind::JoinedLate { dir, skipped } => write!(
+                f,
+                "{} joined mid-connection: analysis starts after {skipped} bytes, offsets unknown",
+                dir.arrow()
+            ),
+            EventKind::Warning { kind, message } => write!(f, "WARNING ({kind}): {message}"),
+            EventKind::Status {
+                offset,
+                acked,
+                lag_bytes,
+                lag_ms,
+                commands_per_s,
+                bytes_per_s,
+                rdb,
+            } => match rdb {
+                Some(p) => {
+                    write!(f, "RDB ")?;
+                    if let Some(total) = p.total.filter(|t| *t > 0) {
+                        let done = (p.bytes as f64 / total as f64).min(1.0);
+                        let filled = (done * 20.0) as usize;
+                        write!(
+                            f,
+                            "[{}{}] {:3.0}% {:.1}/{:.1} MB",
+                            "#".repeat(filled),
+                            ".".repeat(20 - filled),
+                            done * 100.0,
+                            p.bytes as f64 / 1e6,
+                            total as f64 / 1e6
+                        )?;
+                    } else {
+                        write!(f, "{:.1} MB (length unknown until the end mark)", p.bytes as f64 / 1e6)?;
+                    }
+                    write!(f, " at {}", rate(p.bytes_per_s))?;
+                    match p.eta_s {
+                        Some(eta) => write!(f, ", ETA {eta:.1} s"),
+                        None => Ok(()),
+                    }
+                }
+                None => write!(
+                    f,
+                    "status: offset {} acked {} lag {lag_bytes} B / {lag_ms:.0} ms, {commands_per_s:.0} cmd/s, {}",
+                    opt(offset),
+                    opt(acked),
+                    rate(*bytes_per_s)
+                ),
+            },
+            EventKind::SessionEnd {
+                reason,
+                bytes_to_master,
+                bytes_to_replica,
+                stream_bytes,
+                offset_end,
+            } => write!(
+                f,
+                "session end ({reason}): {bytes_to_master} B to master, {bytes_to_replica} B to replica, {stream_bytes} stream B, end offset {}",
+                opt(offset_end)
+            ),
+        }
+    }
+}
+
+/// A byte rate with a unit that keeps a few significant digits.
+fn rate(bytes_per_s: f64) -> String {
+    if bytes_per_s >= 1e6 {
+        format!("{:.1} MB/s", bytes_per_s / 1e6)
+    } else {
+        format!("{:.1} kB/s", bytes_per_s / 1e3)
+    }
+}
+
+fn opt<T: fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map_or_else(|| "?".to_string(), |v| v.to_string())
+}

@@ -1,0 +1,6 @@
+//! Renderers: turn the plain data of events and reports into text and Prometheus metrics.
+//!
+//! Nothing here holds state or decides anything; a new output format is a new file here.
+
+pub mod event;
+pub mod rdb;
