@@ -22,6 +22,38 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// What a warning is about. Declared in name order: counts by kind are listed in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// The replica ACKed an offset beyond what was forwarded.
+    AckAhead,
+    /// The replica's ACK went backwards.
+    AckBackwards,
+    /// The replica lags more than `--lag-warn` bytes.
+    Lag,
+    /// No bytes from the master for half of `repl-timeout`, or all of it.
+    MasterSilent,
+}
+
+impl WarningKind {
+    /// The name used in the report, the events and the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarningKind::AckAhead => "ack_ahead",
+            WarningKind::AckBackwards => "ack_backwards",
+            WarningKind::Lag => "lag",
+            WarningKind::MasterSilent => "master_silent",
+        }
+    }
+}
+
+impl std::fmt::Display for WarningKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How a full sync's RDB is framed on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -187,8 +219,8 @@ pub enum EventKind {
     },
     /// Something a person should look at (lag, a silent master, odd ACKs).
     Warning {
-        /// `lag`, `master_silent`, `ack_backwards` or `ack_ahead`.
-        kind: String,
+        /// What kind of warning.
+        kind: WarningKind,
         /// What is wrong.
         message: String,
     },

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::analyzer::event::{Event, EventKind, Framing, SyncKind};
 use crate::analyzer::input::{Direction, Timestamp};
-use crate::report::timing::{self, Overall, Timing};
+use crate::report::timing::{Overall, Timing};
 
 /// Most handshake requests and errors listed per session.
 pub const MAX_LISTED: usize = 64;
@@ -247,7 +247,7 @@ pub struct DesyncReport {
 
 impl SessionReport {
     /// An empty report for a session that has just started.
-    pub fn new(id: u64, started_at: Timestamp, timing: timing::Config) -> SessionReport {
+    pub fn new(id: u64, started_at: Timestamp) -> SessionReport {
         SessionReport {
             id,
             kind: "client",
@@ -276,18 +276,13 @@ impl SessionReport {
             desync: None,
             desyncs: Vec::new(),
             joined_late: false,
-            timing: Timing::new(timing),
+            timing: Timing::new(),
         }
     }
 
-    /// Folds one event of this session into the report; returns the warnings it raises.
-    pub fn observe(&mut self, e: &Event) -> Vec<timing::Warning> {
-        let warnings = self.timing.observe(e.ts, &e.kind);
-        self.fold(e);
-        warnings
-    }
-
-    fn fold(&mut self, e: &Event) {
+    /// Folds one event of this session into the report (all but `timing`, which its
+    /// [`Tracker`](crate::report::timing::Tracker) keeps).
+    pub fn fold(&mut self, e: &Event) {
         match &e.kind {
             EventKind::SessionStart { replica, upstream } => {
                 self.replica.clone_from(replica);

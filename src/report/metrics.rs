@@ -65,7 +65,7 @@ impl Totals {
         }
         self.desyncs += s.desyncs.len() as u64;
         for (kind, n) in &s.timing.warnings_by_kind {
-            *self.warnings.entry(kind).or_default() += n;
+            *self.warnings.entry(kind.as_str()).or_default() += n;
         }
     }
 }

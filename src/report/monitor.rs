@@ -12,6 +12,7 @@ use std::io::Write;
 use crate::analyzer::event::{Event, EventKind};
 use crate::analyzer::input::{Chunk, Direction, Input, InputKind, Skipped, Timestamp};
 use crate::analyzer::session::{Config, Session};
+use crate::report::timing::Tracker;
 use crate::report::{Report, SessionReport};
 
 /// Where events go.
@@ -128,6 +129,7 @@ pub trait Tap: Send {
 struct Live {
     session: Session,
     report: SessionReport,
+    tracker: Tracker,
     last_status: Timestamp,
 }
 
@@ -221,16 +223,13 @@ impl Monitor {
     }
 
     fn start(&mut self, id: u64, at: Timestamp, session: Session) {
-        let report = SessionReport::new(id, at, self.timing);
-        let last_status = at;
-        self.live.insert(
-            id,
-            Live {
-                session,
-                report,
-                last_status,
-            },
-        );
+        let live = Live {
+            session,
+            report: SessionReport::new(id, at),
+            tracker: Tracker::new(self.timing),
+            last_status: at,
+        };
+        self.live.insert(id, live);
         self.drain(id);
     }
 
@@ -242,7 +241,7 @@ impl Monitor {
         let pos = live.session.bytes_seen(chunk.dir);
         live.session.feed(chunk);
         if chunk.dir == Direction::MasterToReplica {
-            live.report.timing.master_bytes(chunk.at);
+            live.tracker.master_bytes(chunk.at);
         }
         if let Some(tap) = &mut self.tap {
             // Secrets are found by the analysis, so the tap sees each chunk after it.
@@ -270,9 +269,8 @@ impl Monitor {
                 continue;
             };
             let mut extra: Vec<EventKind> = live
-                .report
-                .timing
-                .tick(now)
+                .tracker
+                .tick(&mut live.report.timing, now)
                 .into_iter()
                 .map(EventKind::from)
                 .collect();
@@ -318,11 +316,10 @@ impl Monitor {
         if !due {
             return None;
         }
-        let t = &live.report.timing;
-        let (offset, acked) = t.offsets();
-        let (lag_bytes, lag_ms) = t.lag_at(now);
+        let (offset, acked) = live.tracker.offsets();
+        let (lag_bytes, lag_ms) = live.tracker.lag_at(now);
         let secs = every.as_secs().max(1);
-        let (commands_per_s, bytes_per_s) = t.rate(now, secs);
+        let (commands_per_s, bytes_per_s) = live.report.timing.rate(now, secs);
         Some(EventKind::Status {
             offset,
             acked,
@@ -415,7 +412,8 @@ impl Monitor {
         let Some(live) = self.live.get_mut(&e.session) else {
             return;
         };
-        let warnings = live.report.observe(e);
+        let warnings = live.tracker.observe(&mut live.report.timing, e.ts, &e.kind);
+        live.report.fold(e);
         for sink in &mut self.sinks {
             sink.event(e);
         }

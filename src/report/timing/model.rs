@@ -1,0 +1,200 @@
+//! The timing of a session as reported: plain data, serialized into the report as is. The
+//! [`Tracker`](super::Tracker) keeps it up to date.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::Serialize;
+
+use super::Hist;
+use crate::analyzer::event::{EventKind, WarningKind};
+use crate::analyzer::input::Timestamp;
+
+/// Timing of one command name.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandTiming {
+    /// Ack latency, µs.
+    pub ack_latency_us: Hist,
+    /// Size on the wire, bytes.
+    pub size_bytes: Hist,
+}
+
+impl CommandTiming {
+    pub(super) fn new() -> CommandTiming {
+        CommandTiming {
+            ack_latency_us: Hist::micros(),
+            size_bytes: Hist::bytes(),
+        }
+    }
+}
+
+/// Heartbeat intervals.
+#[derive(Debug, Clone, Serialize)]
+pub struct Heartbeats {
+    /// Between master `PING`s in the stream, µs.
+    pub master_ping_interval_us: Hist,
+    /// Between replica `REPLCONF ACK`s, µs.
+    pub replica_ack_interval_us: Hist,
+    /// Between master `\n` keep-alives, µs.
+    pub master_keepalive_interval_us: Hist,
+    /// Between replica `\n` keep-alives, µs.
+    pub replica_keepalive_interval_us: Hist,
+    /// `REPLCONF GETACK`s sent by the master.
+    pub getacks: u64,
+}
+
+/// Timing over every session of a run: the per-session histograms added together.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overall {
+    /// Ack latency over all commands of all sessions, µs.
+    pub ack_latency_us: Hist,
+    /// Commands acknowledged, over all sessions.
+    pub acked_commands: u64,
+    /// Per command name, over all sessions.
+    pub commands: BTreeMap<String, CommandTiming>,
+    /// Heartbeat intervals, over all sessions.
+    pub heartbeats: Heartbeats,
+}
+
+impl Overall {
+    /// The sum of `timings`.
+    pub fn of<'a>(timings: impl IntoIterator<Item = &'a Timing>) -> Overall {
+        let mut o = Overall {
+            ack_latency_us: Hist::micros(),
+            acked_commands: 0,
+            commands: Default::default(),
+            heartbeats: Heartbeats::new(),
+        };
+        for t in timings {
+            o.ack_latency_us.add(&t.ack_latency_us);
+            o.acked_commands += t.acked_commands;
+            for (name, c) in &t.commands {
+                let e = o
+                    .commands
+                    .entry(name.clone())
+                    .or_insert_with(CommandTiming::new);
+                e.ack_latency_us.add(&c.ack_latency_us);
+                e.size_bytes.add(&c.size_bytes);
+            }
+            let (a, b) = (&mut o.heartbeats, &t.heartbeats);
+            a.master_ping_interval_us.add(&b.master_ping_interval_us);
+            a.replica_ack_interval_us.add(&b.replica_ack_interval_us);
+            a.master_keepalive_interval_us
+                .add(&b.master_keepalive_interval_us);
+            a.replica_keepalive_interval_us
+                .add(&b.replica_keepalive_interval_us);
+            a.getacks += b.getacks;
+        }
+        o
+    }
+}
+
+impl Heartbeats {
+    pub(super) fn new() -> Heartbeats {
+        Heartbeats {
+            master_ping_interval_us: Hist::micros(),
+            replica_ack_interval_us: Hist::micros(),
+            master_keepalive_interval_us: Hist::micros(),
+            replica_keepalive_interval_us: Hist::micros(),
+            getacks: 0,
+        }
+    }
+}
+
+/// Throughput during one second.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Second {
+    /// Start of the second (seconds since the epoch).
+    pub t: u64,
+    /// Stream bytes in complete commands.
+    pub bytes: u64,
+    /// Stream commands.
+    pub commands: u64,
+}
+
+/// A warning raised by the timing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Warning {
+    /// What kind of warning.
+    pub kind: WarningKind,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+impl From<Warning> for EventKind {
+    fn from(w: Warning) -> EventKind {
+        EventKind::Warning {
+            kind: w.kind,
+            message: w.message,
+        }
+    }
+}
+
+/// The timing of one session.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timing {
+    /// Ack latency over all commands, µs.
+    pub ack_latency_us: Hist,
+    /// Commands whose ACK was seen.
+    pub acked_commands: u64,
+    /// Commands forwarded but not (yet) acknowledged.
+    pub unacked_commands: u64,
+    /// Times neighbouring groups of unacknowledged commands were merged (see module docs).
+    pub coarsened: u64,
+    /// Per command name (upper case; `OTHER` past the name limit).
+    pub commands: BTreeMap<String, CommandTiming>,
+    /// Heartbeat intervals.
+    pub heartbeats: Heartbeats,
+    /// Current lag in bytes (last forwarded offset − last ACK).
+    pub lag_bytes: u64,
+    /// Current lag in ms (age of the oldest unacknowledged byte), as of the last event.
+    pub lag_ms: f64,
+    /// Largest lag in bytes seen at any command or ACK.
+    pub max_lag_bytes: u64,
+    /// Largest lag in ms seen at any command or ACK.
+    pub max_lag_ms: f64,
+    /// Throughput per second (the last hour).
+    pub rates: VecDeque<Second>,
+    /// The most recent warnings (at most [`MAX_WARNINGS`]).
+    pub warnings: VecDeque<Warning>,
+    /// How many warnings of each kind were raised in all.
+    pub warnings_by_kind: BTreeMap<WarningKind, u64>,
+}
+
+impl Timing {
+    /// No timing yet.
+    pub fn new() -> Timing {
+        Timing {
+            ack_latency_us: Hist::micros(),
+            acked_commands: 0,
+            unacked_commands: 0,
+            coarsened: 0,
+            commands: Default::default(),
+            heartbeats: Heartbeats::new(),
+            lag_bytes: 0,
+            lag_ms: 0.0,
+            max_lag_bytes: 0,
+            max_lag_ms: 0.0,
+            rates: VecDeque::new(),
+            warnings: VecDeque::new(),
+            warnings_by_kind: Default::default(),
+        }
+    }
+
+    /// Commands and bytes per second over the `secs` seconds before `now`.
+    pub fn rate(&self, now: Timestamp, secs: u64) -> (f64, f64) {
+        let from = (now.0 / 1_000_000).saturating_sub(secs);
+        let (mut c, mut b) = (0, 0);
+        for s in self.rates.iter().rev().take_while(|s| s.t >= from) {
+            c += s.commands;
+            b += s.bytes;
+        }
+        let secs = secs.max(1) as f64;
+        (c as f64 / secs, b as f64 / secs)
+    }
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing::new()
+    }
+}

@@ -1,0 +1,517 @@
+//! The fold state behind a session's [`Timing`]: what is in flight, when things last
+//! happened, which warnings were already given. It reads events and updates the model.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::model::{CommandTiming, Second, Timing, Warning};
+use super::{Config, MAX_NAMES, MAX_PENDING, MAX_RATE_SECONDS, MAX_WARNINGS};
+use crate::analyzer::event::{EventKind, SyncKind, WarningKind};
+use crate::analyzer::input::{Direction, Timestamp};
+use crate::protocol::resp::Name;
+
+#[derive(Debug, Clone)]
+struct Pending {
+    end: u64,
+    at: Timestamp,
+    names: Vec<(u16, u32)>,
+}
+
+/// Follows one session's events and keeps its [`Timing`] up to date.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    cfg: Config,
+    names: HashMap<Name, u16>,
+    /// The last name looked up: streams mostly repeat one command.
+    last_name: Option<(Name, u16)>,
+    name_list: Vec<String>,
+    pending: VecDeque<Pending>,
+    forwarded: Option<u64>,
+    acked: Option<u64>,
+    last: [Option<Timestamp>; 4],
+    last_master_bytes: Option<Timestamp>,
+    silence_warned: u8,
+    lag_warned: bool,
+    syncing: bool,
+}
+
+const PING: usize = 0;
+const ACK: usize = 1;
+const KA_MASTER: usize = 2;
+const KA_REPLICA: usize = 3;
+
+impl Tracker {
+    /// A tracker with the given thresholds.
+    pub fn new(cfg: Config) -> Tracker {
+        Tracker {
+            cfg,
+            names: HashMap::new(),
+            last_name: None,
+            name_list: Vec::new(),
+            pending: VecDeque::new(),
+            forwarded: None,
+            acked: None,
+            last: [None; 4],
+            last_master_bytes: None,
+            silence_warned: 0,
+            lag_warned: false,
+            syncing: false,
+        }
+    }
+
+    /// The last forwarded stream offset and the last ACK, when known.
+    pub fn offsets(&self) -> (Option<u64>, Option<u64>) {
+        (self.forwarded, self.acked)
+    }
+
+    /// Bytes arrived from the master at `at` (any bytes: RDB, keep-alives, stream).
+    pub fn master_bytes(&mut self, at: Timestamp) {
+        self.last_master_bytes = Some(at);
+        self.silence_warned = 0;
+    }
+
+    /// Folds one event; returns the warnings it raises.
+    pub fn observe(&mut self, t: &mut Timing, at: Timestamp, kind: &EventKind) -> Vec<Warning> {
+        let mut warnings = Vec::new();
+        match kind {
+            EventKind::SyncStart { sync, offset, .. } => {
+                self.syncing = true;
+                self.forwarded = match sync {
+                    SyncKind::Full => *offset,
+                    SyncKind::Partial => offset.map(|o| o.saturating_sub(1)),
+                    SyncKind::Sync | SyncKind::RdbChannel => None,
+                };
+                self.acked = None;
+                self.pending.clear();
+            }
+            EventKind::Command {
+                end,
+                name,
+                sub,
+                bytes,
+                ..
+            } => {
+                let idx = self.name_index(*name);
+                let key = &self.name_list[idx as usize];
+                // Look up before inserting: no allocation per command once a name is known.
+                if let Some(c) = t.commands.get_mut(key) {
+                    c.size_bytes.record(*bytes);
+                } else {
+                    let mut c = CommandTiming::new();
+                    c.size_bytes.record(*bytes);
+                    t.commands.insert(key.clone(), c);
+                }
+                count_second(t, at, *bytes);
+                if name.is("PING") {
+                    self.interval(t, PING, at);
+                }
+                if name.is("REPLCONF") && sub.is_some_and(|s| s.is("GETACK")) {
+                    t.heartbeats.getacks += 1;
+                }
+                if let Some(end) = end {
+                    self.forwarded = Some(*end);
+                    self.push_pending(t, *end, at, idx);
+                    self.update_lag(t, at, &mut warnings);
+                }
+            }
+            EventKind::Ack { offset, .. } => {
+                self.interval(t, ACK, at);
+                if let Some(prev) = self.acked {
+                    if *offset < prev {
+                        warnings.push(Warning {
+                            kind: WarningKind::AckBackwards,
+                            message: format!("replica ACK went backwards: {offset} after {prev}"),
+                        });
+                    }
+                }
+                if let Some(fwd) = self.forwarded {
+                    if *offset > fwd {
+                        warnings.push(Warning {
+                            kind: WarningKind::AckAhead,
+                            message: format!(
+                                "replica ACKed offset {offset}, beyond the {fwd} forwarded"
+                            ),
+                        });
+                    }
+                }
+                self.acked = Some(*offset);
+                self.settle(t, *offset, at);
+                self.update_lag(t, at, &mut warnings);
+            }
+            EventKind::KeepAlive { dir } => match dir {
+                Direction::MasterToReplica => self.interval(t, KA_MASTER, at),
+                Direction::ReplicaToMaster => self.interval(t, KA_REPLICA, at),
+            },
+            _ => {}
+        }
+        keep(t, &warnings);
+        warnings
+    }
+
+    /// Time passes without events: warns when the master has been silent too long.
+    pub fn tick(&mut self, t: &mut Timing, now: Timestamp) -> Vec<Warning> {
+        let mut warnings = Vec::new();
+        let Some(last) = self.last_master_bytes else {
+            return warnings;
+        };
+        if !self.syncing {
+            return warnings;
+        }
+        let silent = now.since(last);
+        let timeout = self.cfg.repl_timeout;
+        let level = if silent > timeout {
+            2
+        } else if silent > timeout / 2 {
+            1
+        } else {
+            0
+        };
+        if level > self.silence_warned {
+            self.silence_warned = level;
+            let what = if level == 2 {
+                "past repl-timeout: the replica drops the link now"
+            } else {
+                "half of repl-timeout"
+            };
+            warnings.push(Warning {
+                kind: WarningKind::MasterSilent,
+                message: format!(
+                    "no bytes from the master for {:.1} s ({what}, repl-timeout {} s)",
+                    silent.as_secs_f64(),
+                    timeout.as_secs()
+                ),
+            });
+        }
+        keep(t, &warnings);
+        warnings
+    }
+
+    /// Lag as of `now` (bytes, ms).
+    pub fn lag_at(&self, now: Timestamp) -> (u64, f64) {
+        let bytes = match (self.forwarded, self.acked) {
+            (Some(f), Some(a)) => f.saturating_sub(a),
+            _ => 0,
+        };
+        let ms = self
+            .pending
+            .front()
+            .map_or(0.0, |p| now.since(p.at).as_secs_f64() * 1000.0);
+        (bytes, ms)
+    }
+
+    fn name_index(&mut self, name: Name) -> u16 {
+        if let Some((last, i)) = self.last_name {
+            if last == name {
+                return i;
+            }
+        }
+        let i = self.name_index_slow(name);
+        self.last_name = Some((name, i));
+        i
+    }
+
+    fn name_index_slow(&mut self, name: Name) -> u16 {
+        if let Some(&i) = self.names.get(&name) {
+            return i;
+        }
+        let label = if self.name_list.len() < MAX_NAMES {
+            name.to_string()
+        } else {
+            "OTHER".to_string()
+        };
+        let i = match self.name_list.iter().position(|n| *n == label) {
+            Some(i) => i as u16,
+            None => {
+                self.name_list.push(label);
+                (self.name_list.len() - 1) as u16
+            }
+        };
+        if self.names.len() < 4 * MAX_NAMES {
+            self.names.insert(name, i);
+        }
+        i
+    }
+
+    fn interval(&mut self, t: &mut Timing, which: usize, at: Timestamp) {
+        if let Some(prev) = self.last[which] {
+            let us = at.since(prev).as_micros() as u64;
+            let h = match which {
+                PING => &mut t.heartbeats.master_ping_interval_us,
+                ACK => &mut t.heartbeats.replica_ack_interval_us,
+                KA_MASTER => &mut t.heartbeats.master_keepalive_interval_us,
+                _ => &mut t.heartbeats.replica_keepalive_interval_us,
+            };
+            h.record(us);
+        }
+        self.last[which] = Some(at);
+    }
+
+    fn push_pending(&mut self, t: &mut Timing, end: u64, at: Timestamp, idx: u16) {
+        t.unacked_commands += 1;
+        if let Some(back) = self.pending.back_mut() {
+            if back.at == at {
+                back.end = end;
+                match back.names.iter_mut().find(|(i, _)| *i == idx) {
+                    Some((_, n)) => *n += 1,
+                    None => back.names.push((idx, 1)),
+                }
+                return;
+            }
+        }
+        if self.pending.len() >= MAX_PENDING {
+            self.coarsen(t);
+        }
+        self.pending.push_back(Pending {
+            end,
+            at,
+            names: vec![(idx, 1)],
+        });
+    }
+
+    /// Merges neighbouring pending groups pairwise, halving their number.
+    fn coarsen(&mut self, t: &mut Timing) {
+        let old = std::mem::take(&mut self.pending);
+        let mut it = old.into_iter();
+        while let Some(mut a) = it.next() {
+            if let Some(b) = it.next() {
+                a.end = b.end;
+                a.at = b.at;
+                for (i, n) in b.names {
+                    match a.names.iter_mut().find(|(j, _)| *j == i) {
+                        Some((_, m)) => *m += n,
+                        None => a.names.push((i, n)),
+                    }
+                }
+                t.coarsened += 1;
+            }
+            self.pending.push_back(a);
+        }
+    }
+
+    /// Records the latency of every pending command the ACK at `offset` covers.
+    fn settle(&mut self, t: &mut Timing, offset: u64, at: Timestamp) {
+        while let Some(p) = self.pending.front() {
+            if p.end > offset {
+                break;
+            }
+            let Some(p) = self.pending.pop_front() else {
+                break;
+            };
+            let us = at.since(p.at).as_micros() as u64;
+            for (idx, n) in p.names {
+                let name = &self.name_list[idx as usize];
+                if let Some(c) = t.commands.get_mut(name) {
+                    c.ack_latency_us.record_n(us, n as u64);
+                }
+                t.ack_latency_us.record_n(us, n as u64);
+                t.acked_commands += n as u64;
+                t.unacked_commands = t.unacked_commands.saturating_sub(n as u64);
+            }
+        }
+    }
+
+    fn update_lag(&mut self, t: &mut Timing, at: Timestamp, warnings: &mut Vec<Warning>) {
+        let (bytes, ms) = self.lag_at(at);
+        t.lag_bytes = bytes;
+        t.lag_ms = ms;
+        t.max_lag_bytes = t.max_lag_bytes.max(bytes);
+        t.max_lag_ms = t.max_lag_ms.max(ms);
+        if bytes > self.cfg.lag_warn_bytes && !self.lag_warned {
+            self.lag_warned = true;
+            warnings.push(Warning {
+                kind: WarningKind::Lag,
+                message: format!(
+                    "replica lags {bytes} bytes ({ms:.0} ms) behind the stream (warning at {})",
+                    self.cfg.lag_warn_bytes
+                ),
+            });
+        } else if bytes <= self.cfg.lag_warn_bytes / 2 {
+            self.lag_warned = false;
+        }
+    }
+}
+
+fn keep(t: &mut Timing, warnings: &[Warning]) {
+    for w in warnings {
+        *t.warnings_by_kind.entry(w.kind).or_default() += 1;
+        if t.warnings.len() == MAX_WARNINGS {
+            t.warnings.pop_front();
+        }
+        t.warnings.push_back(w.clone());
+    }
+}
+
+fn count_second(t: &mut Timing, at: Timestamp, bytes: u64) {
+    let second = at.0 / 1_000_000;
+    match t.rates.back_mut() {
+        Some(s) if s.t == second => {
+            s.bytes += bytes;
+            s.commands += 1;
+        }
+        _ => {
+            if t.rates.len() == MAX_RATE_SECONDS {
+                t.rates.pop_front();
+            }
+            t.rates.push_back(Second {
+                t: second,
+                bytes,
+                commands: 1,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A session's timing and its tracker, driven together.
+    struct Both {
+        timing: Timing,
+        tracker: Tracker,
+    }
+
+    impl Both {
+        fn new(cfg: Config) -> Both {
+            Both {
+                timing: Timing::new(),
+                tracker: Tracker::new(cfg),
+            }
+        }
+        fn observe(&mut self, at: Timestamp, kind: &EventKind) -> Vec<Warning> {
+            self.tracker.observe(&mut self.timing, at, kind)
+        }
+        fn tick(&mut self, now: Timestamp) -> Vec<Warning> {
+            self.tracker.tick(&mut self.timing, now)
+        }
+    }
+
+    impl std::ops::Deref for Both {
+        type Target = Timing;
+        fn deref(&self) -> &Timing {
+            &self.timing
+        }
+    }
+
+    fn cmd(end: u64, name: &str) -> EventKind {
+        EventKind::Command {
+            start: Some(end - 9),
+            end: Some(end),
+            name: Name::new(name.as_bytes()),
+            sub: None,
+            db: Some(0),
+            in_multi: false,
+            bytes: 10,
+        }
+    }
+
+    fn ms(n: u64) -> Timestamp {
+        Timestamp(1_000_000_000_000 + n * 1000)
+    }
+
+    #[test]
+    fn ack_latency_is_from_forwarding_to_the_covering_ack() {
+        let mut t = Both::new(Config::default());
+        let full = EventKind::SyncStart {
+            sync: SyncKind::Full,
+            replid: None,
+            offset: Some(0),
+        };
+        t.observe(ms(0), &full);
+        t.observe(ms(10), &cmd(10, "SET"));
+        t.observe(ms(20), &cmd(20, "SET"));
+        t.observe(ms(20), &cmd(30, "INCR"));
+        // An ACK inside the stream covers only what ends at or before it.
+        t.observe(
+            ms(25),
+            &EventKind::Ack {
+                offset: 10,
+                fack: None,
+            },
+        );
+        assert_eq!((t.acked_commands, t.unacked_commands), (1, 2));
+        assert_eq!(t.tracker.lag_at(ms(25)), (20, 5.0));
+        t.observe(
+            ms(40),
+            &EventKind::Ack {
+                offset: 30,
+                fack: None,
+            },
+        );
+        assert_eq!((t.acked_commands, t.unacked_commands), (3, 0));
+        // Two significant digits: values are exact to 1 %.
+        let near = |v: u64, want: u64| (v as f64 - want as f64).abs() <= want as f64 / 100.0;
+        let set = &t.commands["SET"].ack_latency_us;
+        assert_eq!(set.count(), 2);
+        assert!(near(set.quantile(0.0), 15_000) && near(set.max(), 20_000));
+        assert!(near(t.commands["INCR"].ack_latency_us.max(), 20_000));
+        assert_eq!(t.tracker.lag_at(ms(40)), (0, 0.0));
+        assert!(near(t.heartbeats.replica_ack_interval_us.max(), 15_000));
+    }
+
+    #[test]
+    fn pending_tracking_is_bounded_and_coarsens() {
+        let mut t = Both::new(Config::default());
+        for i in 1..=(3 * MAX_PENDING as u64) {
+            t.observe(ms(i), &cmd(i * 10, "SET"));
+        }
+        assert!(t.tracker.pending.len() <= MAX_PENDING);
+        assert!(t.coarsened > 0);
+        t.observe(
+            ms(10 * MAX_PENDING as u64),
+            &EventKind::Ack {
+                offset: u64::MAX,
+                fack: None,
+            },
+        );
+        assert_eq!(t.acked_commands, 3 * MAX_PENDING as u64);
+    }
+
+    #[test]
+    fn warnings_for_lag_silence_and_odd_acks() {
+        let cfg = Config {
+            lag_warn_bytes: 15,
+            repl_timeout: Duration::from_secs(10),
+        };
+        let mut t = Both::new(cfg);
+        let full = EventKind::SyncStart {
+            sync: SyncKind::Full,
+            replid: None,
+            offset: Some(0),
+        };
+        t.observe(ms(0), &full);
+        t.tracker.master_bytes(ms(0));
+        t.observe(ms(1), &cmd(10, "SET"));
+        let w = t.observe(ms(2), &cmd(20, "SET"));
+        assert!(w.is_empty(), "no ACK yet: lag in bytes is unknown");
+        t.observe(
+            ms(3),
+            &EventKind::Ack {
+                offset: 0,
+                fack: None,
+            },
+        );
+        assert_eq!(t.warnings.back().unwrap().kind, WarningKind::Lag);
+        let w = t.observe(
+            ms(4),
+            &EventKind::Ack {
+                offset: 25,
+                fack: None,
+            },
+        );
+        assert_eq!(w[0].kind, WarningKind::AckAhead);
+        let w = t.observe(
+            ms(5),
+            &EventKind::Ack {
+                offset: 5,
+                fack: None,
+            },
+        );
+        assert_eq!(w[0].kind, WarningKind::AckBackwards);
+        assert!(t.tick(ms(4_000)).is_empty());
+        assert_eq!(t.tick(ms(6_000))[0].kind, WarningKind::MasterSilent);
+        assert!(t.tick(ms(7_000)).is_empty(), "said once per level");
+        assert!(t.tick(ms(11_000))[0].message.contains("past repl-timeout"));
+    }
+}
