@@ -22,6 +22,32 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// What the connecting side turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Nothing decisive seen yet (only `PING`/`AUTH`/`REPLCONF`).
+    Undetermined,
+    /// A plain client: it sent a command that is not part of a replication handshake.
+    Client,
+    /// A replica that sent `PSYNC` (or, seen joining late, `REPLCONF ACK`).
+    Replication,
+    /// A legacy `SYNC` (old replicas, `redis-cli --replica`/`--rdb`, Valkey's RDB connection).
+    Sync,
+}
+
+impl Role {
+    /// The name used in the report and the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Undetermined => "undetermined",
+            Role::Client => "client",
+            Role::Replication => "replication",
+            Role::Sync => "sync",
+        }
+    }
+}
+
 /// What a warning is about. Declared in name order: counts by kind are listed in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,6 +128,12 @@ pub enum EventKind {
         replica: String,
         /// The upstream server's address.
         upstream: String,
+    },
+    /// The connecting side turned out to be a replica, a legacy `SYNC` or a plain client (said
+    /// once per change, after the command that showed it).
+    Role {
+        /// What it is.
+        role: Role,
     },
     /// A handshake command from the replica (`PING`, `AUTH`, `REPLCONF`, `PSYNC`, `SYNC`).
     Request {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::analyzer::event::{Event, EventKind, SyncKind};
+use crate::analyzer::event::{Event, EventKind, Role, SyncKind};
 
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -11,6 +11,12 @@ impl fmt::Display for Event {
             EventKind::SessionStart { replica, upstream } => {
                 write!(f, "session start {replica} -> {upstream}")
             }
+            EventKind::Role { role } => match role {
+                Role::Replication => write!(f, "role: replica (replication stream analysed)"),
+                Role::Sync => write!(f, "role: legacy SYNC (RDB analysed, offsets unknown)"),
+                Role::Client => write!(f, "role: plain client (commands counted, replies not parsed)"),
+                Role::Undetermined => write!(f, "role: undetermined"),
+            },
             EventKind::Request { name, args } => {
                 write!(f, "R->M {name}")?;
                 args.iter().try_for_each(|a| write!(f, " {a}"))

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::analyzer::event::{Event, EventKind, Framing, SyncKind};
+use crate::analyzer::event::{Event, EventKind, Framing, Role, SyncKind};
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::report::timing::{Overall, Timing};
 
@@ -76,8 +76,8 @@ pub struct SessionReport {
     /// Session id (order of acceptance).
     pub id: u64,
     /// `"replication"` (sent PSYNC), `"sync"` (legacy SYNC, e.g. redis-cli --replica/--rdb)
-    /// or `"client"` (anything else).
-    pub kind: &'static str,
+    /// or `"client"` (anything else): the session's [`Role`], as its events said.
+    pub kind: Role,
     /// The connecting side's address.
     pub replica: String,
     /// The upstream's address.
@@ -141,9 +141,9 @@ pub struct HandshakeReport {
 pub struct SyncReport {
     /// `"full"`, `"partial"` or `"none"`.
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: SyncType,
     /// How it was asked for and delivered: `"psync"`, `"sync"` (legacy) or `"rdb_channel"`.
-    pub mode: Option<&'static str>,
+    pub mode: Option<SyncMode>,
     /// The master's replication id.
     pub replid: Option<String>,
     /// The `+FULLRESYNC` offset, or the `PSYNC` offset for a partial sync.
@@ -154,6 +154,52 @@ pub struct SyncReport {
     pub rejected: Option<String>,
     /// When the master answered.
     pub at: Option<Timestamp>,
+}
+
+/// What the master gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncType {
+    /// An RDB, then the stream.
+    Full,
+    /// The stream from the replica's offset (`+CONTINUE`).
+    Partial,
+    /// No sync (a client, a refusal, a handshake cut short).
+    None,
+}
+
+impl SyncType {
+    /// The name used in the report and the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncType::Full => "full",
+            SyncType::Partial => "partial",
+            SyncType::None => "none",
+        }
+    }
+}
+
+/// How a sync was asked for and delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// `PSYNC`, the RDB (if any) on the same connection.
+    Psync,
+    /// Legacy `SYNC`.
+    Sync,
+    /// `PSYNC` answered `+RDBCHANNELSYNC`: the RDB comes on another connection (Redis 8).
+    RdbChannel,
+}
+
+impl SyncMode {
+    /// The name used in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Psync => "psync",
+            SyncMode::Sync => "sync",
+            SyncMode::RdbChannel => "rdb_channel",
+        }
+    }
 }
 
 /// An RDB transfer.
@@ -250,7 +296,7 @@ impl SessionReport {
     pub fn new(id: u64, started_at: Timestamp) -> SessionReport {
         SessionReport {
             id,
-            kind: "client",
+            kind: Role::Client,
             replica: String::new(),
             upstream: String::new(),
             started_at,
@@ -258,7 +304,7 @@ impl SessionReport {
             end_reason: None,
             handshake: HandshakeReport::default(),
             sync: SyncReport {
-                kind: "none",
+                kind: SyncType::None,
                 mode: None,
                 replid: None,
                 offset: None,
@@ -289,6 +335,11 @@ impl SessionReport {
                 self.upstream.clone_from(upstream);
                 self.started_at = e.ts;
             }
+            EventKind::Role { role } => {
+                if *role != Role::Undetermined {
+                    self.kind = *role;
+                }
+            }
             EventKind::Request { name, args } => self.observe_request(name.as_str(), args),
             EventKind::Reply { reply, .. } => {
                 if reply.starts_with('-') && self.handshake.errors.len() < MAX_LISTED {
@@ -305,15 +356,14 @@ impl SessionReport {
                 offset,
             } => {
                 let (kind, mode, start) = match sync {
-                    SyncKind::Full => ("full", "psync", offset.map(|o| o.saturating_add(1))),
-                    SyncKind::Partial => ("partial", "psync", *offset),
-                    SyncKind::Sync => ("full", "sync", None),
-                    SyncKind::RdbChannel => ("full", "rdb_channel", None),
-                };
-                self.kind = if *sync == SyncKind::Sync {
-                    "sync"
-                } else {
-                    "replication"
+                    SyncKind::Full => (
+                        SyncType::Full,
+                        SyncMode::Psync,
+                        offset.map(|o| o.saturating_add(1)),
+                    ),
+                    SyncKind::Partial => (SyncType::Partial, SyncMode::Psync, *offset),
+                    SyncKind::Sync => (SyncType::Full, SyncMode::Sync, None),
+                    SyncKind::RdbChannel => (SyncType::Full, SyncMode::RdbChannel, None),
                 };
                 self.sync.kind = kind;
                 self.sync.mode = Some(mode);
@@ -388,10 +438,6 @@ impl SessionReport {
             }
             EventKind::ClientCommand { name, bytes } => self.count(name.as_str(), *bytes),
             EventKind::Ack { offset, fack } => {
-                // Only replicas ACK; this tells them apart when the capture missed the PSYNC.
-                if self.kind == "client" {
-                    self.kind = "replication";
-                }
                 self.acks += 1;
                 self.offsets.acked = Some(*offset);
                 if fack.is_some() {
@@ -452,7 +498,6 @@ impl SessionReport {
                 }
             }
             "PSYNC" => {
-                self.kind = "replication";
                 self.sync.requested = Some(args.join(" "));
             }
             "REPLCONF" => {
@@ -490,17 +535,17 @@ impl SessionReport {
             o,
             "session {} [{}] {} -> {}{}",
             self.id,
-            self.kind,
+            self.kind.as_str(),
             self.replica,
             self.upstream,
             self.end_reason
                 .as_ref()
                 .map_or(String::new(), |r| format!(" (ended: {r})"))
         );
-        if self.kind != "client" {
-            let _ = write!(o, "  sync: {}", self.sync.kind);
+        if self.kind != Role::Client {
+            let _ = write!(o, "  sync: {}", self.sync.kind.as_str());
             if let Some(mode) = self.sync.mode {
-                let _ = write!(o, " via {mode}");
+                let _ = write!(o, " via {}", mode.as_str());
             }
             if let Some(id) = &self.sync.replid {
                 let _ = write!(o, ", replid {id}");
@@ -549,7 +594,7 @@ impl SessionReport {
             let more = if top.len() > 12 { ", …" } else { "" };
             let _ = writeln!(o, "  commands: {}{more}", shown.join(", "));
         }
-        if self.kind != "client" {
+        if self.kind != Role::Client {
             o.push_str(&self.timing_tables());
         }
         if let Some(d) = &self.desync {

@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::analyzer::event::Role;
+use crate::report::fold::SyncType;
 use crate::report::monitor::Monitor;
 use crate::report::timing::Hist;
 use crate::report::SessionReport;
@@ -33,8 +35,8 @@ fn add_hist(map: &mut BTreeMap<String, Hist>, key: &str, h: &Hist) {
 
 impl Totals {
     fn add(&mut self, s: &SessionReport) {
-        if s.kind != "client" && s.sync.kind != "none" {
-            *self.syncs.entry(s.sync.kind).or_default() += 1;
+        if s.kind != Role::Client && s.sync.kind != SyncType::None {
+            *self.syncs.entry(s.sync.kind.as_str()).or_default() += 1;
         }
         for (name, c) in &s.commands {
             let e = self.commands.entry(name.clone()).or_default();
@@ -110,11 +112,11 @@ pub fn render(monitor: &Monitor) -> String {
     let live: Vec<&SessionReport> = monitor.live_reports().collect();
     for s in monitor.ended_reports() {
         totals.add(s);
-        *by_kind.entry((s.kind, "ended")).or_default() += 1;
+        *by_kind.entry((s.kind.as_str(), "ended")).or_default() += 1;
     }
     for s in &live {
         totals.add(s);
-        *by_kind.entry((s.kind, "live")).or_default() += 1;
+        *by_kind.entry((s.kind.as_str(), "live")).or_default() += 1;
     }
     let mut out = String::new();
 
@@ -188,7 +190,7 @@ pub fn render(monitor: &Monitor) -> String {
     ];
     for (name, help, get) in gauges {
         header(&mut out, name, "gauge", help);
-        for s in live.iter().filter(|s| s.kind != "client") {
+        for s in live.iter().filter(|s| s.kind != Role::Client) {
             if let Some(v) = get(s) {
                 let labels = format!("session=\"{}\",replica=\"{}\"", s.id, escape(&s.replica));
                 let _ = writeln!(out, "{name}{{{labels}}} {v}");

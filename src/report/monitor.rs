@@ -294,7 +294,7 @@ impl Monitor {
         every: Option<std::time::Duration>,
     ) -> Option<EventKind> {
         let every = every?;
-        if live.report.kind == "client" {
+        if live.report.kind == crate::analyzer::event::Role::Client {
             return None;
         }
         let rdb = live.session.rdb_progress().map(|(bytes, total, started)| {

@@ -1,0 +1,504 @@
+//! The master's direction: a phase machine. [`Session::enter`] is the one place the phase
+//! changes; the replies that move it are matched in `on_master_line`, `on_psync_reply` and
+//! `on_payload_line`.
+
+use super::{Pending, Role, Session, MAX_OFFSET};
+use crate::analyzer::event::{EventKind, Framing, SyncKind};
+use crate::analyzer::input::{Direction, Timestamp};
+use crate::protocol::handshake::{self, Line, Reply, ID_LEN};
+use crate::protocol::resp::{self, Command, Item, Name};
+
+/// Where the master's direction is.
+#[derive(Debug)]
+pub(super) enum Phase {
+    /// Single-line answers to handshake requests.
+    Replies,
+    /// After `+FULLRESYNC` or `SYNC`: keep-alives, then the RDB framing line.
+    AwaitPayload { legacy: bool },
+    /// A disk-based RDB with `remaining` bytes to go.
+    RdbDisk { remaining: u64 },
+    /// A diskless RDB, ended by `mark`; `tail` keeps the last bytes in case the mark is split.
+    RdbEof {
+        mark: [u8; ID_LEN],
+        tail: Vec<u8>,
+        seen: u64,
+    },
+    /// The replication stream.
+    Stream,
+    /// Joined mid-connection: looking for the first command boundary of the stream.
+    Resync { finder: resp::BoundaryFinder },
+    /// A plain client's replies: forwarded, not parsed.
+    Opaque,
+    /// Analysis stopped after a desync; stream bytes are still counted.
+    Lost,
+}
+
+/// The replication stream and its offsets.
+#[derive(Debug)]
+pub(super) struct Stream {
+    pub(super) parser: resp::Parser,
+    pub(super) started: bool,
+    /// Offset of the byte just before the first stream byte, when known.
+    pub(super) base: Option<u64>,
+    pub(super) bytes: u64,
+    pub(super) db: Option<u32>,
+    pub(super) in_multi: bool,
+}
+
+impl Stream {
+    pub(super) fn offset_end(&self) -> Option<u64> {
+        // The base is at most `MAX_OFFSET`, so this cannot saturate on any real link.
+        self.base.map(|b| b.saturating_add(self.bytes))
+    }
+}
+
+/// An RDB transfer under way.
+#[derive(Debug)]
+pub(super) struct RdbTransfer {
+    pub(super) framing: Framing,
+    pub(super) started: Timestamp,
+    pub(super) bytes: u64,
+    pub(super) contents: Box<crate::protocol::rdb::Parser>,
+}
+
+impl Session {
+    pub(super) fn feed_master(&mut self, at: Timestamp, bytes: &[u8]) {
+        let mut done = 0;
+        while done < bytes.len() {
+            let rest = &bytes[done..];
+            let used = match &mut self.phase {
+                Phase::Replies => {
+                    if self.pending.front() == Some(&Pending::Sync) {
+                        // SYNC has no reply line: its payload starts right away.
+                        self.pending.pop_front();
+                        self.enter(Phase::AwaitPayload { legacy: true });
+                        continue;
+                    }
+                    self.master_line(at, rest)
+                }
+                Phase::AwaitPayload { .. } => self.master_line(at, rest),
+                Phase::RdbDisk { remaining } => {
+                    let take = (*remaining).min(rest.len() as u64);
+                    *remaining -= take;
+                    let finished = *remaining == 0;
+                    if let Some(rdb) = &mut self.rdb {
+                        rdb.bytes += take;
+                        rdb.contents.feed(&rest[..take as usize]);
+                    }
+                    if finished {
+                        self.rdb_done(at);
+                    }
+                    take as usize
+                }
+                Phase::RdbEof { .. } => self.scan_eof_mark(at, rest),
+                Phase::Resync { finder } => match finder.find(rest) {
+                    Some(found) => {
+                        let (dir, skipped) = (Direction::MasterToReplica, found.skipped);
+                        self.emit(at, EventKind::JoinedLate { dir, skipped });
+                        self.enter(Phase::Stream);
+                        let header = found.header();
+                        // The header may have begun in earlier chunks: count back from where it ends.
+                        let header_at = self.seen[1] + found.resume as u64 - header.len() as u64;
+                        self.stream_bytes(at, header, header_at);
+                        found.resume
+                    }
+                    None => rest.len(),
+                },
+                Phase::Stream => self.stream_bytes(at, rest, self.seen[1]),
+                Phase::Opaque | Phase::Lost => {
+                    if self.stream.started {
+                        self.stream.bytes += rest.len() as u64;
+                    }
+                    rest.len()
+                }
+            };
+            done += used;
+            self.seen[1] += used as u64;
+        }
+    }
+
+    fn master_line(&mut self, at: Timestamp, rest: &[u8]) -> usize {
+        match self.lines.next_line(rest, self.cfg.max_reply_line) {
+            Line::Partial => rest.len(),
+            Line::TooLong { carried } => {
+                let msg = format!(
+                    "master sent a line longer than {} bytes before the stream",
+                    self.cfg.max_reply_line
+                );
+                self.lose_master(at, self.seen[1] - carried as u64, msg);
+                0
+            }
+            Line::Complete {
+                line,
+                used,
+                carried,
+            } => {
+                self.on_master_line(at, &line, self.seen[1] - carried as u64);
+                used
+            }
+        }
+    }
+
+    /// Stops the analysis of the master's direction: what broke it begins at `position`.
+    fn lose_master(&mut self, at: Timestamp, position: u64, reason: String) {
+        let offset = self
+            .stream
+            .started
+            .then(|| self.stream.offset_end())
+            .flatten();
+        self.desync(Direction::MasterToReplica, at, position, offset, reason);
+        self.enter(Phase::Lost);
+    }
+
+    /// One reply line from the master, which began at byte `line_at` of its direction.
+    fn on_master_line(&mut self, at: Timestamp, line: &[u8], line_at: u64) {
+        let reply = handshake::parse_reply(line);
+        if reply == Reply::KeepAlive {
+            let dir = Direction::MasterToReplica;
+            return self.emit(at, EventKind::KeepAlive { dir });
+        }
+        let shown = handshake::printable(line, 200);
+        if let Phase::AwaitPayload { legacy } = self.phase {
+            return self.on_payload_line(at, reply, shown, legacy, line_at);
+        }
+        match self.pending.pop_front() {
+            Some(Pending::Psync) => {
+                let to = Some(Name::new(b"PSYNC"));
+                self.emit(
+                    at,
+                    EventKind::Reply {
+                        to,
+                        reply: shown.clone(),
+                    },
+                );
+                self.on_psync_reply(at, reply, shown, line_at);
+            }
+            Some(Pending::Other(name)) if matches!(line[0], b'+' | b'-') => {
+                self.emit(
+                    at,
+                    EventKind::Reply {
+                        to: Some(name),
+                        reply: shown,
+                    },
+                );
+            }
+            None if matches!(line[0], b'+' | b'-') => {
+                self.emit(
+                    at,
+                    EventKind::Reply {
+                        to: None,
+                        reply: shown,
+                    },
+                );
+            }
+            _ if self.role == Role::Undetermined => {
+                // Not a handshake answer (e.g. `PING hello` gets a bulk reply): a client.
+                self.become_client(at, None);
+            }
+            _ => {
+                let msg = format!("unexpected answer from master during the handshake: {shown}");
+                self.lose_master(at, line_at, msg);
+            }
+        }
+    }
+
+    fn on_psync_reply(&mut self, at: Timestamp, reply: Reply<'_>, shown: String, line_at: u64) {
+        match reply {
+            Reply::FullResync { offset, .. } if offset > MAX_OFFSET => {
+                let msg = format!(
+                    "+FULLRESYNC offset {offset} is beyond the largest replication offset \
+                     ({MAX_OFFSET}: the servers keep offsets as signed 64-bit numbers)"
+                );
+                self.lose_master(at, line_at, msg);
+            }
+            Reply::FullResync { replid, offset } => {
+                self.emit(
+                    at,
+                    EventKind::SyncStart {
+                        sync: SyncKind::Full,
+                        replid: Some(replid.to_ascii_lowercase()),
+                        offset: Some(offset),
+                    },
+                );
+                self.stream.base = Some(offset);
+                self.enter(Phase::AwaitPayload { legacy: false });
+            }
+            Reply::Continue { replid } => {
+                let replid = replid.map(str::to_string).or(self.psync_replid.clone());
+                let offset = self.psync_offset;
+                self.emit(
+                    at,
+                    EventKind::SyncStart {
+                        sync: SyncKind::Partial,
+                        replid: replid.map(|r| r.to_ascii_lowercase()),
+                        offset,
+                    },
+                );
+                self.stream.base = offset.map(|o| o.saturating_sub(1));
+                self.enter(Phase::Stream);
+            }
+            Reply::RdbChannelSync { .. } => {
+                self.emit(
+                    at,
+                    EventKind::SyncStart {
+                        sync: SyncKind::RdbChannel,
+                        replid: None,
+                        offset: None,
+                    },
+                );
+                self.stream.base = None;
+                self.enter(Phase::Stream);
+            }
+            // Valkey: the main link PSYNCs again once the RDB connection has its snapshot.
+            Reply::DualChannelSync => {}
+            _ => self.emit(at, EventKind::SyncRejected { reply: shown }),
+        }
+    }
+
+    fn on_payload_line(
+        &mut self,
+        at: Timestamp,
+        reply: Reply<'_>,
+        shown: String,
+        legacy: bool,
+        line_at: u64,
+    ) {
+        let (framing, declared) = match reply {
+            Reply::BulkLen(n) => (Framing::Disk, Some(n)),
+            Reply::EofMark(_) => (Framing::Diskless, None),
+            Reply::EndOffset { .. } => {
+                // Valkey's dual-channel RDB connection: an announcement before `$EOF:`.
+                let to = Some(Name::new(b"SYNC"));
+                return self.emit(at, EventKind::Reply { to, reply: shown });
+            }
+            Reply::Error(_) => {
+                self.emit(at, EventKind::SyncRejected { reply: shown });
+                self.enter(Phase::Replies);
+                return;
+            }
+            _ => {
+                let msg = format!("expected the RDB ($<len> or $EOF:<mark>), got {shown}");
+                return self.lose_master(at, line_at, msg);
+            }
+        };
+        if legacy {
+            self.emit(
+                at,
+                EventKind::SyncStart {
+                    sync: SyncKind::Sync,
+                    replid: None,
+                    offset: None,
+                },
+            );
+        }
+        self.emit(
+            at,
+            EventKind::RdbStart {
+                framing,
+                declared_bytes: declared,
+            },
+        );
+        self.rdb = Some(RdbTransfer {
+            framing,
+            started: at,
+            bytes: 0,
+            contents: Box::new(crate::protocol::rdb::Parser::new(self.cfg.rdb_top)),
+        });
+        let next = match reply {
+            Reply::EofMark(m) => {
+                let mut mark = [0; ID_LEN];
+                mark.copy_from_slice(m);
+                Phase::RdbEof {
+                    mark,
+                    tail: Vec::with_capacity(ID_LEN),
+                    seen: 0,
+                }
+            }
+            _ => Phase::RdbDisk {
+                remaining: declared.unwrap_or(0),
+            },
+        };
+        self.enter(next);
+        if declared == Some(0) {
+            self.rdb_done(at);
+        }
+    }
+
+    /// Looks for the end mark of a diskless RDB; consumes up to and including it.
+    ///
+    /// The RDB parser is fed only bytes known to be RDB: the last `ID_LEN - 1` bytes seen are
+    /// held back in `tail` until the next bytes show they do not begin the mark, so that what
+    /// follows the mark (the stream) never reaches it, however the input was split.
+    fn scan_eof_mark(&mut self, at: Timestamp, rest: &[u8]) -> usize {
+        let Phase::RdbEof { mark, tail, seen } = &mut self.phase else {
+            return 0;
+        };
+        let contents = self.rdb.as_mut().map(|r| &mut r.contents);
+        // A mark split across chunks: search the held tail joined with the new head.
+        let head = &rest[..rest.len().min(ID_LEN - 1)];
+        let mut joint = [0u8; 2 * ID_LEN];
+        joint[..tail.len()].copy_from_slice(tail);
+        joint[tail.len()..tail.len() + head.len()].copy_from_slice(head);
+        let joint = &joint[..tail.len() + head.len()];
+        let found = match memchr::memmem::find(joint, mark) {
+            Some(i) if i < tail.len() => Some((i, 0)),
+            _ => memchr::memmem::find(rest, mark).map(|j| (tail.len(), j)),
+        };
+        let Some((from_tail, from_rest)) = found else {
+            // No mark yet: everything but the last ID_LEN - 1 bytes is RDB.
+            *seen += rest.len() as u64;
+            let keep = ID_LEN - 1;
+            let total = tail.len() + rest.len();
+            let release = total.saturating_sub(keep);
+            let from_tail = release.min(tail.len());
+            let from_rest = release - from_tail;
+            if let Some(c) = contents {
+                c.feed(&tail[..from_tail]);
+                c.feed(&rest[..from_rest]);
+            }
+            tail.drain(..from_tail);
+            tail.extend_from_slice(&rest[from_rest..]);
+            return rest.len();
+        };
+        if let Some(c) = contents {
+            c.feed(&tail[..from_tail]);
+            c.feed(&rest[..from_rest]);
+        }
+        // The mark ends `end` bytes into `rest`.
+        let end = from_rest + ID_LEN - (tail.len() - from_tail);
+        let rdb_bytes = (*seen + end as u64).saturating_sub(ID_LEN as u64);
+        if let Some(rdb) = &mut self.rdb {
+            rdb.bytes = rdb_bytes;
+        }
+        self.rdb_done(at);
+        end
+    }
+
+    /// `len` bytes were forwarded but not seen: offsets stay exact where the framing allows.
+    pub(super) fn skip_master(&mut self, at: Timestamp, len: u64, reason: String) {
+        let dir = Direction::MasterToReplica;
+        match &mut self.phase {
+            Phase::RdbDisk { remaining } if len <= *remaining => {
+                // The framing says exactly where the RDB ends: nothing is lost.
+                *remaining -= len;
+                if let Some(rdb) = &mut self.rdb {
+                    rdb.bytes += len;
+                }
+                if *remaining == 0 {
+                    self.rdb_done(at);
+                }
+            }
+            Phase::RdbDisk { remaining } => {
+                let rdb_part = *remaining;
+                if let Some(rdb) = &mut self.rdb {
+                    rdb.bytes += rdb_part;
+                }
+                self.rdb_done(at);
+                self.stream.bytes += len - rdb_part;
+                self.desync(dir, at, self.seen[1], self.stream.offset_end(), reason);
+            }
+            Phase::Stream => {
+                self.stream.bytes += len;
+                self.desync(dir, at, self.seen[1], self.stream.offset_end(), reason);
+            }
+            Phase::Opaque | Phase::Lost => {
+                if self.stream.started {
+                    self.stream.bytes += len;
+                }
+            }
+            Phase::Replies
+            | Phase::AwaitPayload { .. }
+            | Phase::RdbEof { .. }
+            | Phase::Resync { .. } => {
+                self.desync(dir, at, self.seen[1], None, reason);
+                self.enter(Phase::Lost);
+            }
+        }
+        self.seen[1] += len;
+    }
+
+    fn rdb_done(&mut self, at: Timestamp) {
+        if let Some(rdb) = &mut self.rdb {
+            let kind = EventKind::RdbEnd {
+                framing: rdb.framing,
+                bytes: rdb.bytes,
+                duration_us: at.since(rdb.started).as_micros() as u64,
+            };
+            let contents = Box::new(rdb.contents.finish());
+            self.emit(at, kind);
+            self.emit(at, EventKind::RdbContents { contents });
+        }
+        if self.role == Role::Sync && self.stream.base.is_some() {
+            // Valkey's RDB connection announced an offset, but no stream follows on it.
+            self.stream.base = None;
+        }
+        self.enter(Phase::Stream);
+    }
+
+    /// Moves the master's direction to `next`: the one place its phase changes.
+    pub(super) fn enter(&mut self, next: Phase) {
+        if matches!(next, Phase::Stream) {
+            self.stream.started = true;
+        }
+        self.phase = next;
+    }
+
+    /// Parses stream bytes that begin at byte `pos` of the master's direction.
+    fn stream_bytes(&mut self, at: Timestamp, rest: &[u8], pos: u64) -> usize {
+        let consumed = self.stream.parser.consumed();
+        let (origin, stream_origin) = (pos - consumed, self.stream.bytes - consumed);
+        let (n, r) = self.stream.parser.advance(rest);
+        self.stream.bytes += n as u64;
+        match r {
+            Ok(None) => {}
+            Ok(Some(Item::KeepAlive)) => self.emit(
+                at,
+                EventKind::KeepAlive {
+                    dir: Direction::MasterToReplica,
+                },
+            ),
+            Ok(Some(Item::Command(cmd))) => self.on_stream_command(at, &cmd),
+            Err(f) => {
+                let msg = format!("master stream is not RESP: {}", f.error);
+                // The offset of the byte the broken element starts at.
+                let offset = (self.stream.base)
+                    .map(|b| b.saturating_add(stream_origin + f.at).saturating_add(1));
+                self.desync(Direction::MasterToReplica, at, origin + f.at, offset, msg);
+                self.enter(Phase::Lost);
+            }
+        }
+        n
+    }
+
+    fn on_stream_command(&mut self, at: Timestamp, cmd: &Command) {
+        let name = cmd.name();
+        let end = self.stream.offset_end();
+        let start = end.map(|e| e.saturating_add(1).saturating_sub(cmd.wire_len()));
+        let mut sub = None;
+        let mut in_multi = self.stream.in_multi;
+        match name.as_str() {
+            "SELECT" => {
+                if let Some(db) = cmd.arg(1).and_then(|a| a.as_i64()) {
+                    self.stream.db = u32::try_from(db).ok();
+                }
+            }
+            "MULTI" => {
+                self.stream.in_multi = true;
+                in_multi = true;
+            }
+            "EXEC" | "DISCARD" => self.stream.in_multi = false,
+            "REPLCONF" => sub = cmd.arg(1).map(|a| Name::new(a.bytes)),
+            _ => {}
+        }
+        let kind = EventKind::Command {
+            start,
+            end,
+            name,
+            sub,
+            db: self.stream.db,
+            in_multi,
+            bytes: cmd.wire_len(),
+        };
+        self.emit(at, kind);
+    }
+}

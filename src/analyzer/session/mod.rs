@@ -1,0 +1,629 @@
+//! The analyzer of one TCP connection: a sans-IO state machine fed `(direction, timestamp,
+//! bytes)` and producing [`Event`]s.
+//!
+//! It holds no socket and reads no clock. Drivers (the proxy, tests, replays) call
+//! [`Session::feed`] with chunks in the order they were seen — a request before the reply it
+//! caused — then drain [`Session::poll_event`] until it returns `None`, and finally call
+//! [`Session::finish`]. Chunk boundaries never change the events.
+//!
+//! Each direction has its phase, and one function moves it: the replica's
+//! ([`ReplicaPhase`], `replica.rs`) is a command stream, found and then lost at most once;
+//! the master's (`master.rs`, [`Session::enter`]) goes through phases chosen by what the
+//! replica asked for:
+//!
+//! ```text
+//! Replies ──PSYNC→+FULLRESYNC──> AwaitPayload ──$len──> RdbDisk ──┐
+//!    │                               │ └──$EOF:mark──> RdbEof ────┴──> Stream
+//!    ├──PSYNC→+CONTINUE / +RDBCHANNELSYNC────────────────────────────> Stream
+//!    ├──SYNC──> AwaitPayload (legacy, offsets unknown)
+//!    └──a non-replication command──> Opaque (a client: replies are not parsed)
+//! any phase ──bytes that break the protocol──> Lost (bytes counted, never parsed again)
+//! ```
+//!
+//! Offsets follow `protocol.md` §11: stream byte *k* after a full sync at offset `OFF` has
+//! offset `OFF + k`; after `+CONTINUE` the first byte has the `PSYNC` offset. RDB bytes,
+//! framing, keep-alives and reply lines are outside the offset space.
+
+mod master;
+mod replica;
+
+use std::collections::VecDeque;
+
+pub use crate::analyzer::event::Role;
+use crate::analyzer::event::{Event, EventKind};
+use crate::analyzer::input::{Chunk, Direction, Input, InputKind, Skipped, Timestamp};
+use crate::protocol::handshake::LineReader;
+use crate::protocol::resp::{self, Name};
+use master::{Phase, RdbTransfer, Stream};
+
+/// The largest replication offset: the servers keep offsets as signed 64-bit numbers, so a
+/// larger one is a protocol anomaly, and offset arithmetic below it cannot overflow.
+pub const MAX_OFFSET: u64 = i64::MAX as u64;
+
+/// Bounds of one session's analysis.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// RESP parser bounds.
+    pub limits: resp::Limits,
+    /// Longest reply line from the master before the stream (the replica reads at most 256).
+    pub max_reply_line: usize,
+    /// Most handshake requests remembered while waiting for their replies.
+    pub max_pending: usize,
+    /// How many of the biggest keys an RDB analysis keeps.
+    pub rdb_top: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            limits: resp::Limits::default(),
+            max_reply_line: 4096,
+            max_pending: 1024,
+            rdb_top: 10,
+        }
+    }
+}
+
+/// A handshake request waiting for its reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Psync,
+    Sync,
+    Other(Name),
+}
+
+/// Where the replica's direction is.
+#[derive(Debug)]
+enum ReplicaPhase {
+    /// Joined mid-connection: looking for the first command boundary.
+    Resync(resp::BoundaryFinder),
+    /// Parsing commands.
+    Commands,
+    /// Lost after bytes that are not commands, or missing ones: only counted.
+    Lost,
+}
+
+/// The analyzer of one connection.
+#[derive(Debug)]
+pub struct Session {
+    id: u64,
+    cfg: Config,
+    events: VecDeque<Event>,
+    /// Bytes seen so far in each direction (indexed by [`Direction::index`]).
+    seen: [u64; 2],
+    role: Role,
+    requests: resp::Parser,
+    /// Position in the replica's direction of the first byte the request parser was fed.
+    requests_origin: u64,
+    replica_phase: ReplicaPhase,
+    /// `AUTH` argument byte ranges (absolute positions in the replica's direction) found by
+    /// the last [`Session::feed`]; cleared by the next one, so it holds at most one chunk's.
+    secrets: Vec<(u64, u64)>,
+    pending: VecDeque<Pending>,
+    psync_offset: Option<u64>,
+    psync_replid: Option<String>,
+    phase: Phase,
+    lines: LineReader,
+    stream: Stream,
+    rdb: Option<RdbTransfer>,
+    ended: bool,
+}
+
+impl Session {
+    /// Starts the analysis of connection `id` from `replica` to `upstream`, opened at `at`.
+    pub fn new(id: u64, at: Timestamp, replica: &str, upstream: &str, cfg: Config) -> Session {
+        let mut s = Session {
+            id,
+            cfg,
+            events: VecDeque::new(),
+            seen: [0, 0],
+            role: Role::Undetermined,
+            requests: resp::Parser::new(cfg.limits),
+            requests_origin: 0,
+            replica_phase: ReplicaPhase::Commands,
+            secrets: Vec::new(),
+            pending: VecDeque::new(),
+            psync_offset: None,
+            psync_replid: None,
+            phase: Phase::Replies,
+            lines: LineReader::default(),
+            stream: Stream {
+                parser: resp::Parser::for_master_stream(cfg.limits),
+                started: false,
+                base: None,
+                bytes: 0,
+                db: None,
+                in_multi: false,
+            },
+            rdb: None,
+            ended: false,
+        };
+        s.emit(
+            at,
+            EventKind::SessionStart {
+                replica: replica.to_string(),
+                upstream: upstream.to_string(),
+            },
+        );
+        s
+    }
+
+    /// Like [`Session::new`], for a connection that began before the capture did: both
+    /// directions start at the first command boundary found, and offsets stay unknown.
+    pub fn joined_late(
+        id: u64,
+        at: Timestamp,
+        replica: &str,
+        upstream: &str,
+        cfg: Config,
+    ) -> Session {
+        let mut s = Session::new(id, at, replica, upstream, cfg);
+        s.replica_phase = ReplicaPhase::Resync(resp::BoundaryFinder::default());
+        s.enter(Phase::Resync {
+            finder: resp::BoundaryFinder::default(),
+        });
+        s
+    }
+
+    /// The session an [`InputKind::Open`] starts (joined late if it says so); `None` for any
+    /// other input.
+    pub fn opened_by(input: &Input, cfg: Config) -> Option<Session> {
+        let InputKind::Open {
+            replica,
+            upstream,
+            joined_late,
+        } = &input.kind
+        else {
+            return None;
+        };
+        let (id, at) = (input.conn, input.at);
+        Some(if *joined_late {
+            Session::joined_late(id, at, replica, upstream, cfg)
+        } else {
+            Session::new(id, at, replica, upstream, cfg)
+        })
+    }
+
+    /// The `AUTH` argument ranges completed by the last [`Session::feed`], as absolute byte
+    /// positions in the replica's direction (for masking in recordings). A range may begin
+    /// before that chunk: an `AUTH` split across reads is reported when it completes.
+    pub fn secret_ranges(&self) -> &[(u64, u64)] {
+        &self.secrets
+    }
+
+    /// Where the command the replica's direction ends inside began, if that command could
+    /// still turn out to carry a secret (its name is not known yet, or it is `AUTH`).
+    pub fn pending_secret_from(&self) -> Option<u64> {
+        if !matches!(self.replica_phase, ReplicaPhase::Commands) {
+            return None;
+        }
+        let start = self.requests.command_start()?;
+        self.requests
+            .partial_name()
+            .is_none_or(|n| n.is("AUTH"))
+            .then_some(self.requests_origin + start)
+    }
+
+    /// The RDB transfer under way, if any: bytes received, announced length, start time.
+    pub fn rdb_progress(&self) -> Option<(u64, Option<u64>, Timestamp)> {
+        let rdb = self.rdb.as_ref()?;
+        match &self.phase {
+            Phase::RdbDisk { remaining } => {
+                Some((rdb.bytes, Some(rdb.bytes + remaining), rdb.started))
+            }
+            Phase::RdbEof { seen, .. } => Some((*seen, None, rdb.started)),
+            _ => None,
+        }
+    }
+
+    /// Bytes fed so far in direction `dir` (analysed or skipped).
+    pub fn bytes_seen(&self, dir: Direction) -> u64 {
+        self.seen[dir.index()]
+    }
+
+    /// The session id given at creation.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// What the connecting side has turned out to be so far.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Offset of the last stream byte seen, when offsets are known.
+    pub fn offset_end(&self) -> Option<u64> {
+        if self.stream.started {
+            self.stream.offset_end()
+        } else {
+            None
+        }
+    }
+
+    /// Consumes bytes seen on the link. Never fails: input that breaks the protocol becomes an
+    /// [`EventKind::Desync`] and the rest of that direction is only counted.
+    pub fn feed(&mut self, chunk: Chunk<'_>) {
+        self.secrets.clear();
+        if self.ended || chunk.bytes.is_empty() {
+            return;
+        }
+        match chunk.dir {
+            Direction::ReplicaToMaster => self.feed_requests(chunk.at, chunk.bytes),
+            Direction::MasterToReplica => self.feed_master(chunk.at, chunk.bytes),
+        }
+    }
+
+    /// Accounts for `len` bytes that were forwarded but not seen by the analysis (it fell
+    /// behind, or a capture lost them). Offsets stay exact where the framing allows it.
+    pub fn skip(&mut self, dir: Direction, at: Timestamp, len: u64, why: Skipped) {
+        if self.ended || len == 0 {
+            return;
+        }
+        let reason = match why {
+            Skipped::Behind => format!("{len} bytes were not analysed (analysis fell behind)"),
+            Skipped::NotCaptured => format!("{len} bytes are missing from the capture"),
+        };
+        match dir {
+            Direction::ReplicaToMaster => self.skip_requests(at, len, reason),
+            Direction::MasterToReplica => {
+                if let Some(rdb) = &mut self.rdb {
+                    rdb.contents.abandon(len, why == Skipped::Behind);
+                }
+                self.skip_master(at, len, reason);
+            }
+        }
+    }
+
+    /// Signals that the connection ended at `at`; emits the closing event.
+    pub fn finish(&mut self, at: Timestamp, reason: &str) {
+        if self.ended {
+            return;
+        }
+        let received = self.rdb_progress().map(|(bytes, _, _)| bytes);
+        if let (Some(bytes), Some(rdb)) = (received, &mut self.rdb) {
+            let framing = rdb.framing;
+            let contents = Box::new(rdb.contents.finish());
+            self.emit(at, EventKind::RdbAborted { framing, bytes });
+            self.emit(at, EventKind::RdbContents { contents });
+        }
+        let offset_end = self.offset_end();
+        self.emit(
+            at,
+            EventKind::SessionEnd {
+                reason: reason.to_string(),
+                bytes_to_master: self.seen[0],
+                bytes_to_replica: self.seen[1],
+                stream_bytes: self.stream.bytes,
+                offset_end,
+            },
+        );
+        self.ended = true;
+    }
+
+    /// Returns the next event produced by earlier calls, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// What the connecting side turned out to be: the one place the role changes, and says so.
+    fn set_role(&mut self, at: Timestamp, role: Role) {
+        if self.role != role {
+            self.role = role;
+            self.emit(at, EventKind::Role { role });
+        }
+    }
+
+    fn emit(&mut self, at: Timestamp, kind: EventKind) {
+        self.events.push_back(Event {
+            session: self.id,
+            ts: at,
+            kind,
+        });
+    }
+
+    /// Reports a desync at byte `position` of direction `dir`.
+    fn desync(
+        &mut self,
+        dir: Direction,
+        at: Timestamp,
+        position: u64,
+        offset: Option<u64>,
+        reason: String,
+    ) {
+        self.emit(
+            at,
+            EventKind::Desync {
+                dir,
+                position,
+                offset,
+                reason,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyzer::event::{Framing, SyncKind};
+
+    const M: Direction = Direction::MasterToReplica;
+    const R: Direction = Direction::ReplicaToMaster;
+    const ID: &str = "3942fbd58f44ed5ba7b5962efa141dd34e423bbc";
+
+    /// Feeds `(direction, bytes)` steps at increasing timestamps; returns the event kinds.
+    fn run(steps: &[(Direction, &[u8])]) -> Vec<EventKind> {
+        let mut s = Session::new(1, Timestamp(0), "r", "m", Config::default());
+        for (i, (dir, bytes)) in steps.iter().enumerate() {
+            let at = Timestamp(i as u64 + 1);
+            s.feed(Chunk {
+                dir: *dir,
+                at,
+                bytes,
+            });
+        }
+        s.finish(Timestamp(1000), "end");
+        std::iter::from_fn(|| s.poll_event())
+            .map(|e| e.kind)
+            .collect()
+    }
+
+    fn find(events: &[EventKind], pred: impl Fn(&EventKind) -> bool) -> &EventKind {
+        events.iter().find(|e| pred(e)).expect("event not found")
+    }
+
+    fn end_of(events: &[EventKind]) -> (u64, Option<u64>) {
+        match events.last() {
+            Some(EventKind::SessionEnd {
+                stream_bytes,
+                offset_end,
+                ..
+            }) => (*stream_bytes, *offset_end),
+            other => panic!("no session end: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn keepalives_before_and_glued_to_fullresync_are_not_offsets() {
+        // 7.0.15 diskless-delay-keepalive / slow-disk-keepalive: bare \n while the master
+        // waits, one glued to the +FULLRESYNC line, more before `$<len>`.
+        let full = format!("\n+FULLRESYNC {ID} 56\r\n\n\n$3\r\nRDB*1\r\n$4\r\nping\r\n");
+        let ev = run(&[
+            (R, b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n"),
+            (M, b"\n"),
+            (M, full.as_bytes()),
+            (R, b"\n"),
+        ]);
+        let keepalives = ev
+            .iter()
+            .filter(|e| matches!(e, EventKind::KeepAlive { .. }))
+            .count();
+        assert_eq!(keepalives, 5);
+        assert_eq!(
+            find(&ev, |e| matches!(e, EventKind::Command { .. })),
+            &EventKind::Command {
+                start: Some(57),
+                end: Some(70),
+                name: Name::new(b"PING"),
+                sub: None,
+                db: None,
+                in_multi: false,
+                bytes: 14
+            }
+        );
+        assert_eq!(end_of(&ev), (14, Some(70)));
+    }
+
+    #[test]
+    fn diskless_rdb_ends_at_its_mark_and_the_stream_follows() {
+        let mark = "5806cca6e294561a8ea62ddbf10716c53218d234";
+        let payload = format!("$EOF:{mark}\r\nREDIS0010...\x7f12345678{mark}*1\r\n$4\r\nping\r\n");
+        let ev = run(&[
+            (R, b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n"),
+            (M, format!("+FULLRESYNC {ID} 28\r\n").as_bytes()),
+            (M, payload.as_bytes()),
+        ]);
+        let rdb = find(&ev, |e| matches!(e, EventKind::RdbEnd { .. }));
+        assert!(matches!(
+            rdb,
+            EventKind::RdbEnd {
+                framing: Framing::Diskless,
+                bytes: 21,
+                ..
+            }
+        ));
+        assert_eq!(end_of(&ev), (14, Some(42)));
+    }
+
+    #[test]
+    fn auth_passwords_are_redacted_and_usernames_kept() {
+        // 6.0.9 auth-pass and 7.0.15 auth-acl.
+        let ev = run(&[
+            (R, b"*1\r\n$4\r\nPING\r\n"),
+            (M, b"-NOAUTH Authentication required.\r\n"),
+            (R, b"*2\r\n$4\r\nAUTH\r\n$11\r\ns3cret-pass\r\n"),
+            (R, b"*3\r\n$4\r\nAUTH\r\n$4\r\nrepl\r\n$9\r\nrepl-pass\r\n"),
+        ]);
+        let auths: Vec<&Vec<String>> = ev
+            .iter()
+            .filter_map(|e| match e {
+                EventKind::Request { name, args } if name.is("AUTH") => Some(args),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(auths, [&vec!["<redacted>"], &vec!["repl", "<redacted>"]]);
+        assert!(!format!("{ev:?}").contains("pass\""));
+    }
+
+    #[test]
+    fn pipelined_handshake_replies_are_matched_in_order() {
+        // 6.2+ / Valkey: the whole burst, then the replies in one segment.
+        let ev = run(&[
+            (R, b"*1\r\n$4\r\nPING\r\n"),
+            (M, b"+PONG\r\n"),
+            (R, b"*3\r\n$8\r\nREPLCONF\r\n$14\r\nlistening-port\r\n$4\r\n6380\r\n*3\r\n$8\r\nREPLCONF\r\n$7\r\nversion\r\n$5\r\n8.0.1\r\n"),
+            (M, b"+OK\r\n-ERR Unrecognized REPLCONF option: version\r\n"),
+        ]);
+        let replies: Vec<String> = ev
+            .iter()
+            .filter_map(|e| match e {
+                EventKind::Reply {
+                    to: Some(to),
+                    reply,
+                } => Some(format!("{to} {reply}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            replies,
+            [
+                "PING +PONG",
+                "REPLCONF +OK",
+                "REPLCONF -ERR Unrecognized REPLCONF option: version"
+            ]
+        );
+    }
+
+    #[test]
+    fn continue_resumes_at_the_psync_offset() {
+        // 7.0.15 partial: PSYNC <id> 605 -> +CONTINUE <id>, backlog bytes from 605.
+        let psync = format!("*3\r\n$5\r\nPSYNC\r\n$40\r\n{ID}\r\n$3\r\n605\r\n");
+        let ev = run(&[
+            (R, psync.as_bytes()),
+            (
+                M,
+                format!("+CONTINUE {ID}\r\n*1\r\n$4\r\nping\r\n").as_bytes(),
+            ),
+            (
+                R,
+                b"*5\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$3\r\n618\r\n$4\r\nFACK\r\n$3\r\n618\r\n",
+            ),
+        ]);
+        assert_eq!(
+            find(&ev, |e| matches!(e, EventKind::SyncStart { .. })),
+            &EventKind::SyncStart {
+                sync: SyncKind::Partial,
+                replid: Some(ID.into()),
+                offset: Some(605)
+            }
+        );
+        assert_eq!(
+            find(&ev, |e| matches!(e, EventKind::Ack { .. })),
+            &EventKind::Ack {
+                offset: 618,
+                fack: Some(618)
+            }
+        );
+        assert_eq!(end_of(&ev), (14, Some(618)));
+    }
+
+    #[test]
+    fn refusals_are_reported_not_desyncs() {
+        let ev = run(&[
+            (R, b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n"),
+            (
+                M,
+                b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n",
+            ),
+        ]);
+        assert!(ev.iter().any(
+            |e| matches!(e, EventKind::SyncRejected { reply } if reply.starts_with("-NOMASTERLINK"))
+        ));
+        assert!(!ev.iter().any(|e| matches!(e, EventKind::Desync { .. })));
+    }
+
+    #[test]
+    fn a_broken_stream_desyncs_once_with_its_offset_and_keeps_counting() {
+        let ev = run(&[
+            (R, b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n"),
+            (
+                M,
+                format!("+FULLRESYNC {ID} 100\r\n$0\r\n*1\r\n$4\r\nping\r\n").as_bytes(),
+            ),
+            (M, b"+garbage\r\n"),
+            (M, b"*1\r\n$4\r\nping\r\n"),
+        ]);
+        let desyncs: Vec<&EventKind> = ev
+            .iter()
+            .filter(|e| matches!(e, EventKind::Desync { .. }))
+            .collect();
+        assert_eq!(desyncs.len(), 1);
+        assert!(matches!(
+            desyncs[0],
+            EventKind::Desync {
+                dir: Direction::MasterToReplica,
+                offset: Some(115),
+                ..
+            }
+        ));
+        // Every byte still counts: 14 + 10 + 14.
+        assert_eq!(end_of(&ev), (38, Some(138)));
+    }
+
+    #[test]
+    fn a_client_is_never_mistaken_for_replication() {
+        let ev = run(&[
+            (R, b"*1\r\n$4\r\nPING\r\n"),
+            (M, b"+PONG\r\n"),
+            (R, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"),
+            (M, b"$11\r\n+FULLRESYNC\r\n"),
+            (R, b"PSYNC-LOOKING INLINE\r\n"),
+        ]);
+        assert!(!ev
+            .iter()
+            .any(|e| matches!(e, EventKind::SyncStart { .. } | EventKind::Desync { .. })));
+        let clients = ev
+            .iter()
+            .filter(|e| matches!(e, EventKind::ClientCommand { .. }))
+            .count();
+        assert_eq!(clients, 2);
+    }
+
+    #[test]
+    fn random_bytes_in_both_directions_never_panic() {
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        const WORDS: &[&[u8]] = &[
+            b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n",
+            b"SYNC\r\n",
+            b"+FULLRESYNC 3942fbd58f44ed5ba7b5962efa141dd34e423bbc 5\r\n",
+            b"+CONTINUE\r\n",
+            b"$10\r\n",
+            b"$EOF:5806cca6e294561a8ea62ddbf10716c53218d234\r\n",
+            b"5806cca6e294561a8ea62ddbf10716c53218d234",
+            b"*1\r\n$4\r\nping\r\n",
+            b"\n",
+            b"\r\n",
+            b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n",
+            b"-ERR x\r\n",
+            b"$-1\r\n",
+            b"\xff\x00garbage",
+        ];
+        for _ in 0..3000 {
+            let mut s = Session::new(1, Timestamp(0), "r", "m", Config::default());
+            for _ in 0..(next() % 12) {
+                let dir = if next() % 2 == 0 { R } else { M };
+                let mut bytes = WORDS[(next() % WORDS.len() as u64) as usize].to_vec();
+                if next() % 4 == 0 {
+                    let cut = (next() % (bytes.len() as u64 + 1)) as usize;
+                    bytes.truncate(cut);
+                }
+                s.feed(Chunk {
+                    dir,
+                    at: Timestamp(1),
+                    bytes: &bytes,
+                });
+                if next() % 8 == 0 {
+                    s.skip(dir, Timestamp(1), next() % 50, Skipped::NotCaptured);
+                }
+            }
+            s.finish(Timestamp(2), "end");
+            while s.poll_event().is_some() {}
+        }
+    }
+}

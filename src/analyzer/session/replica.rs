@@ -1,0 +1,148 @@
+//! The replica's direction: always a command stream (the handshake, `REPLCONF ACK`s, or a
+//! plain client's commands). What it asks for decides what the master's direction is.
+
+use super::master::Phase;
+use super::{Pending, ReplicaPhase, Role, Session};
+use crate::analyzer::event::EventKind;
+use crate::analyzer::input::{Direction, Timestamp};
+use crate::protocol::handshake;
+use crate::protocol::resp::{Command, Item, Name};
+
+impl Session {
+    pub(super) fn feed_requests(&mut self, at: Timestamp, bytes: &[u8]) {
+        let mut from = 0;
+        if let ReplicaPhase::Resync(finder) = &mut self.replica_phase {
+            let Some(found) = finder.find(bytes) else {
+                self.seen[0] += bytes.len() as u64;
+                return;
+            };
+            self.replica_phase = ReplicaPhase::Commands;
+            let (dir, skipped) = (Direction::ReplicaToMaster, found.skipped);
+            self.emit(at, EventKind::JoinedLate { dir, skipped });
+            self.requests_origin = skipped;
+            self.parse_requests(at, found.header(), skipped);
+            from = found.resume;
+        }
+        self.parse_requests(at, &bytes[from..], self.seen[0] + from as u64);
+        self.seen[0] += bytes.len() as u64;
+    }
+
+    /// Parses the replica's commands in `bytes`, which begin at byte `pos` of its direction.
+    fn parse_requests(&mut self, at: Timestamp, bytes: &[u8], pos: u64) {
+        let mut done = 0;
+        while matches!(self.replica_phase, ReplicaPhase::Commands) && done < bytes.len() {
+            let (n, r) = self.requests.advance(&bytes[done..]);
+            done += n;
+            match r {
+                Ok(None) if n == 0 => break,
+                Ok(None) => {}
+                Ok(Some(Item::KeepAlive)) => self.emit(
+                    at,
+                    EventKind::KeepAlive {
+                        dir: Direction::ReplicaToMaster,
+                    },
+                ),
+                Ok(Some(Item::Command(cmd))) => {
+                    let end = pos + done as u64;
+                    let start = end - cmd.wire_len();
+                    let ranges = handshake::auth_argument_ranges(&cmd);
+                    self.secrets
+                        .extend(ranges.iter().map(|&(a, b)| (start + a, start + b)));
+                    self.on_request(at, &cmd);
+                }
+                Err(f) => {
+                    let msg = format!("replica sent bytes that are not a command: {}", f.error);
+                    let position = self.requests_origin + f.at;
+                    self.lose_requests(at, position, msg);
+                }
+            }
+        }
+    }
+
+    fn on_request(&mut self, at: Timestamp, cmd: &Command) {
+        let name = cmd.name();
+        let bytes = cmd.wire_len();
+        if self.role == Role::Client {
+            return self.emit(at, EventKind::ClientCommand { name, bytes });
+        }
+        let is_ack = name.is("REPLCONF") && cmd.arg(1).is_some_and(|a| a.eq_ignore_case("ACK"));
+        if is_ack {
+            if let Some(offset) = cmd.arg(2).and_then(|a| a.as_i64()) {
+                let fack = match (cmd.arg(3), cmd.arg(4)) {
+                    (Some(k), Some(v)) if k.eq_ignore_case("FACK") => {
+                        v.as_i64().and_then(|v| u64::try_from(v).ok())
+                    }
+                    _ => None,
+                };
+                let offset = u64::try_from(offset).unwrap_or(0);
+                self.emit(at, EventKind::Ack { offset, fack });
+                // Only replicas ACK: this tells them apart when the capture missed the PSYNC.
+                if self.role == Role::Undetermined {
+                    self.set_role(at, Role::Replication);
+                }
+                return;
+            }
+        }
+        let mut role = self.role;
+        let pending = match name.as_str() {
+            "PING" | "AUTH" | "REPLCONF" => Pending::Other(name),
+            "PSYNC" => {
+                role = Role::Replication;
+                self.psync_replid = cmd.arg(1).and_then(|a| a.as_str().map(str::to_string));
+                self.psync_offset = cmd
+                    .arg(2)
+                    .and_then(|a| a.as_i64())
+                    .and_then(|o| u64::try_from(o).ok());
+                Pending::Psync
+            }
+            "SYNC" => {
+                if role == Role::Undetermined {
+                    role = Role::Sync;
+                }
+                Pending::Sync
+            }
+            _ if self.role == Role::Undetermined => {
+                return self.become_client(at, Some((name, bytes)))
+            }
+            _ => {
+                // A replica sending something unexpected after its handshake: show it, but
+                // never its arguments (they could be anything, secrets included).
+                return self.emit(at, EventKind::Request { name, args: vec![] });
+            }
+        };
+        if self.pending.len() >= self.cfg.max_pending {
+            return self.become_client(at, Some((name, bytes)));
+        }
+        self.pending.push_back(pending);
+        let args = handshake::shown_args(cmd);
+        self.emit(at, EventKind::Request { name, args });
+        self.set_role(at, role);
+    }
+
+    pub(super) fn become_client(&mut self, at: Timestamp, name: Option<(Name, u64)>) {
+        self.set_role(at, Role::Client);
+        self.pending.clear();
+        if !matches!(self.phase, Phase::Lost) {
+            self.enter(Phase::Opaque);
+        }
+        if let Some((name, bytes)) = name {
+            self.emit(at, EventKind::ClientCommand { name, bytes });
+        }
+    }
+
+    /// Bytes were skipped: the command stream cannot be followed past them.
+    pub(super) fn skip_requests(&mut self, at: Timestamp, len: u64, reason: String) {
+        let position = self.seen[0];
+        self.seen[0] += len;
+        self.lose_requests(at, position, reason);
+    }
+
+    /// Stops the analysis of the replica's direction (once): what broke it begins at
+    /// `position`. Its bytes are still counted.
+    fn lose_requests(&mut self, at: Timestamp, position: u64, reason: String) {
+        if !matches!(self.replica_phase, ReplicaPhase::Lost) {
+            self.replica_phase = ReplicaPhase::Lost;
+            self.desync(Direction::ReplicaToMaster, at, position, None, reason);
+        }
+    }
+}
