@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use repl_sniff::capture::record::Recorder;
-use repl_sniff::capture::replay;
+use repl_sniff::capture::{dump, replay};
+use repl_sniff::live::http::MetricsEndpoint;
 use repl_sniff::live::proxy::{self, ProxyConfig};
-use repl_sniff::report::monitor::{JsonLines, LogSink, TextLines};
+use repl_sniff::render::prometheus;
+use repl_sniff::render::sinks::{JsonLines, LogSink, ProgressBar, TextLines};
 use repl_sniff::{Config, Monitor, Sink};
 use tracing_subscriber::EnvFilter;
 
@@ -279,7 +281,7 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
         upstream: upstream.clone(),
         connect_timeout: Duration::from_secs_f64(args.connect_timeout.max(0.001)),
         analysis_budget: args.analysis_buffer.max(1) << 20,
-        metrics: None,
+        on_tick: None,
     };
     check_report_path(&output)?;
 
@@ -300,7 +302,10 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
                 "Prometheus metrics at http://{}/metrics",
                 metrics.local_addr()?
             );
-            cfg.metrics = Some(metrics);
+            let endpoint = MetricsEndpoint::serve(metrics, prometheus::render(&monitor.snapshot()));
+            cfg.on_tick = Some(Box::new(move |m: &Monitor| {
+                endpoint.publish(prometheus::render(&m.snapshot()))
+            }));
         }
         tracing::info!(
             "listening on {}, forwarding to {upstream}",
@@ -317,7 +322,9 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
     drop(monitor); // closes the recording
     write_report(&output, &report)?;
     if !output.quiet {
-        let _ = io::stderr().lock().write_all(report.summary().as_bytes());
+        let _ = io::stderr()
+            .lock()
+            .write_all(repl_sniff::render::summary::report(&report).as_bytes());
     }
     Ok(())
 }
@@ -366,7 +373,7 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
     let report = monitor.report();
     drop(monitor); // flushes the event output
     write_report(output, &report)?;
-    let summary = report.summary();
+    let summary = repl_sniff::render::summary::report(&report);
     match output.format {
         Format::Text => {
             let _ = io::stdout().lock().write_all(summary.as_bytes());
@@ -380,9 +387,8 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
 }
 
 fn run_rdb(args: RdbArgs) -> Result<()> {
-    use std::io::Read;
     let stdin = args.file.as_os_str() == "-";
-    let (mut input, len): (Box<dyn Read>, Option<u64>) = if stdin {
+    let (input, len): (Box<dyn io::Read>, Option<u64>) = if stdin {
         (Box::new(io::stdin().lock()), None)
     } else {
         let f = std::fs::File::open(&args.file)
@@ -391,31 +397,19 @@ fn run_rdb(args: RdbArgs) -> Result<()> {
         (Box::new(f), len)
     };
     let show_progress = io::stderr().is_terminal() && len.is_some_and(|l| l > 64 << 20);
-    let mut parser = repl_sniff::protocol::rdb::Parser::new(args.top);
-    let mut buf = vec![0u8; 1 << 20];
     let started = Instant::now();
     let mut last_shown = Instant::now();
-    let mut read = 0u64;
-    loop {
-        let n = input.read(&mut buf).context("read error")?;
-        if n == 0 {
-            break;
-        }
-        read += n as u64;
-        parser.feed(&buf[..n]);
+    let summary = dump::analyse(input, args.top, |read| {
         if show_progress && last_shown.elapsed() > Duration::from_millis(200) {
             last_shown = Instant::now();
             let total = len.unwrap_or(1).max(1);
             eprint!("\r{:3}% of {}", read * 100 / total, args.file.display());
         }
-        if parser.is_finished() {
-            break;
-        }
-    }
+    })
+    .context("read error")?;
     if show_progress {
         eprintln!("\r100% of {}", args.file.display());
     }
-    let summary = parser.finish();
     let secs = started.elapsed().as_secs_f64();
     match args.format {
         Format::Json => {
@@ -439,35 +433,6 @@ fn run_rdb(args: RdbArgs) -> Result<()> {
         anyhow::bail!("{}: {e}", args.file.display());
     }
     Ok(())
-}
-
-/// Redraws RDB transfer progress in place on a terminal (one line per session in transfer).
-#[derive(Debug, Default)]
-struct ProgressBar {
-    drawn: bool,
-}
-
-impl Sink for ProgressBar {
-    fn event(&mut self, e: &repl_sniff::Event) {
-        use repl_sniff::EventKind;
-        let mut err = io::stderr().lock();
-        match &e.kind {
-            EventKind::Status { rdb: Some(_), .. } => {
-                let _ = write!(err, "\r{e}\x1b[K");
-                self.drawn = true;
-            }
-            EventKind::RdbEnd { .. }
-            | EventKind::RdbAborted { .. }
-            | EventKind::SessionEnd { .. }
-                if self.drawn =>
-            {
-                let _ = writeln!(err);
-                self.drawn = false;
-            }
-            _ => {}
-        }
-        let _ = err.flush();
-    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -1,7 +1,8 @@
-//! The offline driver: reading pcap/pcapng captures ([`pcap`]), reassembling their TCP streams
-//! into the analyzer's inputs ([`tcp`]), replaying them into a monitor ([`replay`]), and
-//! writing what the proxy forwarded as pcapng ([`record`]).
+//! The offline drivers: reading pcap/pcapng captures ([`pcap`]), reassembling their TCP
+//! streams into the analyzer's inputs ([`tcp`]), replaying them into a monitor ([`replay`]),
+//! writing what the proxy forwarded as pcapng ([`record`]), and reading RDB dumps ([`dump`]).
 
+pub mod dump;
 pub mod pcap;
 pub mod record;
 pub mod replay;

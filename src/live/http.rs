@@ -8,9 +8,32 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+/// What `GET /metrics` answers: the text last published.
+#[derive(Debug, Clone)]
+pub struct MetricsEndpoint {
+    text: Arc<std::sync::Mutex<String>>,
+}
+
+impl MetricsEndpoint {
+    /// Serves `initial` on `listener` until something newer is published (needs a tokio
+    /// runtime).
+    pub fn serve(listener: TcpListener, initial: String) -> MetricsEndpoint {
+        let text = Arc::new(std::sync::Mutex::new(initial));
+        tokio::spawn(serve_metrics(listener, Arc::clone(&text)));
+        MetricsEndpoint { text }
+    }
+
+    /// Replaces the text served.
+    pub fn publish(&self, text: String) {
+        if let Ok(mut t) = self.text.lock() {
+            *t = text;
+        }
+    }
+}
+
 /// Serves the latest rendered metrics to `GET /metrics`; anything else gets 404. A minimal
 /// HTTP/1.1 responder: one request per connection, bounded request head.
-pub async fn serve_metrics(listener: TcpListener, text: Arc<std::sync::Mutex<String>>) {
+async fn serve_metrics(listener: TcpListener, text: Arc<std::sync::Mutex<String>>) {
     loop {
         let Ok((mut socket, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -37,8 +37,11 @@ use tokio::sync::mpsc;
 use crate::analyzer::input::{Direction, Input, InputKind, Skipped, Timestamp};
 use crate::report::monitor::Monitor;
 
+/// Called on the analysis thread after each tick, with the monitor as it stands (main
+/// publishes metrics from here). It runs between inputs: keep it short.
+pub type OnTick = Box<dyn FnMut(&Monitor) + Send + Sync>;
+
 /// How the proxy runs.
-#[derive(Debug)]
 pub struct ProxyConfig {
     /// Where to connect for every accepted connection (`host:port`).
     pub upstream: String,
@@ -46,8 +49,19 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// Most bytes queued for analysis at once, over all sessions.
     pub analysis_budget: usize,
-    /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
-    pub metrics: Option<TcpListener>,
+    /// What to do after each tick, if anything.
+    pub on_tick: Option<OnTick>,
+}
+
+impl std::fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyConfig")
+            .field("upstream", &self.upstream)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("analysis_budget", &self.analysis_budget)
+            .field("on_tick", &self.on_tick.is_some())
+            .finish()
+    }
 }
 
 impl Default for ProxyConfig {
@@ -56,7 +70,7 @@ impl Default for ProxyConfig {
             upstream: "127.0.0.1:6379".into(),
             connect_timeout: Duration::from_secs(5),
             analysis_budget: 64 << 20,
-            metrics: None,
+            on_tick: None,
         }
     }
 }
@@ -158,19 +172,7 @@ pub async fn run(
 ) -> io::Result<Monitor> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let in_flight = Arc::new(AtomicUsize::new(0));
-    let metrics_text = match cfg.metrics.take() {
-        Some(listener) => {
-            let text = Arc::new(std::sync::Mutex::new(crate::report::metrics::render(
-                &monitor,
-            )));
-            tokio::spawn(crate::live::http::serve_metrics(
-                listener,
-                Arc::clone(&text),
-            ));
-            Some(text)
-        }
-        None => None,
-    };
+    let mut on_tick = cfg.on_tick.take();
     let analysis = {
         let in_flight = Arc::clone(&in_flight);
         std::thread::Builder::new()
@@ -187,11 +189,8 @@ pub async fn run(
                         Msg::ConnectFailed => monitor.connect_failed(),
                         Msg::Tick(at) => {
                             monitor.tick(at);
-                            if let Some(out) = &metrics_text {
-                                let text = crate::report::metrics::render(&monitor);
-                                if let Ok(mut m) = out.lock() {
-                                    *m = text;
-                                }
+                            if let Some(f) = &mut on_tick {
+                                f(&monitor);
                             }
                         }
                         Msg::Stop(at) => {

@@ -3,4 +3,7 @@
 //! Nothing here holds state or decides anything; a new output format is a new file here.
 
 pub mod event;
+pub mod prometheus;
 pub mod rdb;
+pub mod sinks;
+pub mod summary;

@@ -1,9 +1,8 @@
-//! What the analysis amounts to: events folded into per-session reports ([`fold`], with the
-//! timing fold in [`timing`]), all sessions of a run and where their events go ([`monitor`]),
-//! and the Prometheus rendering of it all ([`metrics`]).
+//! What the analysis amounts to: events folded into per-session reports ([`fold`], with their
+//! timing in [`timing`]), and all sessions of a run and where their events go ([`monitor`]).
+//! Plain data; `render` turns it into text and metrics.
 
 pub mod fold;
-pub mod metrics;
 pub mod monitor;
 pub mod timing;
 

@@ -7,7 +7,6 @@
 //! decide where events go.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use crate::analyzer::event::{Event, EventKind};
 use crate::analyzer::input::{Chunk, Direction, Input, InputKind, Skipped, Timestamp};
@@ -21,88 +20,6 @@ pub trait Sink: Send {
     fn event(&mut self, e: &Event);
     /// Called once when a session has ended, with its final report.
     fn session_done(&mut self, _report: &SessionReport) {}
-}
-
-/// Logs events through `tracing`: state changes at INFO, desyncs at WARN, per-command traffic
-/// at DEBUG (stream) and TRACE (clients, keep-alives).
-#[derive(Debug, Default)]
-pub struct LogSink {
-    /// Leave RDB progress status lines to a progress bar drawn elsewhere.
-    pub without_rdb_progress: bool,
-}
-
-impl Sink for LogSink {
-    fn event(&mut self, e: &Event) {
-        match &e.kind {
-            EventKind::Status { rdb: Some(_), .. } if self.without_rdb_progress => {}
-            EventKind::Desync { .. }
-            | EventKind::SyncRejected { .. }
-            | EventKind::Warning { .. } => tracing::warn!("{e}"),
-            EventKind::ClientCommand { .. } | EventKind::KeepAlive { .. } => tracing::trace!("{e}"),
-            k if k.is_routine() => tracing::debug!("{e}"),
-            _ => tracing::info!("{e}"),
-        }
-    }
-}
-
-/// Writes each event as one readable line (`replay`'s default output), prefixed by the time.
-#[derive(Debug)]
-pub struct TextLines<W: Write + Send> {
-    out: W,
-    failed: bool,
-}
-
-impl<W: Write + Send> TextLines<W> {
-    /// Writes to `out`.
-    pub fn new(out: W) -> Self {
-        TextLines { out, failed: false }
-    }
-}
-
-impl<W: Write + Send> Sink for TextLines<W> {
-    fn event(&mut self, e: &Event) {
-        if !self.failed && writeln!(self.out, "{} {e}", e.ts.time_of_day()).is_err() {
-            self.failed = true;
-        }
-    }
-
-    fn session_done(&mut self, _report: &SessionReport) {
-        let _ = self.out.flush();
-    }
-}
-
-/// Writes each event as one JSON object per line.
-#[derive(Debug)]
-pub struct JsonLines<W: Write + Send> {
-    out: W,
-    failed: bool,
-}
-
-impl<W: Write + Send> JsonLines<W> {
-    /// Writes to `out` (e.g. a locked, buffered stdout).
-    pub fn new(out: W) -> Self {
-        JsonLines { out, failed: false }
-    }
-}
-
-impl<W: Write + Send> Sink for JsonLines<W> {
-    fn event(&mut self, e: &Event) {
-        if self.failed {
-            return;
-        }
-        let ok = serde_json::to_writer(&mut self.out, e).is_ok()
-            && self.out.write_all(b"\n").is_ok()
-            && (e.kind.is_routine() || self.out.flush().is_ok());
-        if !ok {
-            // A closed pipe (`| head`) must not stop the analysis, let alone the forwarding.
-            self.failed = true;
-            tracing::warn!("JSON event output failed; no more events will be written");
-        }
-    }
-
-    fn session_done(&mut self, _report: &SessionReport) {
-        let _ = self.out.flush();
-    }
 }
 
 /// Where `AUTH` arguments lie in the replica's direction, for a [`Tap`] that must not show
@@ -131,6 +48,17 @@ struct Live {
     report: SessionReport,
     tracker: Tracker,
     last_status: Timestamp,
+}
+
+/// The sessions of a run as they stand, for renderers that need live ones apart.
+#[derive(Debug)]
+pub struct Snapshot<'a> {
+    /// Sessions still open.
+    pub live: Vec<&'a SessionReport>,
+    /// Ended sessions still kept.
+    pub ended: Vec<&'a SessionReport>,
+    /// Accepted connections closed because the upstream was unreachable.
+    pub upstream_connect_failures: u64,
 }
 
 /// How many ended sessions the report keeps; older ones are dropped (and counted), so a
@@ -367,6 +295,15 @@ impl Monitor {
             let reason = reason.to_string();
             let kind = InputKind::Close { reason };
             self.handle(&Input { conn, at, kind });
+        }
+    }
+
+    /// Every session's report as it stands, live ones apart.
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            live: self.live_reports().collect(),
+            ended: self.ended_reports().collect(),
+            upstream_connect_failures: self.connect_failures,
         }
     }
 

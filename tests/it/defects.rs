@@ -5,7 +5,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 use repl_sniff::capture::record::Recorder;
-use repl_sniff::report::monitor::{Monitor, TextLines};
+use repl_sniff::render::sinks::TextLines;
+use repl_sniff::report::monitor::Monitor;
 use repl_sniff::{
     Chunk, Config, Direction, Event, EventKind, Input, InputKind, Session, Timestamp,
 };

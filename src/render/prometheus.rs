@@ -1,4 +1,4 @@
-//! Prometheus text exposition of a [`Monitor`]'s state (`--metrics`, `GET /metrics`).
+//! Prometheus text exposition of a run's sessions (`--metrics`, `GET /metrics`).
 //!
 //! Names follow Prometheus conventions (`repl_sniff_` prefix, `_total` counters, base units
 //! `_bytes` and `_seconds`). Labels are bounded: `command` takes at most
@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::analyzer::event::Role;
+use crate::analyzer::event::{Role, WarningKind};
 use crate::report::fold::SyncType;
-use crate::report::monitor::Monitor;
+use crate::report::monitor::Snapshot;
 use crate::report::timing::Hist;
 use crate::report::SessionReport;
 
@@ -105,28 +105,128 @@ type Gauge = (
     fn(&SessionReport) -> Option<f64>,
 );
 
+/// Gauges of each live replication session.
+const GAUGES: [Gauge; 5] = [
+    (
+        "repl_sniff_stream_offset_bytes",
+        "Replication offset of the last stream byte forwarded.",
+        |s| s.offsets.end.map(|v| v as f64),
+    ),
+    (
+        "repl_sniff_ack_offset_bytes",
+        "Last offset the replica acknowledged (REPLCONF ACK).",
+        |s| s.offsets.acked.map(|v| v as f64),
+    ),
+    (
+        "repl_sniff_lag_bytes",
+        "Forwarded minus acknowledged offset.",
+        |s| Some(s.timing.lag_bytes as f64),
+    ),
+    (
+        "repl_sniff_lag_seconds",
+        "Age of the oldest forwarded byte not yet acknowledged.",
+        |s| Some(s.timing.lag_ms / 1000.0),
+    ),
+    (
+        "repl_sniff_max_lag_bytes",
+        "Largest lag seen in this session.",
+        |s| Some(s.timing.max_lag_bytes as f64),
+    ),
+];
+
 /// Renders every metric.
-pub fn render(monitor: &Monitor) -> String {
+pub fn render(run: &Snapshot<'_>) -> String {
     let mut totals = Totals::default();
-    let mut by_kind: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
-    let live: Vec<&SessionReport> = monitor.live_reports().collect();
-    for s in monitor.ended_reports() {
+    for s in run.ended.iter().chain(&run.live) {
         totals.add(s);
-        *by_kind.entry((s.kind.as_str(), "ended")).or_default() += 1;
-    }
-    for s in &live {
-        totals.add(s);
-        *by_kind.entry((s.kind.as_str(), "live")).or_default() += 1;
     }
     let mut out = String::new();
-
+    sessions(&mut out, run);
+    counter(
+        &mut out,
+        "repl_sniff_upstream_connect_failures_total",
+        "Accepted connections closed because the upstream was unreachable.",
+        run.upstream_connect_failures,
+    );
     header(
         &mut out,
+        "repl_sniff_syncs_total",
+        "counter",
+        "Syncs granted by the master, by type.",
+    );
+    for t in [SyncType::Full, SyncType::Partial] {
+        let t = t.as_str();
+        let n = totals.syncs.get(t).copied().unwrap_or(0);
+        let _ = writeln!(out, "repl_sniff_syncs_total{{type=\"{t}\"}} {n}");
+    }
+    gauges(&mut out, &run.live);
+    commands(&mut out, &totals);
+    histograms(&mut out, &totals);
+    counter(
+        &mut out,
+        "repl_sniff_rdb_bytes_total",
+        "RDB payload bytes transferred.",
+        totals.rdb_bytes,
+    );
+    counter(
+        &mut out,
+        "repl_sniff_rdb_transfers_total",
+        "Complete RDB transfers.",
+        totals.rdb_transfers,
+    );
+    counter(
+        &mut out,
+        "repl_sniff_rdb_transfer_seconds_total",
+        "Time spent in complete RDB transfers.",
+        totals.rdb_seconds,
+    );
+    counter(
+        &mut out,
+        "repl_sniff_desyncs_total",
+        "Times the analysis of a direction lost track (bytes still forwarded).",
+        totals.desyncs,
+    );
+    header(
+        &mut out,
+        "repl_sniff_warnings_total",
+        "counter",
+        "Warnings raised, by kind.",
+    );
+    for kind in [
+        WarningKind::Lag,
+        WarningKind::MasterSilent,
+        WarningKind::AckBackwards,
+        WarningKind::AckAhead,
+    ] {
+        let kind = kind.as_str();
+        let n = totals.warnings.get(kind).copied().unwrap_or(0);
+        let _ = writeln!(out, "repl_sniff_warnings_total{{kind=\"{kind}\"}} {n}");
+    }
+    out
+}
+
+/// A counter without labels.
+fn counter(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+    header(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// Sessions by kind and state.
+fn sessions(out: &mut String, run: &Snapshot<'_>) {
+    let mut by_kind: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
+    for (list, state) in [(&run.ended, "ended"), (&run.live, "live")] {
+        for s in list.iter() {
+            *by_kind.entry((s.kind.as_str(), state)).or_default() += 1;
+        }
+    }
+    header(
+        out,
         "repl_sniff_sessions",
         "gauge",
         "Sessions by kind and state (ended ones are those still in the report).",
     );
-    for kind in ["replication", "sync", "client"] {
+    for kind in [Role::Replication, Role::Sync, Role::Client] {
+        let kind = kind.as_str();
         for state in ["live", "ended"] {
             let n = by_kind.get(&(kind, state)).copied().unwrap_or(0);
             let _ = writeln!(
@@ -135,61 +235,12 @@ pub fn render(monitor: &Monitor) -> String {
             );
         }
     }
-    header(
-        &mut out,
-        "repl_sniff_upstream_connect_failures_total",
-        "counter",
-        "Accepted connections closed because the upstream was unreachable.",
-    );
-    let _ = writeln!(
-        out,
-        "repl_sniff_upstream_connect_failures_total {}",
-        monitor.connect_failures()
-    );
+}
 
-    header(
-        &mut out,
-        "repl_sniff_syncs_total",
-        "counter",
-        "Syncs granted by the master, by type.",
-    );
-    for t in ["full", "partial"] {
-        let _ = writeln!(
-            out,
-            "repl_sniff_syncs_total{{type=\"{t}\"}} {}",
-            totals.syncs.get(t).copied().unwrap_or(0)
-        );
-    }
-
-    let gauges: [Gauge; 5] = [
-        (
-            "repl_sniff_stream_offset_bytes",
-            "Replication offset of the last stream byte forwarded.",
-            |s| s.offsets.end.map(|v| v as f64),
-        ),
-        (
-            "repl_sniff_ack_offset_bytes",
-            "Last offset the replica acknowledged (REPLCONF ACK).",
-            |s| s.offsets.acked.map(|v| v as f64),
-        ),
-        (
-            "repl_sniff_lag_bytes",
-            "Forwarded minus acknowledged offset.",
-            |s| Some(s.timing.lag_bytes as f64),
-        ),
-        (
-            "repl_sniff_lag_seconds",
-            "Age of the oldest forwarded byte not yet acknowledged.",
-            |s| Some(s.timing.lag_ms / 1000.0),
-        ),
-        (
-            "repl_sniff_max_lag_bytes",
-            "Largest lag seen in this session.",
-            |s| Some(s.timing.max_lag_bytes as f64),
-        ),
-    ];
-    for (name, help, get) in gauges {
-        header(&mut out, name, "gauge", help);
+/// Per-session gauges, for live replication sessions only (bounded labels).
+fn gauges(out: &mut String, live: &[&SessionReport]) {
+    for (name, help, get) in GAUGES {
+        header(out, name, "gauge", help);
         for s in live.iter().filter(|s| s.kind != Role::Client) {
             if let Some(v) = get(s) {
                 let labels = format!("session=\"{}\",replica=\"{}\"", s.id, escape(&s.replica));
@@ -197,111 +248,50 @@ pub fn render(monitor: &Monitor) -> String {
             }
         }
     }
+}
 
+/// Command counts and bytes by name.
+fn commands(out: &mut String, totals: &Totals) {
     header(
-        &mut out,
+        out,
         "repl_sniff_commands_total",
         "counter",
         "Commands by name: the replication stream, or what clients sent.",
     );
     for (name, (count, _)) in &totals.commands {
+        let name = escape(name);
         let _ = writeln!(
             out,
-            "repl_sniff_commands_total{{command=\"{}\"}} {count}",
-            escape(name)
+            "repl_sniff_commands_total{{command=\"{name}\"}} {count}"
         );
     }
     header(
-        &mut out,
+        out,
         "repl_sniff_command_bytes_total",
         "counter",
         "Bytes of commands by name.",
     );
     for (name, (_, bytes)) in &totals.commands {
+        let name = escape(name);
         let _ = writeln!(
             out,
-            "repl_sniff_command_bytes_total{{command=\"{}\"}} {bytes}",
-            escape(name)
+            "repl_sniff_command_bytes_total{{command=\"{name}\"}} {bytes}"
         );
     }
+}
 
-    header(
-        &mut out,
-        "repl_sniff_ack_latency_seconds",
-        "histogram",
-        "From forwarding a stream command to the first REPLCONF ACK covering it.",
-    );
-    for (name, h) in &totals.latency {
-        histogram_seconds(
-            &mut out,
-            "repl_sniff_ack_latency_seconds",
-            &format!("command=\"{}\"", escape(name)),
-            h,
-        );
+/// Ack latency by command and heartbeat intervals by kind.
+fn histograms(out: &mut String, totals: &Totals) {
+    let name = "repl_sniff_ack_latency_seconds";
+    let help = "From forwarding a stream command to the first REPLCONF ACK covering it.";
+    header(out, name, "histogram", help);
+    for (command, h) in &totals.latency {
+        histogram_seconds(out, name, &format!("command=\"{}\"", escape(command)), h);
     }
-    header(
-        &mut out,
-        "repl_sniff_heartbeat_interval_seconds",
-        "histogram",
-        "Intervals between master PINGs, replica ACKs and keep-alives.",
-    );
+    let name = "repl_sniff_heartbeat_interval_seconds";
+    let help = "Intervals between master PINGs, replica ACKs and keep-alives.";
+    header(out, name, "histogram", help);
     for (kind, h) in &totals.heartbeats {
-        histogram_seconds(
-            &mut out,
-            "repl_sniff_heartbeat_interval_seconds",
-            &format!("kind=\"{kind}\""),
-            h,
-        );
+        histogram_seconds(out, name, &format!("kind=\"{kind}\""), h);
     }
-
-    header(
-        &mut out,
-        "repl_sniff_rdb_bytes_total",
-        "counter",
-        "RDB payload bytes transferred.",
-    );
-    let _ = writeln!(out, "repl_sniff_rdb_bytes_total {}", totals.rdb_bytes);
-    header(
-        &mut out,
-        "repl_sniff_rdb_transfers_total",
-        "counter",
-        "Complete RDB transfers.",
-    );
-    let _ = writeln!(
-        out,
-        "repl_sniff_rdb_transfers_total {}",
-        totals.rdb_transfers
-    );
-    header(
-        &mut out,
-        "repl_sniff_rdb_transfer_seconds_total",
-        "counter",
-        "Time spent in complete RDB transfers.",
-    );
-    let _ = writeln!(
-        out,
-        "repl_sniff_rdb_transfer_seconds_total {}",
-        totals.rdb_seconds
-    );
-    header(
-        &mut out,
-        "repl_sniff_desyncs_total",
-        "counter",
-        "Times the analysis of a direction lost track (bytes still forwarded).",
-    );
-    let _ = writeln!(out, "repl_sniff_desyncs_total {}", totals.desyncs);
-    header(
-        &mut out,
-        "repl_sniff_warnings_total",
-        "counter",
-        "Warnings raised, by kind.",
-    );
-    for kind in ["lag", "master_silent", "ack_backwards", "ack_ahead"] {
-        let _ = writeln!(
-            out,
-            "repl_sniff_warnings_total{{kind=\"{kind}\"}} {}",
-            totals.warnings.get(kind).copied().unwrap_or(0)
-        );
-    }
-    out
 }

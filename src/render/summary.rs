@@ -1,0 +1,179 @@
+//! The text summary printed at exit (and pinned by the `summary.txt` goldens).
+
+use std::fmt::Write as _;
+
+use crate::analyzer::event::Role;
+use crate::report::{Report, SessionReport};
+
+/// The human-readable summary printed at exit.
+pub fn report(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "repl-sniff summary: {} session(s)", r.sessions.len());
+    if r.upstream_connect_failures > 0 {
+        let _ = writeln!(
+            out,
+            "  {} connection(s) closed because the upstream was unreachable",
+            r.upstream_connect_failures
+        );
+    }
+    for s in &r.sessions {
+        out.push_str(&session(s));
+    }
+    out
+}
+
+/// A few human-readable lines about this session.
+pub fn session(s: &SessionReport) -> String {
+    let mut o = String::new();
+    let opt = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+    let _ = writeln!(
+        o,
+        "session {} [{}] {} -> {}{}",
+        s.id,
+        s.kind.as_str(),
+        s.replica,
+        s.upstream,
+        s.end_reason
+            .as_ref()
+            .map_or(String::new(), |r| format!(" (ended: {r})"))
+    );
+    if s.kind != Role::Client {
+        let _ = write!(o, "  sync: {}", s.sync.kind.as_str());
+        if let Some(mode) = s.sync.mode {
+            let _ = write!(o, " via {}", mode.as_str());
+        }
+        if let Some(id) = &s.sync.replid {
+            let _ = write!(o, ", replid {id}");
+        }
+        if let Some(off) = s.sync.offset {
+            let _ = write!(o, ", offset {off}");
+        }
+        if let Some(r) = &s.sync.rejected {
+            let _ = write!(o, ", refused: {r}");
+        }
+        o.push('\n');
+        if let Some(rdb) = &s.rdb {
+            let _ = writeln!(
+                o,
+                "  rdb: {:?}, {} bytes{}{}",
+                rdb.framing,
+                rdb.bytes,
+                rdb.duration_ms
+                    .map_or(String::new(), |d| format!(" in {d:.1} ms")),
+                if rdb.complete { "" } else { " (incomplete)" }
+            );
+        }
+        let lag = match (s.offsets.end, s.offsets.acked) {
+            (Some(e), Some(a)) => format!(" (lag {} bytes)", e.saturating_sub(a)),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            o,
+            "  offsets: start {} end {} acked {}{lag}; {} stream bytes, {} commands, {} ACKs",
+            opt(s.offsets.start),
+            opt(s.offsets.end),
+            opt(s.offsets.acked),
+            s.stream.bytes,
+            s.stream.commands,
+            s.acks
+        );
+    }
+    if !s.commands.is_empty() {
+        let mut top: Vec<_> = s.commands.iter().collect();
+        top.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
+        let shown: Vec<String> = top
+            .iter()
+            .take(12)
+            .map(|(n, c)| format!("{n} {}", c.count))
+            .collect();
+        let more = if top.len() > 12 { ", …" } else { "" };
+        let _ = writeln!(o, "  commands: {}{more}", shown.join(", "));
+    }
+    if s.kind != Role::Client {
+        o.push_str(&timing_tables(s));
+    }
+    if let Some(d) = &s.desync {
+        let _ = writeln!(o, "  DESYNC: {d}");
+    }
+    o
+}
+
+/// The ack-latency and heartbeat tables of the summary.
+fn timing_tables(s: &SessionReport) -> String {
+    let t = &s.timing;
+    let mut o = String::new();
+    let ms = |us: u64| us as f64 / 1000.0;
+    if !t.commands.is_empty() {
+        let _ = writeln!(
+            o,
+            "  ack latency (ms): {} of {} commands acknowledged{}",
+            t.acked_commands,
+            t.acked_commands + t.unacked_commands,
+            if t.heartbeats.getacks == 0 {
+                "; no GETACK seen, so latencies include the replica's 1 s ACK period"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(
+            o,
+            "    {:<16} {:>9} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "command", "count", "bytes", "p50", "p90", "p99", "p99.9", "max"
+        );
+        let mut rows: Vec<_> = t.commands.iter().collect();
+        rows.sort_by_key(|(name, _)| {
+            std::cmp::Reverse(s.commands.get(*name).map_or(0, |c| c.count))
+        });
+        for (name, c) in rows {
+            let (count, bytes) = s.commands.get(name).map_or((0, 0), |c| (c.count, c.bytes));
+            let h = &c.ack_latency_us;
+            let _ = writeln!(
+                o,
+                "    {:<16} {:>9} {:>12} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+                name,
+                count,
+                bytes,
+                ms(h.quantile(0.5)),
+                ms(h.quantile(0.9)),
+                ms(h.quantile(0.99)),
+                ms(h.quantile(0.999)),
+                ms(h.max())
+            );
+        }
+    }
+    let hb = &t.heartbeats;
+    let rows = [
+        ("master PING", &hb.master_ping_interval_us),
+        ("replica ACK", &hb.replica_ack_interval_us),
+        ("keep-alive M->R", &hb.master_keepalive_interval_us),
+        ("keep-alive R->M", &hb.replica_keepalive_interval_us),
+    ];
+    if rows.iter().any(|(_, h)| h.count() > 0) {
+        let _ = writeln!(
+            o,
+            "  heartbeat intervals (ms): {:>9} {:>9} {:>9} {:>9}   GETACKs: {}",
+            "count", "p50", "p99", "max", hb.getacks
+        );
+        for (what, h) in rows.iter().filter(|(_, h)| h.count() > 0) {
+            let _ = writeln!(
+                o,
+                "    {:<22} {:>9} {:>9.1} {:>9.1} {:>9.1}",
+                what,
+                h.count(),
+                ms(h.quantile(0.5)),
+                ms(h.quantile(0.99)),
+                ms(h.max())
+            );
+        }
+    }
+    let _ = writeln!(
+        o,
+        "  lag: now {} B / {:.0} ms, max {} B / {:.0} ms; {} warning(s)",
+        t.lag_bytes,
+        t.lag_ms,
+        t.max_lag_bytes,
+        t.max_lag_ms,
+        t.warnings.len()
+    );
+    o
+}
