@@ -9,20 +9,23 @@
 //!
 //! - [`protocol`]: the wire formats as streaming, bounded parsers — RESP commands
 //!   ([`protocol::resp`]), the master's reply lines ([`protocol::handshake`]), RDB files
-//!   ([`protocol::rdb`]).
+//!   ([`protocol::rdb`]: format tables, interpreter, key census, model).
 //! - [`analyzer`]: the sans-IO core — the one input vocabulary ([`Input`], [`Chunk`]), the
-//!   state machine of one connection ([`Session`]), and the [`Event`]s it emits.
-//! - [`report`]: what the events amount to — the per-session report fold and its timing fold,
-//!   the [`Monitor`] that runs every session of a run and hands events to sinks, Prometheus
-//!   text.
-//! - Drivers: [`capture`] (pcap/pcapng reading, TCP reassembly, replay, pcapng recording) and
-//!   [`live`] (the proxy and its `/metrics` endpoint). `main.rs` parses arguments and wires
-//!   these together.
+//!   state machine of one connection ([`Session`]: one phase per direction, each moved in one
+//!   place), and the [`Event`]s it emits.
+//! - [`report`]: what the events amount to, as plain data — the per-session report fold, its
+//!   timing (model and tracker), the [`Monitor`] that runs every session of a run.
+//! - [`render`]: text and metrics from that data — event lines, the exit summary, RDB tables,
+//!   Prometheus, and the sinks that write events out. A new output is a new file here.
+//! - Drivers: [`capture`] (pcap/pcapng reading, TCP reassembly, replay, pcapng recording, RDB
+//!   dumps) and [`live`] (the proxy and its `/metrics` endpoint). `main.rs` parses arguments
+//!   and wires these together.
 //!
 //! # Invariants
 //!
 //! - Only [`live`] performs network IO or reads the clock; the analyzer is fed timestamps.
-//!   File IO happens only in [`capture`].
+//!   File IO happens only in [`capture`]; terminal output only in [`render::sinks`] and
+//!   `main.rs`.
 //! - Forwarding never waits on analysis (see [`live::proxy`]).
 //! - No length read from the wire is used to allocate; every buffer has a stated bound.
 //! - Malformed input is an event ([`EventKind::Desync`]), never a panic or an error return;
