@@ -7,8 +7,8 @@
 //! [`Session::finish`]. Chunk boundaries never change the events.
 //!
 //! Each direction has its phase, and one function moves it: the replica's
-//! ([`ReplicaPhase`], `replica.rs`) is a command stream, found and then lost at most once;
-//! the master's (`master.rs`, [`Session::enter`]) goes through phases chosen by what the
+//! (`ReplicaPhase`, `replica.rs`) is a command stream, found and then lost at most once;
+//! the master's (`master.rs`, `Session::enter`) goes through phases chosen by what the
 //! replica asked for:
 //!
 //! ```text

@@ -11,7 +11,7 @@ const MAX_GUESSED_HEADER: usize = 24;
 ///
 /// Resumable and chunk-independent: the pattern may be split across any number of calls, and
 /// the boundary found never depends on where. The `*<count>\r\n` already passed is kept (at
-/// most 24 bytes) so the caller can hand it to a [`Parser`] first.
+/// most 24 bytes) so the caller can hand it to a [`Parser`](super::Parser) first.
 #[derive(Debug, Clone)]
 pub struct BoundaryFinder {
     scan: Scan,

@@ -237,7 +237,7 @@ impl serde::Serialize for Name {
     }
 }
 
-/// What one call to [`Parser::advance`] completed.
+/// What one call to [`Parser::advance`](super::Parser::advance) completed.
 #[derive(Debug, Clone)]
 pub enum Item {
     /// A whole command.

@@ -154,7 +154,7 @@ pub struct Timing {
     pub max_lag_ms: f64,
     /// Throughput per second (the last hour).
     pub rates: VecDeque<Second>,
-    /// The most recent warnings (at most [`MAX_WARNINGS`]).
+    /// The most recent warnings (at most [`MAX_WARNINGS`](super::MAX_WARNINGS)).
     pub warnings: VecDeque<Warning>,
     /// How many warnings of each kind were raised in all.
     pub warnings_by_kind: BTreeMap<WarningKind, u64>,
