@@ -60,6 +60,9 @@ pub enum WarningKind {
     Lag,
     /// No bytes from the master for half of `repl-timeout`, or all of it.
     MasterSilent,
+    /// One connection of a two-connection sync whose partner never came, or ended before it
+    /// gave the offsets.
+    Unpaired,
 }
 
 impl WarningKind {
@@ -70,6 +73,7 @@ impl WarningKind {
             WarningKind::AckBackwards => "ack_backwards",
             WarningKind::Lag => "lag",
             WarningKind::MasterSilent => "master_silent",
+            WarningKind::Unpaired => "unpaired",
         }
     }
 }
@@ -101,8 +105,33 @@ pub enum SyncKind {
     /// Legacy `SYNC` (old replicas, `redis-cli --replica`/`--rdb`): an RDB with no offsets.
     Sync,
     /// `+RDBCHANNELSYNC` (Redis 8): the RDB comes on a second connection; this one gets the
-    /// stream, whose offsets are only known from the other connection.
+    /// stream, whose offsets are only known from the other connection. Said again, with the
+    /// replid and the `+FULLRESYNC` offset, once that connection gave them.
     RdbChannel,
+    /// `+DUALCHANNELSYNC` (Valkey 8): the RDB comes on a second connection; this one then
+    /// asks for the stream with `PSYNC <replid> <ENDOFF+1>`. Said again at its `+CONTINUE`,
+    /// with the replid and the snapshot's offset (`ENDOFF`: the stream starts at the next).
+    DualChannel,
+}
+
+/// Which connection of a two-connection full sync this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// The main connection: the handshake, then the stream and the ACKs.
+    Main,
+    /// The RDB connection: the snapshot only, closed by the replica once loaded.
+    Rdb,
+}
+
+impl Channel {
+    /// The name used in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Main => "main",
+            Channel::Rdb => "rdb",
+        }
+    }
 }
 
 /// How far an RDB transfer has come.
@@ -134,6 +163,16 @@ pub enum EventKind {
     Role {
         /// What it is.
         role: Role,
+    },
+    /// This connection is one of the two of a two-connection full sync, and `link` is the
+    /// client id both name: Redis 8's main connection (`+RDBCHANNELSYNC <id>`, `REPLCONF …
+    /// main-ch-client-id <id>`), Valkey's RDB connection (`$ENDOFF:… <id>`, `REPLCONF
+    /// set-rdb-client-id <id>`).
+    Channel {
+        /// Which of the two.
+        channel: Channel,
+        /// The client id that pairs them.
+        link: u64,
     },
     /// A handshake command from the replica (`PING`, `AUTH`, `REPLCONF`, `PSYNC`, `SYNC`).
     Request {

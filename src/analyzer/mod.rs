@@ -4,4 +4,5 @@
 
 pub mod event;
 pub mod input;
+pub mod pairing;
 pub mod session;

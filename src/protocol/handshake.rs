@@ -47,6 +47,9 @@ pub enum Reply<'a> {
         offset: u64,
         /// The master's replication id.
         replid: &'a str,
+        /// The RDB connection's client id on the master (the main connection names it in
+        /// `REPLCONF set-rdb-client-id`), when the line has it.
+        client_id: Option<u64>,
     },
     /// `$<len>`: a disk-based RDB of `len` bytes follows, with no trailing CRLF.
     BulkLen(u64),
@@ -96,13 +99,22 @@ fn rdb_channel(i: &[u8]) -> IResult<&[u8], Reply<'_>> {
 }
 
 fn end_offset(i: &[u8]) -> IResult<&[u8], Reply<'_>> {
-    let (i, (_, off, _, id, _)) =
-        (tag(&b"$ENDOFF:"[..]), dec_u64, space1, hex_id, rest).parse(i)?;
+    let (i, (_, off, _, id)) = (tag(&b"$ENDOFF:"[..]), dec_u64, space1, hex_id).parse(i)?;
+    // `<dbid> <client id>` follow; an older or odd line without them still gives the offset.
+    let ids: IResult<&[u8], u64> = (space1, dec_u64, space1, dec_u64)
+        .map(|(_, _db, _, cid)| cid)
+        .parse(i);
+    let (i, client_id) = match ids {
+        Ok((i, cid)) => (i, Some(cid)),
+        Err(_) => (i, None),
+    };
+    let (i, _) = rest(i)?;
     Ok((
         i,
         Reply::EndOffset {
             offset: off,
             replid: text(id),
+            client_id,
         },
     ))
 }
@@ -292,7 +304,8 @@ mod tests {
             parse_reply(format!("$ENDOFF:14 {ID} 0 25").as_bytes()),
             Reply::EndOffset {
                 offset: 14,
-                replid: ID
+                replid: ID,
+                client_id: Some(25),
             }
         );
         assert_eq!(

@@ -26,11 +26,27 @@ impl fmt::Display for Event {
                 None => write!(f, "M->R {reply}"),
             },
             EventKind::KeepAlive { dir } => write!(f, "{} keep-alive \\n", dir.arrow()),
+            EventKind::Channel { channel, link } => write!(
+                f,
+                "{} connection of a two-connection sync (client id {link})",
+                channel.as_str()
+            ),
             EventKind::SyncStart {
                 sync,
                 replid,
                 offset,
             } => match sync {
+                SyncKind::RdbChannel | SyncKind::DualChannel if offset.is_some() => write!(
+                    f,
+                    "full sync over two connections: replid {} offset {}; stream starts at {}",
+                    opt(replid),
+                    opt(offset),
+                    offset.map_or("?".into(), |o| o.saturating_add(1).to_string())
+                ),
+                SyncKind::DualChannel => write!(
+                    f,
+                    "dual-channel sync: the RDB comes on another connection, then this one asks for the stream"
+                ),
                 SyncKind::Full => write!(
                     f,
                     "full resync: replid {} offset {}; stream starts at {}",

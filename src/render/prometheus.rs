@@ -197,6 +197,7 @@ pub fn render(run: &Snapshot<'_>) -> String {
         WarningKind::MasterSilent,
         WarningKind::AckBackwards,
         WarningKind::AckAhead,
+        WarningKind::Unpaired,
     ] {
         let kind = kind.as_str();
         let n = totals.warnings.get(kind).copied().unwrap_or(0);

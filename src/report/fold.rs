@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::analyzer::event::{Event, EventKind, Framing, Role, SyncKind};
+use crate::analyzer::event::{Channel, Event, EventKind, Framing, Role, SyncKind};
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::report::timing::{Overall, Timing};
 
@@ -93,6 +93,34 @@ pub struct SessionReport {
     pub joined_late: bool,
     /// Ack latency, heartbeat intervals, lag, throughput and warnings (README "Timing").
     pub timing: Timing,
+    /// The connections of a two-connection full sync (Redis 8 RDB channel, Valkey dual
+    /// channel): this one, and its partner once paired. The partner's RDB, errors and desyncs
+    /// are reported here; it is not listed as a session of its own. Empty for a sync on one
+    /// connection.
+    pub channels: Vec<ChannelReport>,
+}
+
+/// One connection of a two-connection full sync.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelReport {
+    /// `main` (handshake, stream, ACKs) or `rdb` (the snapshot).
+    pub role: Channel,
+    /// Its session id (order of acceptance).
+    pub session: u64,
+    /// The client id that paired the two.
+    pub link: u64,
+    /// The connecting side's address.
+    pub replica: String,
+    /// The upstream's address.
+    pub upstream: String,
+    /// When the connection was accepted.
+    pub started_at: Timestamp,
+    /// When it ended (null while live).
+    pub ended_at: Option<Timestamp>,
+    /// Why it ended.
+    pub end_reason: Option<String>,
+    /// Bytes forwarded per direction.
+    pub bytes: ByteCounts,
 }
 
 /// The replica's handshake as seen on the wire.
@@ -167,6 +195,8 @@ pub enum SyncMode {
     Sync,
     /// `PSYNC` answered `+RDBCHANNELSYNC`: the RDB comes on another connection (Redis 8).
     RdbChannel,
+    /// `PSYNC` answered `+DUALCHANNELSYNC`: the RDB comes on another connection (Valkey 8).
+    DualChannel,
 }
 
 impl SyncMode {
@@ -176,6 +206,7 @@ impl SyncMode {
             SyncMode::Psync => "psync",
             SyncMode::Sync => "sync",
             SyncMode::RdbChannel => "rdb_channel",
+            SyncMode::DualChannel => "dual_channel",
         }
     }
 }
@@ -301,6 +332,7 @@ impl SessionReport {
             desyncs: Vec::new(),
             joined_late: false,
             timing: Timing::new(),
+            channels: Vec::new(),
         }
     }
 
@@ -312,6 +344,22 @@ impl SessionReport {
                 self.replica.clone_from(replica);
                 self.upstream.clone_from(upstream);
                 self.started_at = e.ts;
+            }
+            // Pairing is the monitor's (it knows both connections); this one's part is noted.
+            EventKind::Channel { channel, link } => {
+                if self.channels.iter().all(|c| c.session != self.id) {
+                    self.channels.push(ChannelReport {
+                        role: *channel,
+                        session: self.id,
+                        link: *link,
+                        replica: self.replica.clone(),
+                        upstream: self.upstream.clone(),
+                        started_at: self.started_at,
+                        ended_at: None,
+                        end_reason: None,
+                        bytes: ByteCounts::default(),
+                    });
+                }
             }
             EventKind::Role { role } => {
                 if *role != Role::Undetermined {
@@ -341,13 +389,26 @@ impl SessionReport {
                     ),
                     SyncKind::Partial => (SyncType::Partial, SyncMode::Psync, *offset),
                     SyncKind::Sync => (SyncType::Full, SyncMode::Sync, None),
-                    SyncKind::RdbChannel => (SyncType::Full, SyncMode::RdbChannel, None),
+                    SyncKind::RdbChannel => (
+                        SyncType::Full,
+                        SyncMode::RdbChannel,
+                        offset.map(|o| o.saturating_add(1)),
+                    ),
+                    SyncKind::DualChannel => (
+                        SyncType::Full,
+                        SyncMode::DualChannel,
+                        offset.map(|o| o.saturating_add(1)),
+                    ),
                 };
+                // A two-connection sync is said twice (answered, then anchored): it was
+                // answered at the first.
+                if self.sync.mode != Some(mode) || self.sync.at.is_none() {
+                    self.sync.at = Some(e.ts);
+                }
                 self.sync.kind = kind;
                 self.sync.mode = Some(mode);
                 self.sync.replid.clone_from(replid);
                 self.sync.offset = *offset;
-                self.sync.at = Some(e.ts);
                 self.sync.rejected = None;
                 self.offsets.start = start;
                 if *sync == SyncKind::Partial {
@@ -357,42 +418,15 @@ impl SessionReport {
             EventKind::SyncRejected { reply } => {
                 self.sync.rejected = Some(reply.clone());
             }
-            EventKind::RdbStart {
-                framing,
-                declared_bytes,
-            } => {
-                self.rdb = Some(RdbReport {
-                    framing: *framing,
-                    bytes: 0,
-                    declared_bytes: *declared_bytes,
-                    started_at: e.ts,
-                    duration_ms: None,
-                    complete: false,
-                    contents: None,
-                });
-            }
-            EventKind::RdbEnd {
-                bytes, duration_us, ..
-            } => {
-                if let Some(rdb) = &mut self.rdb {
-                    rdb.bytes = *bytes;
-                    rdb.duration_ms = Some(*duration_us as f64 / 1000.0);
-                    rdb.complete = true;
-                }
+            EventKind::RdbEnd { .. } => {
+                self.fold_rdb(e);
                 if self.offsets.start.is_some() {
                     self.offsets.end = self.offsets.start.map(|s| s.saturating_sub(1));
                 }
             }
-            EventKind::RdbContents { contents } => {
-                if let Some(rdb) = &mut self.rdb {
-                    rdb.contents = Some((**contents).clone());
-                }
-            }
-            EventKind::RdbAborted { bytes, .. } => {
-                if let Some(rdb) = &mut self.rdb {
-                    rdb.bytes = *bytes;
-                }
-            }
+            EventKind::RdbStart { .. }
+            | EventKind::RdbContents { .. }
+            | EventKind::RdbAborted { .. } => self.fold_rdb(e),
             EventKind::Command {
                 end,
                 name,
@@ -427,18 +461,7 @@ impl SessionReport {
                 position,
                 offset,
                 reason,
-            } => {
-                if self.desync.is_none() {
-                    let at = offset.map_or(format!("byte {position}"), |o| format!("offset {o}"));
-                    self.desync = Some(format!("{} at {at}: {reason}", dir.as_str()));
-                }
-                self.desyncs.push(DesyncReport {
-                    direction: *dir,
-                    position: *position,
-                    offset: *offset,
-                    reason: reason.clone(),
-                });
-            }
+            } => self.add_desync(*dir, *position, *offset, reason.clone()),
             EventKind::JoinedLate { .. } => self.joined_late = true,
             EventKind::Warning { .. } | EventKind::Status { .. } => {}
             EventKind::SessionEnd {
@@ -454,7 +477,128 @@ impl SessionReport {
                 self.bytes.to_replica = *bytes_to_replica;
                 self.stream.bytes = *stream_bytes;
                 self.offsets.end = *offset_end;
+                self.channel_ended(e);
             }
+        }
+    }
+
+    /// The RDB transfer's events: this connection's, or its RDB connection's.
+    fn fold_rdb(&mut self, e: &Event) {
+        match &e.kind {
+            EventKind::RdbStart {
+                framing,
+                declared_bytes,
+            } => {
+                self.rdb = Some(RdbReport {
+                    framing: *framing,
+                    bytes: 0,
+                    declared_bytes: *declared_bytes,
+                    started_at: e.ts,
+                    duration_ms: None,
+                    complete: false,
+                    contents: None,
+                });
+            }
+            EventKind::RdbEnd {
+                bytes, duration_us, ..
+            } => {
+                if let Some(rdb) = &mut self.rdb {
+                    rdb.bytes = *bytes;
+                    rdb.duration_ms = Some(*duration_us as f64 / 1000.0);
+                    rdb.complete = true;
+                }
+            }
+            EventKind::RdbContents { contents } => {
+                if let Some(rdb) = &mut self.rdb {
+                    rdb.contents = Some((**contents).clone());
+                }
+            }
+            EventKind::RdbAborted { bytes, .. } => {
+                if let Some(rdb) = &mut self.rdb {
+                    rdb.bytes = *bytes;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Takes in the RDB connection `rdb` that pairs with this main connection: its channel
+    /// entry, and its RDB if it began already. Its later events come through
+    /// [`SessionReport::fold_partner`].
+    pub fn absorb(&mut self, rdb: &mut SessionReport) {
+        self.channels.append(&mut rdb.channels);
+        if self.rdb.is_none() {
+            self.rdb = rdb.rdb.take();
+        }
+        self.handshake.errors.append(&mut rdb.handshake.errors);
+        self.desyncs.append(&mut rdb.desyncs);
+        if self.desync.is_none() {
+            self.desync = rdb.desync.take();
+        }
+    }
+
+    /// Folds an event of this session's paired RDB connection: its RDB, its errors, and how
+    /// its connection ended. The rest (its handshake, its role) is its own business.
+    pub fn fold_partner(&mut self, e: &Event) {
+        match &e.kind {
+            EventKind::RdbStart { .. }
+            | EventKind::RdbEnd { .. }
+            | EventKind::RdbContents { .. }
+            | EventKind::RdbAborted { .. } => self.fold_rdb(e),
+            EventKind::Reply { reply, .. } | EventKind::SyncRejected { reply }
+                if reply.starts_with('-') && self.handshake.errors.len() < MAX_LISTED =>
+            {
+                self.handshake.errors.push(reply.clone());
+            }
+            EventKind::Desync {
+                dir,
+                position,
+                offset,
+                reason,
+            } => {
+                let reason = format!("RDB connection (session {}): {reason}", e.session);
+                self.add_desync(*dir, *position, *offset, reason);
+            }
+            EventKind::SessionEnd { .. } => self.channel_ended(e),
+            _ => {}
+        }
+    }
+
+    fn add_desync(
+        &mut self,
+        direction: Direction,
+        position: u64,
+        offset: Option<u64>,
+        reason: String,
+    ) {
+        if self.desync.is_none() {
+            let at = offset.map_or(format!("byte {position}"), |o| format!("offset {o}"));
+            self.desync = Some(format!("{} at {at}: {reason}", direction.as_str()));
+        }
+        self.desyncs.push(DesyncReport {
+            direction,
+            position,
+            offset,
+            reason,
+        });
+    }
+
+    /// A connection of a two-connection sync ended: its entry says when, why, and its bytes.
+    fn channel_ended(&mut self, e: &Event) {
+        let EventKind::SessionEnd {
+            reason,
+            bytes_to_master,
+            bytes_to_replica,
+            ..
+        } = &e.kind
+        else {
+            return;
+        };
+        if let Some(c) = self.channels.iter_mut().find(|c| c.session == e.session) {
+            c.ended_at = Some(e.ts);
+            c.end_reason = Some(reason.clone());
+            c.bytes.to_master = *bytes_to_master;
+            c.bytes.to_replica = *bytes_to_replica;
         }
     }
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::analyzer::event::{Event, EventKind};
 use crate::analyzer::input::{Chunk, Direction, Input, InputKind, Skipped, Timestamp};
+use crate::analyzer::pairing::{Matcher, Pairing};
 use crate::analyzer::session::{Config, Session};
 use crate::report::timing::Tracker;
 use crate::report::{Report, SessionReport};
@@ -77,6 +78,8 @@ pub struct Monitor {
     connect_failures: u64,
     sinks: Vec<Box<dyn Sink>>,
     tap: Option<Box<dyn Tap>>,
+    /// The two connections of two-connection syncs.
+    pairing: Matcher,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -102,6 +105,7 @@ impl Monitor {
             connect_failures: 0,
             sinks,
             tap: None,
+            pairing: Matcher::default(),
         }
     }
 
@@ -184,7 +188,7 @@ impl Monitor {
     }
 
     /// Time has advanced to `now` (the proxy's clock, or a capture's timestamps): raises
-    /// silence warnings and status events. Cheap to call often (replay calls it per frame):
+    /// silence warnings and status events, and gives up on RDB connections that never came. Cheap to call often (replay calls it per frame):
     /// works at most twice a second.
     pub fn tick(&mut self, now: Timestamp) {
         if now.since(self.last_tick) < std::time::Duration::from_millis(500) {
@@ -193,6 +197,21 @@ impl Monitor {
         self.last_tick = now;
         let ids: Vec<u64> = self.live.keys().copied().collect();
         for id in ids {
+            let Some(live) = self.live.get_mut(&id) else {
+                continue;
+            };
+            // The replica itself gives up on its RDB connection after repl-timeout.
+            let timeout = self.timing.repl_timeout;
+            if let Some(since) = live.session.awaiting_anchor_since() {
+                if now.since(since) > timeout {
+                    let why = format!(
+                        "no RDB connection gave the offsets within repl-timeout ({} s)",
+                        timeout.as_secs()
+                    );
+                    live.session.unpaired(now, why);
+                    self.drain(id);
+                }
+            }
             let Some(live) = self.live.get_mut(&id) else {
                 continue;
             };
@@ -275,12 +294,24 @@ impl Monitor {
             for sink in &mut self.sinks {
                 sink.session_done(&live.report);
             }
-            if self.done.len() == MAX_ENDED_SESSIONS {
-                self.done.pop_front();
-                self.dropped += 1;
+            // A paired RDB connection is reported in its main connection's report.
+            if self.pairing.main_of(id).is_none() {
+                self.keep_ended(live.report);
             }
-            self.done.push_back(live.report);
         }
+    }
+
+    fn keep_ended(&mut self, report: SessionReport) {
+        if self.done.len() == MAX_ENDED_SESSIONS {
+            if let Some(old) = self.done.pop_front() {
+                self.pairing.forget(old.id);
+                for c in &old.channels {
+                    self.pairing.forget(c.session);
+                }
+            }
+            self.dropped += 1;
+        }
+        self.done.push_back(report);
     }
 
     /// An accepted connection was closed because the upstream could not be reached.
@@ -343,14 +374,31 @@ impl Monitor {
         }
     }
 
-    /// Folds an event into its session's report and hands it (and any warning it raises)
-    /// to the sinks.
+    /// The report of session `id`, live or ended.
+    fn report_mut(&mut self, id: u64) -> Option<&mut SessionReport> {
+        match self.live.get_mut(&id) {
+            Some(live) => Some(&mut live.report),
+            None => self.done.iter_mut().find(|r| r.id == id),
+        }
+    }
+
+    /// Folds an event into its session's report (a paired RDB connection's into its main
+    /// connection's), hands it and any warning it raises to the sinks, then does what it
+    /// means for pairing.
     fn deliver(&mut self, e: &Event) {
+        let main = self.pairing.main_of(e.session);
         let Some(live) = self.live.get_mut(&e.session) else {
             return;
         };
         let warnings = live.tracker.observe(&mut live.report.timing, e.ts, &e.kind);
-        live.report.fold(e);
+        match main {
+            None => live.report.fold(e),
+            Some(main) => {
+                if let Some(report) = self.report_mut(main) {
+                    report.fold_partner(e);
+                }
+            }
+        }
         for sink in &mut self.sinks {
             sink.event(e);
         }
@@ -362,6 +410,40 @@ impl Monitor {
             };
             for sink in &mut self.sinks {
                 sink.event(&warning);
+            }
+        }
+        for action in self.pairing.observe(e) {
+            self.pair(action, e.ts);
+        }
+    }
+
+    fn pair(&mut self, action: Pairing, at: Timestamp) {
+        match action {
+            Pairing::Paired { main, rdb } => {
+                let Some(mut partner) = self.report_mut(rdb).cloned() else {
+                    return;
+                };
+                // It ended before it paired: from now on it is listed in its main's report.
+                self.done.retain(|r| r.id != rdb);
+                if let Some(report) = self.report_mut(main) {
+                    report.absorb(&mut partner);
+                }
+            }
+            Pairing::Anchor {
+                main,
+                replid,
+                offset,
+            } => {
+                if let Some(live) = self.live.get_mut(&main) {
+                    live.session.anchor(at, replid, offset);
+                    self.drain(main);
+                }
+            }
+            Pairing::Unpaired { main, why } => {
+                if let Some(live) = self.live.get_mut(&main) {
+                    live.session.unpaired(at, why);
+                    self.drain(main);
+                }
             }
         }
     }

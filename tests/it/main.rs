@@ -30,3 +30,4 @@ mod replay;
 mod splits;
 mod support;
 mod timing;
+mod two_connection;

@@ -3,7 +3,7 @@
 //! `on_payload_line`.
 
 use super::{Pending, Role, Session, MAX_OFFSET};
-use crate::analyzer::event::{EventKind, Framing, SyncKind};
+use crate::analyzer::event::{Channel, EventKind, Framing, SyncKind};
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::protocol::handshake::{self, Line, Reply, ID_LEN};
 use crate::protocol::resp::{self, Command, Item, Name};
@@ -225,32 +225,55 @@ impl Session {
             }
             Reply::Continue { replid } => {
                 let replid = replid.map(str::to_string).or(self.psync_replid.clone());
-                let offset = self.psync_offset;
+                let replid = replid.map(|r| r.to_ascii_lowercase());
+                let base = self.psync_offset.map(|o| o.saturating_sub(1));
+                let (sync, offset) = if self.dual_channel {
+                    // Valkey's main connection after its RDB connection's snapshot: the full
+                    // sync's stream, anchored on that snapshot's offset (`$ENDOFF`).
+                    (SyncKind::DualChannel, base)
+                } else {
+                    (SyncKind::Partial, self.psync_offset)
+                };
                 self.emit(
                     at,
                     EventKind::SyncStart {
-                        sync: SyncKind::Partial,
-                        replid: replid.map(|r| r.to_ascii_lowercase()),
+                        sync,
+                        replid,
                         offset,
                     },
                 );
-                self.stream.base = offset.map(|o| o.saturating_sub(1));
+                self.stream.base = base;
                 self.enter(Phase::Stream);
             }
-            Reply::RdbChannelSync { .. } => {
+            Reply::RdbChannelSync { client_id } => {
+                let (sync, replid, offset) = (SyncKind::RdbChannel, None, None);
                 self.emit(
                     at,
                     EventKind::SyncStart {
-                        sync: SyncKind::RdbChannel,
-                        replid: None,
-                        offset: None,
+                        sync,
+                        replid,
+                        offset,
                     },
                 );
+                let (channel, link) = (Channel::Main, client_id);
+                self.emit(at, EventKind::Channel { channel, link });
                 self.stream.base = None;
                 self.enter(Phase::Stream);
+                self.hold_until_anchored(at);
             }
             // Valkey: the main link PSYNCs again once the RDB connection has its snapshot.
-            Reply::DualChannelSync => {}
+            Reply::DualChannelSync => {
+                self.dual_channel = true;
+                let (sync, replid, offset) = (SyncKind::DualChannel, None, None);
+                self.emit(
+                    at,
+                    EventKind::SyncStart {
+                        sync,
+                        replid,
+                        offset,
+                    },
+                );
+            }
             _ => self.emit(at, EventKind::SyncRejected { reply: shown }),
         }
     }
@@ -266,10 +289,15 @@ impl Session {
         let (framing, declared) = match reply {
             Reply::BulkLen(n) => (Framing::Disk, Some(n)),
             Reply::EofMark(_) => (Framing::Diskless, None),
-            Reply::EndOffset { .. } => {
+            Reply::EndOffset { client_id, .. } => {
                 // Valkey's dual-channel RDB connection: an announcement before `$EOF:`.
                 let to = Some(Name::new(b"SYNC"));
-                return self.emit(at, EventKind::Reply { to, reply: shown });
+                self.emit(at, EventKind::Reply { to, reply: shown });
+                if let (true, Some(link)) = (self.rdb_channel, client_id) {
+                    let channel = Channel::Rdb;
+                    self.emit(at, EventKind::Channel { channel, link });
+                }
+                return;
             }
             Reply::Error(_) => {
                 self.emit(at, EventKind::SyncRejected { reply: shown });

@@ -24,6 +24,7 @@
 //! offset `OFF + k`; after `+CONTINUE` the first byte has the `PSYNC` offset. RDB bytes,
 //! framing, keep-alives and reply lines are outside the offset space.
 
+mod anchor;
 mod master;
 mod replica;
 
@@ -34,6 +35,8 @@ use crate::analyzer::event::{Event, EventKind};
 use crate::analyzer::input::{Chunk, Direction, Input, InputKind, Skipped, Timestamp};
 use crate::protocol::handshake::LineReader;
 use crate::protocol::resp::{self, Name};
+use anchor::Anchor;
+pub use anchor::MAX_HELD_EVENTS;
 use master::{Phase, RdbTransfer, Stream};
 
 /// The largest replication offset: the servers keep offsets as signed 64-bit numbers, so a
@@ -106,6 +109,11 @@ pub struct Session {
     lines: LineReader,
     stream: Stream,
     rdb: Option<RdbTransfer>,
+    /// The replica said `REPLCONF … rdb-channel 1`: an RDB connection of a two-connection sync.
+    rdb_channel: bool,
+    /// The master said `+DUALCHANNELSYNC`: a Valkey main connection.
+    dual_channel: bool,
+    anchor: Anchor,
     ended: bool,
 }
 
@@ -136,6 +144,9 @@ impl Session {
                 in_multi: false,
             },
             rdb: None,
+            rdb_channel: false,
+            dual_channel: false,
+            anchor: Anchor::NotNeeded,
             ended: false,
         };
         s.emit(
@@ -279,6 +290,8 @@ impl Session {
         if self.ended {
             return;
         }
+        let why = "the connection ended before the RDB connection gave the offsets".to_string();
+        self.unpaired(at, why);
         let received = self.rdb_progress().map(|(bytes, _, _)| bytes);
         if let (Some(bytes), Some(rdb)) = (received, &mut self.rdb) {
             let framing = rdb.framing;
@@ -314,11 +327,14 @@ impl Session {
     }
 
     fn emit(&mut self, at: Timestamp, kind: EventKind) {
-        self.events.push_back(Event {
+        let e = Event {
             session: self.id,
             ts: at,
             kind,
-        });
+        };
+        if let Some(e) = self.held(e) {
+            self.events.push_back(e);
+        }
     }
 
     /// Reports a desync at byte `position` of direction `dir`.

@@ -3,7 +3,7 @@
 
 use super::master::Phase;
 use super::{Pending, ReplicaPhase, Role, Session};
-use crate::analyzer::event::EventKind;
+use crate::analyzer::event::{Channel, EventKind};
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::protocol::handshake;
 use crate::protocol::resp::{Command, Item, Name};
@@ -117,6 +117,33 @@ impl Session {
         let args = handshake::shown_args(cmd);
         self.emit(at, EventKind::Request { name, args });
         self.set_role(at, role);
+        if name.is("REPLCONF") {
+            self.on_replconf(at, cmd);
+        }
+    }
+
+    /// `REPLCONF` options that make this connection one of a two-connection sync.
+    fn on_replconf(&mut self, at: Timestamp, cmd: &Command) {
+        let mut i = 1;
+        while let (Some(key), Some(value)) = (cmd.arg(i), cmd.arg(i + 1)) {
+            i += 2;
+            let id = || value.as_i64().and_then(|v| u64::try_from(v).ok());
+            if key.eq_ignore_case("rdb-channel") {
+                self.rdb_channel = value.eq_ignore_case("1");
+            } else if key.eq_ignore_case("main-ch-client-id") {
+                // Redis 8's RDB connection names its main connection.
+                if let Some(link) = id() {
+                    let channel = Channel::Rdb;
+                    self.emit(at, EventKind::Channel { channel, link });
+                }
+            } else if key.eq_ignore_case("set-rdb-client-id") {
+                // Valkey's main connection names its RDB connection.
+                if let Some(link) = id() {
+                    let channel = Channel::Main;
+                    self.emit(at, EventKind::Channel { channel, link });
+                }
+            }
+        }
     }
 
     pub(super) fn become_client(&mut self, at: Timestamp, name: Option<(Name, u64)>) {

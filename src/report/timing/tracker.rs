@@ -76,9 +76,9 @@ impl Tracker {
             EventKind::SyncStart { sync, offset, .. } => {
                 self.syncing = true;
                 self.forwarded = match sync {
-                    SyncKind::Full => *offset,
+                    SyncKind::Full | SyncKind::RdbChannel | SyncKind::DualChannel => *offset,
                     SyncKind::Partial => offset.map(|o| o.saturating_sub(1)),
-                    SyncKind::Sync | SyncKind::RdbChannel => None,
+                    SyncKind::Sync => None,
                 };
                 self.acked = None;
                 self.pending.clear();
@@ -137,6 +137,8 @@ impl Tracker {
                 self.settle(t, *offset, at);
                 self.update_lag(t, at, &mut warnings);
             }
+            // Said by the session itself (an unpaired connection): counted like the others.
+            EventKind::Warning { kind, message } => warnings_from_session(t, *kind, message),
             EventKind::KeepAlive { dir } => match dir {
                 Direction::MasterToReplica => self.interval(t, KA_MASTER, at),
                 Direction::ReplicaToMaster => self.interval(t, KA_REPLICA, at),
@@ -338,6 +340,11 @@ fn keep(t: &mut Timing, warnings: &[Warning]) {
         }
         t.warnings.push_back(w.clone());
     }
+}
+
+fn warnings_from_session(t: &mut Timing, kind: WarningKind, message: &str) {
+    let message = message.to_string();
+    keep(t, &[Warning { kind, message }]);
 }
 
 fn count_second(t: &mut Timing, at: Timestamp, bytes: u64) {
