@@ -55,7 +55,7 @@ fn forwarding_never_waits_on_a_stalled_analysis() {
     assert!(reason.contains("not analysed"), "{reason}");
 }
 
-on_both_versions!(legacy_sync_clients_are_reported_as_sync_sessions);
+on_every_version!(legacy_sync_clients_are_reported_as_sync_sessions);
 
 fn legacy_sync_clients_are_reported_as_sync_sessions(v: Version) {
     let master = Server::start(v, "master", &[]);

@@ -1,9 +1,10 @@
 //! The one integration-test crate: real servers, the real binary, live sessions re-fed.
 #![allow(unreachable_pub)]
 
-/// Runs each scenario against Redis 7.0 (Debian) and 6.0.9 (PyPI): generates a module per
-/// scenario with one test per version (`scenario::redis_7_0`, `scenario::redis_6_0`).
-macro_rules! on_both_versions {
+/// Runs each scenario against Redis 7.0 (Debian), 6.0.9 and 8.2.3 (PyPI): generates a module
+/// per scenario with one test per version (`scenario::redis_7_0`, `…::redis_6_0`,
+/// `…::redis_8_2`).
+macro_rules! on_every_version {
     ($($scenario:ident),* $(,)?) => {$(
         mod $scenario {
             #[test]
@@ -13,6 +14,10 @@ macro_rules! on_both_versions {
             #[test]
             fn redis_6_0() {
                 super::$scenario(crate::support::Version::V6)
+            }
+            #[test]
+            fn redis_8_2() {
+                super::$scenario(crate::support::Version::V8)
             }
         }
     )*};

@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{wait_for_quiescence, wait_until, Client, Outcome, Server, Sniffer, Version};
+use crate::support::{
+    assert_two_connections_on_redis_8, wait_for_quiescence, wait_until, Client, Outcome, Server,
+    Sniffer, Version,
+};
 
-on_both_versions!(
+on_every_version!(
     full_sync_disk_offsets_match_master_info,
     full_sync_diskless_offsets_match_master_info,
     partial_resync_after_master_link_kill_continues_offsets,
@@ -115,12 +118,12 @@ fn count_of(session: &Value, name: &str) -> u64 {
 }
 
 /// The offset the replica says the master gave it (`Full resync from master: <id>:<off>`).
-fn full_resync_in_replica_log(replica: &Server) -> (String, u64) {
+/// Redis 8 logs no such line when the RDB comes over the RDB channel.
+fn full_resync_in_replica_log(replica: &Server) -> Option<(String, u64)> {
     let log = replica.log();
     let line = log
         .lines()
-        .find(|l| l.contains("Full resync from master: "))
-        .unwrap_or_else(|| panic!("no full resync in replica log:\n{log}"));
+        .find(|l| l.contains("Full resync from master: "))?;
     let (id, off) = line
         .rsplit_once("Full resync from master: ")
         .unwrap()
@@ -128,7 +131,7 @@ fn full_resync_in_replica_log(replica: &Server) -> (String, u64) {
         .trim()
         .split_once(':')
         .unwrap();
-    (id.to_string(), off.parse().unwrap())
+    Some((id.to_string(), off.parse().unwrap()))
 }
 
 struct Setup {
@@ -172,17 +175,34 @@ fn check_full_sync(setup: Setup, framing: &str) -> Outcome {
     let replid = master.info("replication")["master_replid"].clone();
     let replica_stats = commandstats(&replica);
     assert_eq!(master.digest(), replica.digest(), "datasets differ");
-    let (logged_id, logged_off) = full_resync_in_replica_log(&replica);
+    let logged = full_resync_in_replica_log(&replica);
     let out = sniffer.stop();
 
+    // One session, also when the RDB came on a second connection (Redis 8, diskless).
     let sessions = out.sessions_of_kind("replication");
     assert_eq!(sessions.len(), 1, "report: {}", out.report_text);
     let s = sessions[0];
     assert_eq!(s["sync"]["type"], "full");
     assert_eq!(s["sync"]["replid"], replid.as_str());
-    assert_eq!(s["sync"]["replid"], logged_id.as_str());
     assert_eq!(u64_of(&s["sync"]["offset"]), offset_before);
-    assert_eq!(u64_of(&s["sync"]["offset"]), logged_off);
+    if s["sync"]["mode"] == "rdb_channel" {
+        let roles: Vec<&Value> = s["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| &c["role"])
+            .collect();
+        assert_eq!(roles, ["main", "rdb"], "report: {}", out.report_text);
+        assert_eq!(
+            out.sessions_of_kind("sync").len(),
+            0,
+            "the RDB connection is not a session"
+        );
+    } else {
+        let (logged_id, logged_off) = logged.expect("no full resync in the replica log");
+        assert_eq!(s["sync"]["replid"], logged_id.as_str());
+        assert_eq!(u64_of(&s["sync"]["offset"]), logged_off);
+    }
     assert_eq!(s["rdb"]["framing"], framing);
     assert_eq!(s["rdb"]["complete"], true);
     assert_eq!(u64_of(&s["offsets"]["start"]), offset_before + 1);
@@ -275,6 +295,7 @@ fn full_sync_diskless_offsets_match_master_info(v: Version) {
         .len();
     let out = check_full_sync(setup, "diskless");
     let s = out.sessions_of_kind("replication")[0];
+    assert_two_connections_on_redis_8(v, s);
     assert_eq!(u64_of(&s["rdb"]["bytes"]), replica_rdb);
     assert_eq!(s["rdb"]["declared_bytes"], Value::Null);
 }
@@ -308,6 +329,7 @@ fn partial_resync_after_master_link_kill_continues_offsets(v: Version) {
     assert_eq!(sessions.len(), 2, "report: {}", out.report_text);
     let (first, second) = (sessions[0], sessions[1]);
     assert_eq!(first["sync"]["type"], "full");
+    assert_two_connections_on_redis_8(v, first);
     assert_eq!(u64_of(&first["offsets"]["end"]), before_kill);
     assert_eq!(second["sync"]["type"], "partial");
     assert_eq!(second["sync"]["replid"], replid.as_str());

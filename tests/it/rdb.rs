@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::support::{wait_until, Client, Server, Sniffer, Version};
 
-on_both_versions!(every_type_and_encoding_matches_the_servers_census);
+on_every_version!(every_type_and_encoding_matches_the_servers_census);
 
 /// Every type in small and large encodings, expiring keys in several dbs, streams with
 /// groups and consumers, a function library (7.0), a 10 MB value.

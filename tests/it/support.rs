@@ -1,10 +1,11 @@
 //! Real `redis-server` processes on free loopback ports, a minimal RESP client to talk to them,
 //! and a driver for the `repl-sniff` binary.
 //!
-//! Binaries: `REPL_SNIFF_REDIS_7` (default `redis-server` on PATH, Debian's 7.0) and
-//! `REPL_SNIFF_REDIS_6` (default `.cache/redis-6.0.9/redis_server/bin/redis-server`, the PyPI
-//! wheel that `scripts/test` unpacks). A missing binary fails the test with a hint: these
-//! tests never skip silently.
+//! Binaries: `REPL_SNIFF_REDIS_7` (default `redis-server` on PATH, Debian's 7.0),
+//! `REPL_SNIFF_REDIS_6` (default `.cache/redis-6.0.9/redis_server/bin/redis-server`) and
+//! `REPL_SNIFF_REDIS_8` (default `.cache/redis-8.2.3/redis-server`), the PyPI wheels that
+//! `scripts/test` unpacks. A missing binary fails the test with a hint: these tests never
+//! skip silently.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -26,6 +27,8 @@ use serde_json::Value;
 pub enum Version {
     V7,
     V6,
+    /// 8.2.3: RDB 12, and every full sync over two connections (the RDB channel).
+    V8,
 }
 
 impl Version {
@@ -37,6 +40,10 @@ impl Version {
                 Path::new(env!("CARGO_MANIFEST_DIR"))
                     .join(".cache/redis-6.0.9/redis_server/bin/redis-server"),
             ),
+            Version::V8 => (
+                "REPL_SNIFF_REDIS_8",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/redis-8.2.3/redis-server"),
+            ),
         };
         let bin = std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
         let ok = Command::new(&bin)
@@ -46,7 +53,7 @@ impl Version {
             .is_ok_and(|s| s.success());
         assert!(
             ok,
-            "{} not found ({var}); run scripts/test, which installs Redis 7.0 and 6.0.9",
+            "{} not found ({var}); run scripts/test, which installs Redis 7.0, 6.0.9 and 8.2.3",
             bin.display()
         );
         bin
@@ -60,6 +67,18 @@ impl Version {
         } else {
             PathBuf::from("redis-cli")
         }
+    }
+}
+
+/// Redis 8 with its defaults (diskless) syncs over two connections: `s` must be that sync,
+/// paired into one session. Other versions sync on one connection.
+pub fn assert_two_connections_on_redis_8(v: Version, s: &Value) {
+    let channels = s["channels"].as_array().map_or(0, Vec::len);
+    if v == Version::V8 {
+        assert_eq!(s["sync"]["mode"], "rdb_channel", "{s:#}");
+        assert_eq!(channels, 2, "main and rdb: {s:#}");
+    } else {
+        assert_eq!(channels, 0, "{s:#}");
     }
 }
 
@@ -120,7 +139,7 @@ impl Server {
             .args(match version {
                 // DEBUG DIGEST compares datasets; 7.0 disables DEBUG by default, 6.0 has no
                 // such option.
-                Version::V7 => &["--enable-debug-command", "yes"][..],
+                Version::V7 | Version::V8 => &["--enable-debug-command", "yes"][..],
                 Version::V6 => &[],
             })
             .args(extra)

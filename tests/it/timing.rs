@@ -10,11 +10,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    assert_valid_report, free_port, python, wait_for_quiescence, wait_until, Server, Sniffer,
-    Version,
+    assert_two_connections_on_redis_8, assert_valid_report, free_port, python, wait_for_quiescence,
+    wait_until, Server, Sniffer, Version,
 };
 
-on_both_versions!(
+on_every_version!(
     heartbeat_intervals_match_the_configured_period,
     wait_driven_ack_latency_is_the_round_trip,
 );
@@ -65,6 +65,7 @@ fn wait_driven_ack_latency_is_the_round_trip(v: Version) {
     let end = wait_for_quiescence(&master, &replica);
     let out = sniffer.stop();
     let s = out.sessions_of_kind("replication")[0];
+    assert_two_connections_on_redis_8(v, s);
     let t = &s["timing"];
     let set = &t["commands"]["SET"]["ack_latency_us"];
     assert_eq!(u(&set["count"]), 200, "every SET was acknowledged");
