@@ -492,3 +492,97 @@ fn auth_on_both_connections_pairs_and_never_shows_the_password() {
     let all = format!("{report}{}", serde_json::to_string(&events).unwrap());
     assert!(!all.contains("s3cret"), "the password leaked");
 }
+
+// ----- live, Redis 8.2.3 ---------------------------------------------------------------------
+
+/// Redis 8.2.3 with its defaults (diskless, RDB channel), the RDB slowed down so that writes
+/// land while it crosses: one paired session whose offsets, RDB and commands equal the
+/// servers' own accounting, every write of the transfer counted once.
+#[test]
+fn redis_8_writes_during_the_rdb_transfer_are_counted_once_with_exact_offsets() {
+    use crate::support::{wait_for_quiescence, wait_until, Server, Sniffer, Version};
+
+    let v = Version::V8;
+    // 2 ms per key: the RDB of 600 keys takes over a second.
+    let master = Server::start(
+        v,
+        "master",
+        &[
+            "--repl-diskless-sync-delay",
+            "0",
+            "--rdb-key-save-delay",
+            "2000",
+        ],
+    );
+    let mut c = master.client();
+    for i in 0..600 {
+        c.cmd(&["SET", &format!("k{i}"), "before"]);
+    }
+    let crate::support::Reply::Int(dbsize) = c.cmd(&["DBSIZE"]) else {
+        panic!("DBSIZE is an integer")
+    };
+    let offset_before = master.info_u64("replication", "master_repl_offset");
+    let sniffer = Sniffer::start(master.port, &[]);
+    let replica = Server::start(
+        v,
+        "replica",
+        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
+    );
+    // Overwrite existing keys while the RDB crosses: DBSIZE stays what the snapshot holds.
+    let mut during = 0u64;
+    wait_until("the RDB to start", Duration::from_secs(10), || {
+        master.info("replication").get("slave0").is_some()
+    });
+    while !replica.link_up() {
+        c.cmd(&["SET", &format!("k{}", during % 600), "during"]);
+        during += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        during >= 20,
+        "only {during} writes landed during the transfer"
+    );
+    let end = wait_for_quiescence(&master, &replica);
+    assert_eq!(master.digest(), replica.digest(), "datasets differ");
+    let replica_sets = replica.info("commandstats")["cmdstat_set"].clone();
+    let out = sniffer.stop();
+
+    let sessions = out.sessions_of_kind("replication");
+    assert_eq!(sessions.len(), 1, "{}", out.report_text);
+    let s = sessions[0];
+    assert_eq!(s["sync"]["mode"], "rdb_channel");
+    assert_eq!(s["channels"].as_array().unwrap().len(), 2);
+    assert_eq!(s["sync"]["offset"].as_u64(), Some(offset_before));
+    assert_eq!(s["offsets"]["start"].as_u64(), Some(offset_before + 1));
+    assert_eq!(
+        s["offsets"]["end"].as_u64(),
+        Some(end),
+        "vs master_repl_offset"
+    );
+    assert_eq!(
+        s["offsets"]["acked"].as_u64(),
+        Some(end),
+        "vs the slave0 offset at quiescence"
+    );
+    let contents = &s["rdb"]["contents"];
+    assert_eq!(contents["checksum"], "ok");
+    assert_eq!(
+        contents["dbs"]["0"]["keys"].as_i64(),
+        Some(dbsize),
+        "RDB keys vs DBSIZE"
+    );
+    // Every write of the transfer crossed once: the replica executed exactly those SETs.
+    let sets = s["commands"]["SET"]["count"].as_u64().unwrap();
+    assert_eq!(sets, during);
+    assert!(
+        replica_sets.starts_with(&format!("calls={during},")),
+        "{replica_sets}"
+    );
+    // The stream's commands tile it, from the snapshot's offset on.
+    let mut next = offset_before + 1;
+    for e in out.events.iter().filter(|e| e["event"] == "command") {
+        assert_eq!(e["start"].as_u64(), Some(next), "gap before {e}");
+        next = e["end"].as_u64().unwrap() + 1;
+    }
+    assert_eq!(next, end + 1);
+}
