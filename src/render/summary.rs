@@ -52,6 +52,24 @@ pub fn session(s: &SessionReport) -> String {
             let _ = write!(o, ", refused: {r}");
         }
         o.push('\n');
+        if !s.channels.is_empty() {
+            let list: Vec<String> = s
+                .channels
+                .iter()
+                .map(|c| {
+                    let end = c.end_reason.as_deref().unwrap_or("open");
+                    let bytes = c.bytes.to_master + c.bytes.to_replica;
+                    let (role, id, replica) = (c.role.as_str(), c.session, &c.replica);
+                    format!("{role} {replica} (session {id}, {bytes} B, {end})")
+                })
+                .collect();
+            let unpaired = if s.channels.len() < 2 {
+                "; its other connection never paired"
+            } else {
+                ""
+            };
+            let _ = writeln!(o, "  connections: {}{unpaired}", list.join(", "));
+        }
         if let Some(rdb) = &s.rdb {
             let _ = writeln!(
                 o,
