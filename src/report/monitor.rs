@@ -338,9 +338,13 @@ impl Monitor {
         }
     }
 
-    /// Reports of the sessions still open.
+    /// Reports of the sessions still open (a paired RDB connection is in its main
+    /// connection's).
     pub fn live_reports(&self) -> impl Iterator<Item = &SessionReport> {
-        self.live.values().map(|l| &l.report)
+        self.live
+            .iter()
+            .filter(|(id, _)| self.pairing.main_of(**id).is_none())
+            .map(|(_, l)| &l.report)
     }
 
     /// Reports of ended sessions still kept.
@@ -356,7 +360,7 @@ impl Monitor {
     /// The report so far: ended sessions, then live ones as they stand.
     pub fn report(&self) -> Report {
         let mut sessions: Vec<SessionReport> = self.done.iter().cloned().collect();
-        sessions.extend(self.live.values().map(|l| l.report.clone()));
+        sessions.extend(self.live_reports().cloned());
         let mut report = Report::new(sessions, self.connect_failures);
         report.sessions_dropped = self.dropped;
         report

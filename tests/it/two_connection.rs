@@ -26,6 +26,8 @@ enum Step {
     Close(u64),
     /// The clock moves on by this much.
     Wait(Duration),
+    /// The report as it stands now is kept (it comes back in `Run::during`).
+    Snapshot,
 }
 use Step::*;
 
@@ -121,8 +123,15 @@ fn redis_rdb(conn: u64, id: u64, off: u64) -> Vec<Step> {
     ]
 }
 
-/// Runs the steps through a monitor; returns the report as JSON and every event.
+/// Runs the steps through a monitor; returns the final report as JSON and every event.
 fn run(steps: Vec<Step>) -> (Value, Vec<Event>) {
+    let (report, events, _) = run_with_snapshots(steps);
+    (report, events)
+}
+
+/// Like [`run`], with the reports taken at each [`Step::Snapshot`].
+fn run_with_snapshots(steps: Vec<Step>) -> (Value, Vec<Event>, Vec<Value>) {
+    let mut during = Vec::new();
     let collect = Collect::default();
     let events = Arc::clone(&collect.0);
     let mut monitor = Monitor::new(Config::default(), vec![Box::new(collect)]);
@@ -156,6 +165,10 @@ fn run(steps: Vec<Step>) -> (Value, Vec<Event>) {
                 monitor.tick(at);
                 continue;
             }
+            Snapshot => {
+                during.push(serde_json::to_value(monitor.report()).unwrap());
+                continue;
+            }
         };
         monitor.handle(&Input { conn, at, kind });
         monitor.tick(at);
@@ -163,7 +176,7 @@ fn run(steps: Vec<Step>) -> (Value, Vec<Event>) {
     monitor.close_all(Timestamp(at.0 + 1000), "end");
     let report = serde_json::to_value(monitor.report()).unwrap();
     let events = std::mem::take(&mut *events.lock().unwrap());
-    (report, events)
+    (report, events, during)
 }
 
 fn sessions(report: &Value) -> &Vec<Value> {
@@ -206,9 +219,13 @@ fn redis_rdb_channel_sync_is_one_session_with_exact_offsets_even_when_the_stream
     steps.push(Open(2, 1, 40002));
     steps.extend(redis_rdb(2, 7, 100));
     steps.push(Data(2, M, diskless_rdb()));
+    steps.push(Snapshot);
     steps.push(Close(2));
     steps.push(Data(1, R, ack(100 + n)));
-    let (report, events) = run(steps);
+    let (report, events, during) = run_with_snapshots(steps);
+    // While both connections are open, they are one session too.
+    assert_eq!(sessions(&during[0]).len(), 1, "{:#}", during[0]);
+    assert_eq!(during[0]["sessions"][0]["rdb"]["complete"], true);
 
     let list = sessions(&report);
     assert_eq!(list.len(), 1, "one session: {report:#}");
