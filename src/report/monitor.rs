@@ -390,7 +390,15 @@ impl Monitor {
     /// connection's), hands it and any warning it raises to the sinks, then does what it
     /// means for pairing.
     fn deliver(&mut self, e: &Event) {
-        let main = self.pairing.main_of(e.session);
+        // Stream commands, ACKs and keep-alives are per-connection traffic: they never pair,
+        // and the main connection's report ignores its partner's. Skipping the lookups keeps
+        // the per-command cost where it was.
+        let routine = e.kind.is_routine();
+        let main = if routine {
+            None
+        } else {
+            self.pairing.main_of(e.session)
+        };
         let Some(live) = self.live.get_mut(&e.session) else {
             return;
         };
@@ -416,8 +424,10 @@ impl Monitor {
                 sink.event(&warning);
             }
         }
-        for action in self.pairing.observe(e) {
-            self.pair(action, e.ts);
+        if !routine {
+            for action in self.pairing.observe(e) {
+                self.pair(action, e.ts);
+            }
         }
     }
 

@@ -40,10 +40,10 @@ impl Session {
         };
     }
 
-    /// Holds `e` back if waiting for the anchor; returns it otherwise.
-    pub(super) fn held(&mut self, e: Event) -> Option<Event> {
+    /// Holds `e` back while waiting for the anchor (else it goes out as usual).
+    pub(super) fn hold(&mut self, e: Event) {
         let Anchor::Holding { events, .. } = &mut self.anchor else {
-            return Some(e);
+            return self.events.push_back(e);
         };
         let end = matches!(e.kind, EventKind::Command { .. }).then_some(self.stream.bytes);
         events.push_back((e, end));
@@ -54,7 +54,6 @@ impl Session {
             let at = events.back().map_or(Timestamp(0), |(e, _)| e.ts);
             self.release_unanchored(at, why);
         }
-        None
     }
 
     /// Since when this connection's events are held back waiting for the other connection's

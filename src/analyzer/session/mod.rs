@@ -332,7 +332,9 @@ impl Session {
             ts: at,
             kind,
         };
-        if let Some(e) = self.held(e) {
+        if matches!(self.anchor, Anchor::Holding { .. }) {
+            self.hold(e);
+        } else {
             self.events.push_back(e);
         }
     }
