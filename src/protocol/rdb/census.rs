@@ -25,7 +25,7 @@ pub(super) struct Census {
     db: u64,
     dbs: BTreeMap<u64, DbStats>,
     resize_keys: u64,
-    types: [TypeStats; 7],
+    types: [TypeStats; 9],
     encodings: BTreeMap<&'static str, u64>,
     key: Option<Key>,
     top_n: usize,

@@ -1,7 +1,8 @@
 //! Streaming RDB analysis: fed chunks as they arrive (a full sync in flight, or a file), it
 //! counts keys, expires, types, elements and sizes per database, collects AUX fields,
 //! functions and module types, keeps the biggest keys, and verifies the CRC-64 — without
-//! ever holding a whole value. Format per `protocol.md` §9 (RDB 1–12, `REDIS`/`VALKEY` magic).
+//! ever holding a whole value. Format per `protocol.md` §9 and, for RDB 13 and 14,
+//! `protocol-next.md` N1–N4 (`REDIS` versions 1–14, `VALKEY` 80).
 //!
 //! - [`summary`]: what an analysis learns (plain data, serialized into the report).
 //! - `ops`: the format as tables — opcodes, value types and their bodies as interpreter ops.
@@ -16,7 +17,7 @@ mod ops;
 mod parser;
 pub mod summary;
 
-pub use parser::Parser;
+pub use parser::{Parser, MAX_VERSION};
 pub use summary::{BigKey, Checksum, DbStats, Error, ErrorKind, Place, Summary, TypeStats};
 
 /// Analyses a whole RDB held in memory (tests, small files).

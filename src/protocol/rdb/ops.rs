@@ -76,6 +76,14 @@ pub(super) enum Then {
     ModuleOpcode,
     LzfCompressed(Purpose),
     LzfUncompressed(Purpose),
+    /// A value that is one element, stored as a length (GCRA's arrival time).
+    OneElement,
+    /// An ARRAY's element count: counted, and kept until its insert-index flag is read.
+    ArrayCount,
+    /// An ARRAY's insert-index flag (0, or 1 when an index follows), then its elements.
+    ArrayFlag,
+    /// An ARRAY element's tag: which value follows.
+    ArrayTag,
 }
 
 /// One step of the interpreter.
@@ -147,6 +155,15 @@ const GROUP_V2: &[Op] = &[
     Len(Then::Repeat(PEL)),
     Len(Then::Consumers(CONSUMER_V1)),
 ];
+const GROUP_V5: &[Op] = &[
+    Str(Purpose::Skip),
+    Len(Then::Discard),
+    Len(Then::Discard),
+    Len(Then::Discard),
+    Len(Then::Repeat(PEL)),
+    Len(Then::Consumers(CONSUMER_V3)),
+    Len(Then::Repeat(ID16)),
+];
 const GROUP_V3: &[Op] = &[
     Str(Purpose::Skip),
     Len(Then::Discard),
@@ -159,7 +176,9 @@ const SLOT_RANGE: &[Op] = &[Len(Then::Discard), Len(Then::Discard)];
 const KEY_META_CLASS: &[Op] = &[Skip(4), Len(Then::ModuleOpcode)];
 
 /// Logical types, in a fixed order (an index into per-type counters).
-pub(super) const TYPES: [&str; 7] = ["string", "list", "set", "zset", "hash", "stream", "module"];
+pub(super) const TYPES: [&str; 9] = [
+    "string", "list", "set", "zset", "hash", "stream", "module", "array", "gcra",
+];
 
 /// The stored encoding of a value type byte, and its logical type.
 pub(super) fn encoding(t: u8, valkey: bool) -> Option<(&'static str, usize)> {
@@ -187,6 +206,12 @@ pub(super) fn encoding(t: u8, valkey: bool) -> Option<(&'static str, usize)> {
         22 if valkey => ("hash_2", 4),
         24 if !valkey => ("hash_metadata", 4),
         25 if !valkey => ("hash_listpack_ex", 4),
+        // RDB 13 and 14 (protocol-next.md N3); the reader does not gate them by version.
+        26 if !valkey => ("stream_listpacks_4", 5),
+        27 if !valkey => ("stream_listpacks_5", 5),
+        28 if !valkey => ("array", 7),
+        // Only in builds with ENABLE_GCRA (no release): a rate limiter's arrival time.
+        29 if !valkey => ("gcra", 8),
         _ => return None,
     })
 }
@@ -215,6 +240,10 @@ pub(super) fn value_ops(t: u8) -> &'static [Op] {
         15 => STREAM_V1,
         19 => STREAM_V2,
         21 => STREAM_V3,
+        26 => STREAM_V4,
+        27 => STREAM_V5,
+        28 => &[Len(Then::ArrayCount), Len(Then::ArrayFlag)],
+        29 => &[Len(Then::OneElement)],
         16 | 17 => &[Str(Purpose::Container(Container::Listpack { per: 2 }))],
         18 => &[Len(Then::Repeat(QUICKLIST2))],
         20 => &[Str(Purpose::Container(Container::Listpack { per: 1 }))],
@@ -248,6 +277,59 @@ const STREAM_V2: &[Op] = &[
     Len(Then::Discard),
     Len(Then::Groups(GROUP_V2)),
 ];
+/// Stream 4 (RDB 13) is stream 3 plus the IDMP trailer after the last group; stream 5 (RDB 14)
+/// adds a NACK zone after each group's consumers.
+const STREAM_V4: &[Op] = &[
+    Len(Then::Repeat(STREAM_LP)),
+    Len(Then::StreamLength),
+    Len(Then::Discard),
+    Len(Then::Discard),
+    Len(Then::Discard),
+    Len(Then::Discard),
+    Len(Then::Discard),
+    Len(Then::Discard),
+    Len(Then::Discard),
+    Len(Then::Groups(GROUP_V3)),
+    Len(Then::Discard),
+    Len(Then::Discard),
+    Len(Then::Repeat(PRODUCER)),
+    Len(Then::Discard),
+    Len(Then::Discard),
+];
+const STREAM_V5: &[Op] = &[
+    Len(Then::Repeat(STREAM_LP)),
+    Len(Then::StreamLength),
+    Len(Then::Discard),
+    Len(Then::Discard),
+    Len(Then::Discard),
+    Len(Then::Discard),
+    Len(Then::Discard),
+    Len(Then::Discard),
+    Len(Then::Discard),
+    Len(Then::Groups(GROUP_V5)),
+    Len(Then::Discard),
+    Len(Then::Discard),
+    Len(Then::Repeat(PRODUCER)),
+    Len(Then::Discard),
+    Len(Then::Discard),
+];
+/// An IDMP producer: its id, then its idempotency ids (each a string and a length-encoded
+/// stream id).
+const PRODUCER: &[Op] = &[Str(Purpose::Skip), Len(Then::Repeat(IID))];
+const IID: &[Op] = &[Str(Purpose::Skip), Len(Then::Discard), Len(Then::Discard)];
+/// An ARRAY element: its index, then its tag.
+pub(super) const ARRAY_ELEMENT: &[Op] = &[Len(Then::Discard), Len(Then::ArrayTag)];
+
+/// What follows an ARRAY element's tag: 0 an RDB string, 1 a signed 64-bit integer, 2 a
+/// double, 3 a short RDB string.
+pub(super) fn array_value_ops(tag: u64) -> Option<&'static [Op]> {
+    Some(match tag {
+        0 | 3 => &[Str(Purpose::Skip)],
+        1 | 2 => &[Skip(8)],
+        _ => return None,
+    })
+}
+
 const STREAM_V3: &[Op] = &[
     Len(Then::Repeat(STREAM_LP)),
     Len(Then::StreamLength),

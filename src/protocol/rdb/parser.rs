@@ -19,6 +19,9 @@ use crate::protocol::handshake::printable;
 
 static CRC64: Crc<u64, Table<16>> = Crc::<u64, Table<16>>::new(&CRC_64_REDIS);
 
+/// The newest `REDIS` RDB version understood (Redis 8.8; protocol-next.md N1).
+pub const MAX_VERSION: u32 = 14;
+
 /// The streaming parser.
 pub struct Parser {
     stack: Vec<Op>,
@@ -36,6 +39,8 @@ pub struct Parser {
     census: Census,
     pending_expire: bool,
     ql_plain: bool,
+    /// The element count of the ARRAY being read, until its flag is.
+    array_count: u64,
     aux_key: String,
     summary: Summary,
     failed: bool,
@@ -71,6 +76,7 @@ impl Parser {
             census: Census::new(top_n),
             pending_expire: false,
             ql_plain: false,
+            array_count: 0,
             aux_key: String::new(),
             summary: Summary {
                 checksum: summary::Checksum::NotReached,
@@ -415,7 +421,7 @@ impl Parser {
         self.version = version;
         self.summary.magic = Some(if valkey { "VALKEY" } else { "REDIS" }.into());
         self.summary.version = Some(version);
-        if version == 0 || (!valkey && version > 12) {
+        if version == 0 || (!valkey && version > MAX_VERSION) {
             return Err(ErrorKind::UnsupportedVersion(version));
         }
         Ok(())
@@ -434,6 +440,10 @@ impl Parser {
             }
             0xF6 => return Err(ErrorKind::PreReleaseFunctions),
             _ => {
+                if t == 0xF3 && !self.valkey {
+                    // KEY_META: module metadata of the next key (Valkey's 0xF3 is SLOT_IMPORT).
+                    self.summary.key_meta += 1;
+                }
                 // The opcode's ops (or the key and value) run first, then the next item.
                 self.stack.push(TopLevel);
                 if let Some(ops) = opcode_ops(t, self.valkey) {
@@ -486,6 +496,29 @@ impl Parser {
                 let ops = module_value_ops(v).ok_or(ErrorKind::ModuleOpcode(v))?;
                 self.push_body(ops);
             }
+            Then::OneElement => self.census.elements(1),
+            Then::ArrayCount => {
+                // The reader rejects an empty ARRAY: it is never saved.
+                if v == 0 {
+                    return Err(ErrorKind::BadArray);
+                }
+                self.census.elements(v);
+                self.array_count = v;
+            }
+            Then::ArrayFlag => {
+                let body = ARRAY_ELEMENT;
+                self.stack.push(Repeat {
+                    left: self.array_count,
+                    body,
+                });
+                match v {
+                    0 => {}
+                    // The insert index, read before the elements.
+                    1 => self.stack.push(Len(Then::Discard)),
+                    _ => return Err(ErrorKind::BadArray),
+                }
+            }
+            Then::ArrayTag => self.push_body(array_value_ops(v).ok_or(ErrorKind::BadArray)?),
             Then::LzfCompressed(_) => self.lzf_compressed = v,
             Then::LzfUncompressed(purpose) => {
                 self.capture.clear();
@@ -789,5 +822,142 @@ mod tests {
         w.op(0xC3).len(3).len(12).raw(&[0xE0, 0x00, 0x40]);
         let s = analyse(&w.finish(true), 0);
         assert!(s.error.unwrap().to_string().contains("LZF"));
+    }
+
+    // ----- RDB 13 and 14 (protocol-next.md N1–N3), built from the documented layouts ------
+
+    /// A stream id as 16 raw bytes (big-endian ms then seq).
+    fn id16(ms: u64, seq: u64) -> Vec<u8> {
+        let mut b = ms.to_be_bytes().to_vec();
+        b.extend_from_slice(&seq.to_be_bytes());
+        b
+    }
+
+    /// A stream of 2 entries with one group (one pending entry, one consumer owning it), in
+    /// the layout of type 26 (`nack` false) or 27 (`nack` true: one NACKed id in the group).
+    fn stream_v4_v5(w: &mut W, key: &[u8], nack: bool) {
+        w.op(if nack { 27 } else { 26 }).str(key);
+        // One listpack: its master id, then the blob (not decoded: the length says how many).
+        w.len(1).str(&id16(1, 0)).str(&listpack(12));
+        w.len(2); // entries
+        for _ in 0..7 {
+            w.len(1); // last id, first id, max deleted id, entries added
+        }
+        w.len(1); // groups
+        w.str(b"g1").len(1).len(1).len(2); // name, last id ms/seq, entries read
+        w.len(1).raw(&id16(1, 0)).raw(&[0; 8]).len(1); // global PEL: id, delivery time, count
+        w.len(1).str(b"c1").raw(&[0; 8]).raw(&[0; 8]); // consumer: name, seen, active
+        w.len(1).raw(&id16(1, 0)); // its PEL
+        if nack {
+            w.len(1).raw(&id16(1, 1)); // NACK zone
+        }
+        // IDMP trailer: duration, max entries, one producer with one iid, then the counters.
+        w.len(100)
+            .len(100)
+            .len(1)
+            .str(b"p1")
+            .len(1)
+            .str(b"iid-1")
+            .len(1)
+            .len(0);
+        w.len(1).len(0);
+    }
+
+    #[test]
+    fn rdb_13_key_metadata_and_type_26_streams_are_counted() {
+        let mut w = W::new("REDIS0013");
+        w.op(0xFA).str(b"redis-ver").str(b"8.6.0");
+        w.db(0, 2, 0);
+        // N2.2's example: class KMT1, version 1, ALLOW_IGNORE, one UINT 42; then the key.
+        w.raw(&[0xF3, 0x01, 0x09, 0xF5, 0xC4, 0x28, 0x02, 0x2A, 0x00]);
+        w.op(0).str(b"with-meta").str(b"v");
+        stream_v4_v5(&mut w, b"s", false);
+        let s = check(&w.finish(true));
+        assert_eq!(
+            (s.checksum, s.complete, s.version),
+            (Checksum::Ok, true, Some(13))
+        );
+        assert_eq!(s.key_meta, 1);
+        assert_eq!(s.dbs[&0].keys, 2, "KEY_META is not a key");
+        assert_eq!(s.types["string"].keys, 1);
+        assert_eq!((s.types["stream"].keys, s.types["stream"].elements), (1, 2));
+        assert_eq!((s.stream_groups, s.stream_consumers), (1, 1));
+        assert_eq!(s.encodings["stream_listpacks_4"], 1);
+    }
+
+    /// Every value type RDB 14 adds, one key each (and ARRAY with and without an insert index).
+    fn rdb_14() -> W {
+        let mut w = W::new("REDIS0014");
+        w.op(0xFA).str(b"redis-ver").str(b"8.8.0");
+        w.db(0, 4, 1);
+        stream_v4_v5(&mut w, b"s", true);
+        // ARRAY, no insert index: one element of each tag (SDS, INT, FLOAT, SMALLSTR).
+        w.op(28).str(b"arr").len(4).len(0);
+        w.len(0).len(0).str(b"hello");
+        w.len(5).len(1).raw(&(-7i64).to_le_bytes());
+        w.len(9).len(2).raw(&1.5f64.to_le_bytes());
+        w.len(10).len(3).str(b"abc");
+        // ARRAY with an insert index (7), one INT element there.
+        w.op(28).str(b"ring").len(1).len(1).len(7);
+        w.len(7).len(1).raw(&42i64.to_le_bytes());
+        // GCRA (29): an expire, then the arrival time in µs as a 64-bit length.
+        w.op(0xFC).raw(&1_800_000_000_000u64.to_le_bytes());
+        w.op(29)
+            .str(b"limiter")
+            .raw(&[0x81, 0x00, 0x06, 0x52, 0xE6, 0x8B, 0xB3, 0x40, 0x00]);
+        w
+    }
+
+    #[test]
+    fn rdb_14_streams_arrays_and_gcra_are_counted() {
+        let s = check(&rdb_14().finish(true));
+        assert_eq!(
+            (s.checksum, s.complete, s.version),
+            (Checksum::Ok, true, Some(14))
+        );
+        assert_eq!(s.error, None);
+        assert_eq!((s.dbs[&0].keys, s.dbs[&0].expires), (4, 1));
+        assert_eq!((s.types["stream"].keys, s.types["stream"].elements), (1, 2));
+        assert_eq!(s.encodings["stream_listpacks_5"], 1);
+        assert_eq!((s.types["array"].keys, s.types["array"].elements), (2, 5));
+        assert_eq!((s.types["gcra"].keys, s.types["gcra"].elements), (1, 1));
+    }
+
+    #[test]
+    fn an_rdb_14_without_checksum_reports_it_absent() {
+        // rdb-no-checksum: the master's diskless child leaves the CRC at 0 (N5.1).
+        let s = check(&rdb_14().finish(false));
+        assert_eq!((s.checksum, s.complete), (Checksum::Absent, true));
+        assert_eq!(s.error, None);
+    }
+
+    #[test]
+    fn an_rdb_14_cut_at_any_byte_is_reported_truncated() {
+        let whole = rdb_14().finish(true);
+        for cut in 0..whole.len() {
+            let s = analyse(&whole[..cut], 0);
+            assert!(!s.complete, "cut at {cut}");
+            let e = s
+                .error
+                .unwrap_or_else(|| panic!("no error when cut at {cut}"));
+            assert!(
+                matches!(e.kind, ErrorKind::Truncated(_)),
+                "cut at {cut}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn newer_versions_and_broken_arrays_stop_the_analysis_with_a_reason() {
+        let s = analyse(&W::new("REDIS0015").finish(true), 0);
+        assert_eq!(s.error.unwrap().kind, ErrorKind::UnsupportedVersion(15));
+        let mut w = W::new("REDIS0014");
+        w.db(0, 1, 0).op(28).str(b"arr").len(1).len(0).len(0).len(9);
+        let e = analyse(&w.finish(true), 0).error.unwrap();
+        assert_eq!(e.kind, ErrorKind::BadArray, "tag 9");
+        let mut w = W::new("REDIS0014");
+        w.db(0, 1, 0).op(30).str(b"k");
+        let e = analyse(&w.finish(true), 0).error.unwrap();
+        assert_eq!(e.kind, ErrorKind::UnknownType(30));
     }
 }

@@ -84,9 +84,12 @@ pub enum ErrorKind {
     },
     /// A version this analyzer does not know.
     #[error(
-        "RDB version {0} is not supported (this analyzer knows versions 1 to 12 and VALKEY 80)"
+        "RDB version {0} is not supported (this analyzer knows versions 1 to 14 and VALKEY 80)"
     )]
     UnsupportedVersion(u32),
+    /// An ARRAY (type 28) that breaks its layout: no elements, a flag above 1, an unknown tag.
+    #[error("ARRAY value (type 28) is corrupt (or a pre-release build wrote GCRA as type 28)")]
+    BadArray,
     /// A length byte with an unknown encoding.
     #[error("unknown length encoding 0x{0:02x}")]
     LengthEncoding(u8),
@@ -201,7 +204,8 @@ pub struct Summary {
     pub aux: BTreeMap<String, String>,
     /// Per database number.
     pub dbs: BTreeMap<u64, DbStats>,
-    /// Per type (`string`, `list`, `set`, `zset`, `hash`, `stream`, `module`).
+    /// Per type (`string`, `list`, `set`, `zset`, `hash`, `stream`, `module`, `array`,
+    /// `gcra`).
     pub types: BTreeMap<&'static str, TypeStats>,
     /// Keys per stored encoding.
     pub encodings: BTreeMap<&'static str, u64>,
@@ -209,6 +213,8 @@ pub struct Summary {
     pub stream_groups: u64,
     /// Consumers over all stream groups.
     pub stream_consumers: u64,
+    /// Keys with module metadata (the KEY_META opcode, RDB 13 and later).
+    pub key_meta: u64,
     /// Listpacks, ziplists and zipmaps whose header does not carry their element count
     /// (65535 or more elements); their elements are not in `types.*.elements`.
     pub uncounted_containers: u64,
