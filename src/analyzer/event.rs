@@ -34,6 +34,9 @@ pub enum Role {
     Replication,
     /// A legacy `SYNC` (old replicas, `redis-cli --replica`/`--rdb`, Valkey's RDB connection).
     Sync,
+    /// A cluster node pulling slots (`CLUSTER SYNCSLOTS`: Redis 8.4+ atomic slot migration).
+    /// Not a replica: no `PSYNC`, no replid, outside the master's offset space.
+    SlotMigration,
 }
 
 impl Role {
@@ -44,6 +47,7 @@ impl Role {
             Role::Client => "client",
             Role::Replication => "replication",
             Role::Sync => "sync",
+            Role::SlotMigration => "slot_migration",
         }
     }
 }
@@ -112,6 +116,13 @@ pub enum SyncKind {
     /// asks for the stream with `PSYNC <replid> <ENDOFF+1>`. Said again at its `+CONTINUE`,
     /// with the replid and the snapshot's offset (`ENDOFF`: the stream starts at the next).
     DualChannel,
+    /// `+RDBCHANNELSYNCSLOTS` (atomic slot migration, main connection): the migrating slots'
+    /// commands follow, in an offset space of their own that starts at 0 (the importing
+    /// node's `CLUSTER SYNCSLOTS ACK` counts the bytes it applied).
+    SlotStream,
+    /// `+SLOTSSNAPSHOT` (atomic slot migration, snapshot connection): the slots' keys follow
+    /// as RESP commands (`RESTORE`, …), with no offsets.
+    SlotSnapshot,
 }
 
 /// Which connection of a two-connection full sync this is.

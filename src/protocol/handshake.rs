@@ -41,6 +41,12 @@ pub enum Reply<'a> {
     },
     /// `+DUALCHANNELSYNC` (Valkey 8): the RDB will come on a second connection.
     DualChannelSync,
+    /// `+RDBCHANNELSYNCSLOTS` (Redis 8.4+ atomic slot migration, main connection): the
+    /// migrating slots' command stream follows, in its own offset space.
+    SlotStream,
+    /// `+SLOTSSNAPSHOT` (atomic slot migration, snapshot connection): the slots' snapshot
+    /// follows as RESP commands, up to `CLUSTER SYNCSLOTS SNAPSHOT-EOF`.
+    SlotSnapshot,
     /// `$ENDOFF:<offset> <replid> <dbid> <client id>` (Valkey dual-channel RDB connection).
     EndOffset {
         /// The offset the snapshot corresponds to.
@@ -155,6 +161,12 @@ pub fn parse_reply(line: &[u8]) -> Reply<'_> {
     }
     if line.eq_ignore_ascii_case(b"+DUALCHANNELSYNC") {
         return Reply::DualChannelSync;
+    }
+    if line.eq_ignore_ascii_case(b"+RDBCHANNELSYNCSLOTS") {
+        return Reply::SlotStream;
+    }
+    if line.eq_ignore_ascii_case(b"+SLOTSSNAPSHOT") {
+        return Reply::SlotSnapshot;
     }
     match (line[0], std::str::from_utf8(&line[1..])) {
         (b'+', Ok(s)) => Reply::Status(s),
@@ -313,6 +325,8 @@ mod tests {
             Reply::RdbChannelSync { client_id: 25 }
         );
         assert_eq!(parse_reply(b"+DUALCHANNELSYNC"), Reply::DualChannelSync);
+        assert_eq!(parse_reply(b"+RDBCHANNELSYNCSLOTS"), Reply::SlotStream);
+        assert_eq!(parse_reply(b"+SLOTSSNAPSHOT"), Reply::SlotSnapshot);
         assert_eq!(parse_reply(b""), Reply::KeepAlive);
         assert_eq!(parse_reply(b"+PONG"), Reply::Status("PONG"));
         assert_eq!(

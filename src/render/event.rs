@@ -16,6 +16,10 @@ impl fmt::Display for Event {
                 Role::Sync => write!(f, "role: legacy SYNC (RDB analysed, offsets unknown)"),
                 Role::Client => write!(f, "role: plain client (commands counted, replies not parsed)"),
                 Role::Undetermined => write!(f, "role: undetermined"),
+                Role::SlotMigration => write!(
+                    f,
+                    "role: cluster node pulling slots (atomic slot migration, not a replica)"
+                ),
             },
             EventKind::Request { name, args } => {
                 write!(f, "R->M {name}")?;
@@ -42,6 +46,14 @@ impl fmt::Display for Event {
                     opt(replid),
                     opt(offset),
                     offset.map_or("?".into(), |o| o.saturating_add(1).to_string())
+                ),
+                SyncKind::SlotStream => write!(
+                    f,
+                    "slot migration stream: the migrating slots' commands, offsets counted from 0"
+                ),
+                SyncKind::SlotSnapshot => write!(
+                    f,
+                    "slot migration snapshot: the slots' keys as commands, up to SNAPSHOT-EOF"
                 ),
                 SyncKind::DualChannel => write!(
                     f,

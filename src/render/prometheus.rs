@@ -226,7 +226,12 @@ fn sessions(out: &mut String, run: &Snapshot<'_>) {
         "gauge",
         "Sessions by kind and state (ended ones are those still in the report).",
     );
-    for kind in [Role::Replication, Role::Sync, Role::Client] {
+    for kind in [
+        Role::Replication,
+        Role::Sync,
+        Role::SlotMigration,
+        Role::Client,
+    ] {
         let kind = kind.as_str();
         for state in ["live", "ended"] {
             let n = by_kind.get(&(kind, state)).copied().unwrap_or(0);

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::analyzer::event::Role;
+use crate::protocol::rdb::Checksum;
 use crate::report::{Report, SessionReport};
 
 /// The human-readable summary printed at exit.
@@ -80,6 +81,9 @@ pub fn session(s: &SessionReport) -> String {
                     .map_or(String::new(), |d| format!(" in {d:.1} ms")),
                 if rdb.complete { "" } else { " (incomplete)" }
             );
+        }
+        if let Some(note) = unhonoured_rdb_request(s) {
+            let _ = writeln!(o, "  note: {note}");
         }
         let lag = match (s.offsets.end, s.offsets.acked) {
             (Some(e), Some(a)) => format!(" (lag {} bytes)", e.saturating_sub(a)),
@@ -194,4 +198,20 @@ fn timing_tables(s: &SessionReport) -> String {
         t.warnings.len()
     );
     o
+}
+
+/// A replica that asked for an RDB without checksum (`REPLCONF rdb-no-checksum 1`, Redis 8.8)
+/// and got one with it: an older master, or a disk-based sync, which ignores the request.
+/// Information, not a fault. (Compression cannot be judged the same way: compressed quicklist
+/// nodes stay LZF even with `rdb-no-compress`.)
+fn unhonoured_rdb_request(s: &SessionReport) -> Option<&'static str> {
+    let contents = s.rdb.as_ref()?.contents.as_ref()?;
+    let asked = s
+        .handshake
+        .options
+        .get("rdb-no-checksum")
+        .is_some_and(|v| v == "1");
+    (asked && contents.checksum == Checksum::Ok).then_some(
+        "the replica asked for rdb-no-checksum but the RDB has a checksum (an older master, or a disk-based sync)",
+    )
 }

@@ -140,6 +140,9 @@ pub struct HandshakeReport {
     pub auth_user: Option<String>,
     /// Error answers from the master during the handshake (the first 64).
     pub errors: Vec<String>,
+    /// Every other `REPLCONF` option and its last value (the first 64 names): `rdb-only`,
+    /// `rdb-channel`, `main-ch-client-id`, `rdb-no-compress`, `rdb-no-checksum`, `version`, …
+    pub options: BTreeMap<String, String>,
 }
 
 /// The master's sync decision.
@@ -172,6 +175,8 @@ pub enum SyncType {
     Partial,
     /// No sync (a client, a refusal, a handshake cut short).
     None,
+    /// Slots pulled by another cluster node (atomic slot migration), not a replica's sync.
+    Slots,
 }
 
 impl SyncType {
@@ -181,6 +186,7 @@ impl SyncType {
             SyncType::Full => "full",
             SyncType::Partial => "partial",
             SyncType::None => "none",
+            SyncType::Slots => "slots",
         }
     }
 }
@@ -197,6 +203,10 @@ pub enum SyncMode {
     RdbChannel,
     /// `PSYNC` answered `+DUALCHANNELSYNC`: the RDB comes on another connection (Valkey 8).
     DualChannel,
+    /// `CLUSTER SYNCSLOTS SYNC` answered `+RDBCHANNELSYNCSLOTS`: the migrating slots' commands.
+    SlotStream,
+    /// `CLUSTER SYNCSLOTS RDBCHANNEL` answered `+SLOTSSNAPSHOT`: the slots' keys.
+    SlotSnapshot,
 }
 
 impl SyncMode {
@@ -207,6 +217,8 @@ impl SyncMode {
             SyncMode::Sync => "sync",
             SyncMode::RdbChannel => "rdb_channel",
             SyncMode::DualChannel => "dual_channel",
+            SyncMode::SlotStream => "slot_stream",
+            SyncMode::SlotSnapshot => "slot_snapshot",
         }
     }
 }
@@ -399,6 +411,12 @@ impl SessionReport {
                         SyncMode::DualChannel,
                         offset.map(|o| o.saturating_add(1)),
                     ),
+                    SyncKind::SlotStream => (
+                        SyncType::Slots,
+                        SyncMode::SlotStream,
+                        offset.map(|o| o.saturating_add(1)),
+                    ),
+                    SyncKind::SlotSnapshot => (SyncType::Slots, SyncMode::SlotSnapshot, None),
                 };
                 // A two-connection sync is said twice (answered, then anchored): it was
                 // answered at the first.
@@ -629,7 +647,12 @@ impl SessionReport {
                         "listening-port" => self.handshake.listening_port = value.parse().ok(),
                         "ip-address" => self.handshake.ip_address = Some(value.clone()),
                         "capa" => self.handshake.capa.push(value.clone()),
-                        _ => {}
+                        other => {
+                            if self.handshake.options.len() < MAX_LISTED {
+                                let value = value.clone();
+                                self.handshake.options.insert(other.to_string(), value);
+                            }
+                        }
                     }
                 }
             }

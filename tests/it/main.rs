@@ -28,6 +28,7 @@ mod cli;
 mod defects;
 mod fixtures;
 mod forwarding;
+mod newest;
 mod proxy;
 mod rdb;
 mod recording;

@@ -2,6 +2,7 @@
 //! changes; the replies that move it are matched in `on_master_line`, `on_psync_reply` and
 //! `on_payload_line`.
 
+use super::replica::is_syncslots;
 use super::{Pending, Role, Session, MAX_OFFSET};
 use crate::analyzer::event::{Channel, EventKind, Framing, SyncKind};
 use crate::analyzer::input::{Direction, Timestamp};
@@ -41,6 +42,8 @@ pub(super) struct Stream {
     /// Offset of the byte just before the first stream byte, when known.
     pub(super) base: Option<u64>,
     pub(super) bytes: u64,
+    /// Stream bytes outside the offset space (atomic slot migration's `STREAM-EOF`).
+    pub(super) outside: u64,
     pub(super) db: Option<u32>,
     pub(super) in_multi: bool,
 }
@@ -48,7 +51,8 @@ pub(super) struct Stream {
 impl Stream {
     pub(super) fn offset_end(&self) -> Option<u64> {
         // The base is at most `MAX_OFFSET`, so this cannot saturate on any real link.
-        self.base.map(|b| b.saturating_add(self.bytes))
+        self.base
+            .map(|b| b.saturating_add(self.bytes.saturating_sub(self.outside)))
     }
 }
 
@@ -181,6 +185,9 @@ impl Session {
                         reply: shown,
                     },
                 );
+                if self.role == Role::SlotMigration {
+                    self.on_slot_reply(at, reply);
+                }
             }
             None if matches!(line[0], b'+' | b'-') => {
                 self.emit(
@@ -498,9 +505,38 @@ impl Session {
         n
     }
 
+    /// A slot migration's answer to `CLUSTER SYNCSLOTS SYNC` or `RDBCHANNEL`: its stream or its
+    /// snapshot follows (protocol-next.md N6.2, N6.3).
+    fn on_slot_reply(&mut self, at: Timestamp, reply: Reply<'_>) {
+        let (sync, base) = match reply {
+            // Its own offset space: the importing node ACKs the bytes it applied.
+            Reply::SlotStream => (SyncKind::SlotStream, Some(0)),
+            Reply::SlotSnapshot => (SyncKind::SlotSnapshot, None),
+            _ => return,
+        };
+        let (replid, offset) = (None, base);
+        self.emit(
+            at,
+            EventKind::SyncStart {
+                sync,
+                replid,
+                offset,
+            },
+        );
+        self.stream.base = base;
+        self.enter(Phase::Stream);
+    }
+
     fn on_stream_command(&mut self, at: Timestamp, cmd: &Command) {
         let name = cmd.name();
-        let end = self.stream.offset_end();
+        let outside = self.role == Role::SlotMigration && is_syncslots(cmd, Some("STREAM-EOF"));
+        let end = if outside {
+            // The source's end-of-stream marker lies outside the applied-bytes count.
+            self.stream.outside += cmd.wire_len();
+            None
+        } else {
+            self.stream.offset_end()
+        };
         let start = end.map(|e| e.saturating_add(1).saturating_sub(cmd.wire_len()));
         let mut sub = None;
         let mut in_multi = self.stream.in_multi;

@@ -140,6 +140,7 @@ impl Session {
                 started: false,
                 base: None,
                 bytes: 0,
+                outside: 0,
                 db: None,
                 in_multi: false,
             },

@@ -101,6 +101,19 @@ impl Session {
                 }
                 Pending::Sync
             }
+            // Atomic slot migration (protocol-next.md N6): a cluster node pulling slots.
+            "CLUSTER" if is_syncslots(cmd, None) && role != Role::Client => {
+                if is_syncslots(cmd, Some("ACK")) && role == Role::SlotMigration {
+                    // `CLUSTER SYNCSLOTS ACK <state> <applied>`: bytes of the slot stream
+                    // the importing node applied (no reply comes).
+                    if let Some(applied) = cmd.arg(4).and_then(|a| a.as_i64()) {
+                        let offset = u64::try_from(applied).unwrap_or(0);
+                        return self.emit(at, EventKind::Ack { offset, fack: None });
+                    }
+                }
+                role = Role::SlotMigration;
+                Pending::Other(name)
+            }
             _ if self.role == Role::Undetermined => {
                 return self.become_client(at, Some((name, bytes)))
             }
@@ -172,4 +185,11 @@ impl Session {
             self.desync(Direction::ReplicaToMaster, at, position, None, reason);
         }
     }
+}
+
+/// `CLUSTER SYNCSLOTS [sub]`: is `cmd` that (with that subcommand, if one is given)?
+pub(super) fn is_syncslots(cmd: &Command, sub: Option<&str>) -> bool {
+    cmd.name().is("CLUSTER")
+        && cmd.arg(1).is_some_and(|a| a.eq_ignore_case("SYNCSLOTS"))
+        && sub.is_none_or(|sub| cmd.arg(2).is_some_and(|a| a.eq_ignore_case(sub)))
 }

@@ -76,9 +76,12 @@ impl Tracker {
             EventKind::SyncStart { sync, offset, .. } => {
                 self.syncing = true;
                 self.forwarded = match sync {
-                    SyncKind::Full | SyncKind::RdbChannel | SyncKind::DualChannel => *offset,
+                    SyncKind::Full
+                    | SyncKind::RdbChannel
+                    | SyncKind::DualChannel
+                    | SyncKind::SlotStream => *offset,
                     SyncKind::Partial => offset.map(|o| o.saturating_sub(1)),
-                    SyncKind::Sync => None,
+                    SyncKind::Sync | SyncKind::SlotSnapshot => None,
                 };
                 self.acked = None;
                 self.pending.clear();
