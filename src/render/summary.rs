@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use crate::analyzer::event::Role;
 use crate::protocol::rdb::Checksum;
+use crate::report::timing::Hist;
 use crate::report::{Report, SessionReport};
 
 /// The human-readable summary printed at exit.
@@ -124,7 +125,14 @@ pub fn session(s: &SessionReport) -> String {
 fn timing_tables(s: &SessionReport) -> String {
     let t = &s.timing;
     let mut o = String::new();
-    let ms = |us: u64| us as f64 / 1000.0;
+    // A histogram with no sample shows "–", not a latency of 0.
+    let ms = |h: &Hist, q: Option<f64>| {
+        if h.count() == 0 {
+            return "–".to_string();
+        }
+        let us = q.map_or_else(|| h.max(), |q| h.quantile(q));
+        format!("{:.1}", us as f64 / 1000.0)
+    };
     if !t.commands.is_empty() {
         let _ = writeln!(
             o,
@@ -151,22 +159,23 @@ fn timing_tables(s: &SessionReport) -> String {
             let h = &c.ack_latency_us;
             let _ = writeln!(
                 o,
-                "    {:<16} {:>9} {:>12} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+                "    {:<16} {:>9} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9}",
                 name,
                 count,
                 bytes,
-                ms(h.quantile(0.5)),
-                ms(h.quantile(0.9)),
-                ms(h.quantile(0.99)),
-                ms(h.quantile(0.999)),
-                ms(h.max())
+                ms(h, Some(0.5)),
+                ms(h, Some(0.9)),
+                ms(h, Some(0.99)),
+                ms(h, Some(0.999)),
+                ms(h, None)
             );
         }
     }
     let hb = &t.heartbeats;
     let rows = [
         ("master PING", &hb.master_ping_interval_us),
-        ("replica ACK", &hb.replica_ack_interval_us),
+        ("replica ACK (periodic)", &hb.replica_ack_interval_us),
+        ("GETACK -> its ACK", &hb.getack_round_trip_us),
         ("keep-alive M->R", &hb.master_keepalive_interval_us),
         ("keep-alive R->M", &hb.replica_keepalive_interval_us),
     ];
@@ -179,12 +188,12 @@ fn timing_tables(s: &SessionReport) -> String {
         for (what, h) in rows.iter().filter(|(_, h)| h.count() > 0) {
             let _ = writeln!(
                 o,
-                "    {:<22} {:>9} {:>9.1} {:>9.1} {:>9.1}",
+                "    {:<22} {:>9} {:>9} {:>9} {:>9}",
                 what,
                 h.count(),
-                ms(h.quantile(0.5)),
-                ms(h.quantile(0.99)),
-                ms(h.max())
+                ms(h, Some(0.5)),
+                ms(h, Some(0.99)),
+                ms(h, None)
             );
         }
     }

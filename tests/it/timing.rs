@@ -83,6 +83,47 @@ fn wait_driven_ack_latency_is_the_round_trip(v: Version) {
     assert_valid_report(&out.report_path);
 }
 
+/// WAIT makes the master send GETACKs, and the replica answers each at once: those answers
+/// are not heartbeats. The periodic ACK interval stays the replica's 1 s period.
+#[test]
+fn acks_answering_getack_are_not_heartbeats() {
+    let v = Version::V7;
+    let master = Server::start(v, "master", &["--repl-ping-replica-period", "1"]);
+    let (sniffer, replica) = attach(v, &master, &[]);
+    let mut c = master.client();
+    let started = std::time::Instant::now();
+    let mut i = 0;
+    while started.elapsed() < Duration::from_millis(4500) {
+        c.cmd(&["SET", &format!("k{i}"), "v"]);
+        c.cmd(&["WAIT", "1", "0"]);
+        std::thread::sleep(Duration::from_millis(20));
+        i += 1;
+    }
+    wait_for_quiescence(&master, &replica);
+    let out = sniffer.stop();
+    let s = out.sessions_of_kind("replication")[0];
+    let hb = &s["timing"]["heartbeats"];
+    let periodic = &hb["replica_ack_interval_us"];
+    let p50 = u(&periodic["p50"]);
+    assert!(
+        (900_000..=1_100_000).contains(&p50),
+        "periodic ACK interval p50 {p50} µs: {periodic}"
+    );
+    assert!(u(&hb["solicited_acks"]) >= 100, "{hb}");
+    assert!(u(&hb["getack_round_trip_us"]["p50"]) < 20_000, "{hb}");
+    let set = &s["timing"]["commands"]["SET"]["ack_latency_us"];
+    assert!(
+        u(&set["p50"]) < 20_000,
+        "SET ack latency p50 {}",
+        set["p50"]
+    );
+    assert!(
+        out.stderr.contains("replica ACK (periodic)"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn a_stopped_replica_shows_growing_lag_and_a_warning() {
     let v = Version::V7;

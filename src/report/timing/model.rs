@@ -32,7 +32,8 @@ impl CommandTiming {
 pub struct Heartbeats {
     /// Between master `PING`s in the stream, µs.
     pub master_ping_interval_us: Hist,
-    /// Between replica `REPLCONF ACK`s, µs.
+    /// Between the replica's periodic `REPLCONF ACK`s (once a second), µs. An ACK that answers
+    /// a `REPLCONF GETACK` is not a heartbeat: it is counted in `solicited_acks`.
     pub replica_ack_interval_us: Hist,
     /// Between master `\n` keep-alives, µs.
     pub master_keepalive_interval_us: Hist,
@@ -40,6 +41,10 @@ pub struct Heartbeats {
     pub replica_keepalive_interval_us: Hist,
     /// `REPLCONF GETACK`s sent by the master.
     pub getacks: u64,
+    /// ACKs that answered a GETACK (their offset is the one just before it).
+    pub solicited_acks: u64,
+    /// From forwarding a GETACK to the ACK that answers it, µs.
+    pub getack_round_trip_us: Hist,
 }
 
 /// Timing over every session of a run: the per-session histograms added together.
@@ -83,6 +88,8 @@ impl Overall {
             a.replica_keepalive_interval_us
                 .add(&b.replica_keepalive_interval_us);
             a.getacks += b.getacks;
+            a.solicited_acks += b.solicited_acks;
+            a.getack_round_trip_us.add(&b.getack_round_trip_us);
         }
         o
     }
@@ -96,6 +103,8 @@ impl Heartbeats {
             master_keepalive_interval_us: Hist::micros(),
             replica_keepalive_interval_us: Hist::micros(),
             getacks: 0,
+            solicited_acks: 0,
+            getack_round_trip_us: Hist::micros(),
         }
     }
 }

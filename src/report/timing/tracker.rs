@@ -32,7 +32,12 @@ pub struct Tracker {
     silence_warned: u8,
     lag_warned: bool,
     syncing: bool,
+    /// GETACKs forwarded and not yet answered: the ACK offset that answers each, and when.
+    getacks: VecDeque<(u64, Timestamp)>,
 }
+
+/// GETACKs remembered while waiting for their answers.
+const MAX_GETACKS: usize = 1024;
 
 const PING: usize = 0;
 const ACK: usize = 1;
@@ -55,6 +60,7 @@ impl Tracker {
             silence_warned: 0,
             lag_warned: false,
             syncing: false,
+            getacks: VecDeque::new(),
         }
     }
 
@@ -85,6 +91,7 @@ impl Tracker {
                 };
                 self.acked = None;
                 self.pending.clear();
+                self.getacks.clear();
             }
             EventKind::Command {
                 end,
@@ -109,6 +116,13 @@ impl Tracker {
                 }
                 if name.is("REPLCONF") && sub.is_some_and(|s| s.is("GETACK")) {
                     t.heartbeats.getacks += 1;
+                    // The replica answers with its offset before the GETACK (protocol.md §11).
+                    if let Some(end) = end {
+                        if self.getacks.len() == MAX_GETACKS {
+                            self.getacks.pop_front();
+                        }
+                        self.getacks.push_back((end.saturating_sub(*bytes), at));
+                    }
                 }
                 if let Some(end) = end {
                     self.forwarded = Some(*end);
@@ -117,7 +131,19 @@ impl Tracker {
                 }
             }
             EventKind::Ack { offset, .. } => {
-                self.interval(t, ACK, at);
+                // GETACKs the replica answered with a larger offset are answered no more.
+                while self.getacks.front().is_some_and(|(o, _)| o < offset) {
+                    self.getacks.pop_front();
+                }
+                match self.getacks.front() {
+                    Some(&(o, asked)) if o == *offset => {
+                        self.getacks.pop_front();
+                        t.heartbeats.solicited_acks += 1;
+                        let us = at.since(asked).as_micros() as u64;
+                        t.heartbeats.getack_round_trip_us.record(us);
+                    }
+                    _ => self.interval(t, ACK, at),
+                }
                 if let Some(prev) = self.acked {
                     if *offset < prev {
                         warnings.push(Warning {
