@@ -100,6 +100,9 @@ pub fn session(s: &SessionReport) -> String {
             s.stream.commands,
             s.acks
         );
+        if let Some(line) = ledger(s) {
+            o.push_str(&line);
+        }
     }
     if !s.commands.is_empty() {
         let mut top: Vec<_> = s.commands.iter().collect();
@@ -122,6 +125,18 @@ pub fn session(s: &SessionReport) -> String {
 }
 
 /// The ack-latency and heartbeat tables of the summary.
+/// The offset ledger, when the stream carried anything but data.
+fn ledger(s: &SessionReport) -> Option<String> {
+    let l = &s.stream.ledger;
+    let overhead = l.ping + l.getack + l.select + l.multi_exec;
+    (overhead > 0).then(|| {
+        format!(
+            "  offset ledger: data {} B, PING {} B, GETACK {} B, SELECT {} B, MULTI/EXEC {} B\n",
+            l.data, l.ping, l.getack, l.select, l.multi_exec
+        )
+    })
+}
+
 fn timing_tables(s: &SessionReport) -> String {
     let t = &s.timing;
     let mut o = String::new();

@@ -270,6 +270,23 @@ pub struct StreamReport {
     pub getacks: u64,
     /// The database selected last.
     pub db: Option<u32>,
+    /// What the stream's bytes were: the answer to "my offset grows with no writes".
+    pub ledger: Ledger,
+}
+
+/// Stream bytes by what carried them. Each counts toward the replication offset.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Ledger {
+    /// Commands that change data (everything below excepted).
+    pub data: u64,
+    /// The master's `PING`s (every `repl-ping-replica-period`, also with no writes).
+    pub ping: u64,
+    /// `REPLCONF GETACK` (sent for `WAIT`, `WAITAOF` and failover).
+    pub getack: u64,
+    /// `SELECT`, inserted when the database changes.
+    pub select: u64,
+    /// `MULTI` and `EXEC` around transactions, scripts and multi-key propagation.
+    pub multi_exec: u64,
 }
 
 /// Count and wire bytes of one command name.
@@ -456,11 +473,23 @@ impl SessionReport {
                 self.count(name.as_str(), *bytes);
                 self.stream.commands += 1;
                 self.stream.db = *db;
+                let ledger = &mut self.stream.ledger;
                 match name.as_str() {
-                    "PING" => self.stream.pings += 1,
-                    "EXEC" => self.stream.transactions += 1,
-                    "REPLCONF" if sub.is_some_and(|s| s.is("GETACK")) => self.stream.getacks += 1,
-                    _ => {}
+                    "PING" => {
+                        self.stream.pings += 1;
+                        ledger.ping += bytes;
+                    }
+                    "EXEC" => {
+                        self.stream.transactions += 1;
+                        ledger.multi_exec += bytes;
+                    }
+                    "MULTI" => ledger.multi_exec += bytes,
+                    "SELECT" => ledger.select += bytes,
+                    "REPLCONF" if sub.is_some_and(|s| s.is("GETACK")) => {
+                        self.stream.getacks += 1;
+                        ledger.getack += bytes;
+                    }
+                    _ => ledger.data += bytes,
                 }
                 if end.is_some() {
                     self.offsets.end = *end;

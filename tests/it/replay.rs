@@ -150,6 +150,19 @@ fn check_against_truth(pcap: &Path) {
     }
     for s in of_kind("replication").chain(of_kind("sync")) {
         assert_eq!(s["desync"], Value::Null, "{name}: session {}", s["id"]);
+        // The offset ledger accounts for every stream byte.
+        let ledger: u64 = s["stream"]["ledger"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(num)
+            .sum();
+        assert_eq!(
+            ledger,
+            num(&s["stream"]["bytes"]),
+            "{name}: ledger of session {}",
+            s["id"]
+        );
     }
 
     let scenario = truth["scenario"].as_str().unwrap();
