@@ -52,6 +52,49 @@ impl Role {
     }
 }
 
+/// Why a sync happened (or why it was partial): `protocol.md` §3.3, read from the `PSYNC`,
+/// the master's answer, and the replica's earlier links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncReason {
+    /// `PSYNC ? -1` from a replica never seen before: it has no replication state.
+    FirstSync,
+    /// `PSYNC ? -1` from a replica seen before: it lost its state (restarted, or was reset).
+    ReplicaRestarted,
+    /// The replica asked to continue a replid the master no longer has (the master restarted
+    /// without persistence, or was replaced).
+    ReplidMismatch,
+    /// Same replid, but the offset is no longer in the master's backlog.
+    OffsetOutsideBacklog,
+    /// The replica asked for an offset beyond the master's: the master lost data.
+    ReplicaAhead,
+    /// `+CONTINUE <new replid>`: the master was promoted and continued the replica's history.
+    Failover,
+    /// The partial resync was granted.
+    PartialGranted,
+    /// Legacy `SYNC` from a tool (`redis-cli --replica`/`--rdb`) or a very old replica.
+    Tool,
+    /// Not enough was seen to say (the capture began after the `PSYNC`).
+    Unknown,
+}
+
+impl SyncReason {
+    /// The name used in the report and the events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncReason::FirstSync => "first_sync",
+            SyncReason::ReplicaRestarted => "replica_restarted",
+            SyncReason::ReplidMismatch => "replid_mismatch",
+            SyncReason::OffsetOutsideBacklog => "offset_outside_backlog",
+            SyncReason::ReplicaAhead => "replica_ahead",
+            SyncReason::Failover => "failover",
+            SyncReason::PartialGranted => "partial_granted",
+            SyncReason::Tool => "tool",
+            SyncReason::Unknown => "unknown",
+        }
+    }
+}
+
 /// What a warning is about. Declared in name order: counts by kind are listed in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -60,6 +103,11 @@ pub enum WarningKind {
     AckAhead,
     /// The replica's ACK went backwards.
     AckBackwards,
+    /// The stream the master buffered during a full sync came near the replica output-buffer
+    /// limit (`--cob-limit`).
+    CobLimit,
+    /// A replica's full syncs keep being dropped before it is online.
+    FullSyncLoop,
     /// The replica lags more than `--lag-warn` bytes.
     Lag,
     /// No bytes from the master for half of `repl-timeout`, or all of it.
@@ -78,6 +126,8 @@ impl WarningKind {
             WarningKind::Lag => "lag",
             WarningKind::MasterSilent => "master_silent",
             WarningKind::Unpaired => "unpaired",
+            WarningKind::FullSyncLoop => "full_sync_loop",
+            WarningKind::CobLimit => "cob_limit",
         }
     }
 }
@@ -213,6 +263,18 @@ pub enum EventKind {
         /// `+FULLRESYNC`'s offset, or the `PSYNC` offset for a partial sync: the first stream
         /// byte has offset `offset + 1` for a full sync, `offset` for a partial one.
         offset: Option<u64>,
+    },
+    /// Why the sync just started happened, for people and machines (said by the monitor, which
+    /// remembers each replica's earlier links; said again if the other connection of a
+    /// two-connection sync changes the answer).
+    Why {
+        /// The reason.
+        reason: SyncReason,
+        /// The bytes behind it: the backlog a full sync would have needed, or the gap a
+        /// partial one filled.
+        gap_bytes: Option<u64>,
+        /// In a sentence, with the numbers.
+        message: String,
     },
     /// The master refused `PSYNC`/`SYNC` (or answered something unexpected).
     SyncRejected {

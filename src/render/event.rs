@@ -78,6 +78,7 @@ impl fmt::Display for Event {
                     "RDB channel sync: the RDB comes on another connection, stream offsets unknown here"
                 ),
             },
+            EventKind::Why { message, .. } => write!(f, "why: {message}"),
             EventKind::SyncRejected { reply } => write!(f, "sync refused by master: {reply}"),
             EventKind::RdbStart {
                 framing,

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use crate::analyzer::event::{Role, WarningKind};
 use crate::report::fold::SyncType;
+use crate::report::history::ReplicaHistory;
 use crate::report::monitor::Snapshot;
 use crate::report::timing::Hist;
 use crate::report::SessionReport;
@@ -198,12 +199,59 @@ pub fn render(run: &Snapshot<'_>) -> String {
         WarningKind::AckBackwards,
         WarningKind::AckAhead,
         WarningKind::Unpaired,
+        WarningKind::FullSyncLoop,
+        WarningKind::CobLimit,
     ] {
         let kind = kind.as_str();
         let n = totals.warnings.get(kind).copied().unwrap_or(0);
         let _ = writeln!(out, "repl_sniff_warnings_total{{kind=\"{kind}\"}} {n}");
     }
+    replicas(&mut out, &run.replicas);
     out
+}
+
+/// Per replica (host and listening port), over its links: the indicators replication
+/// dashboards track.
+fn replicas(out: &mut String, replicas: &[&ReplicaHistory]) {
+    type Counter = (&'static str, &'static str, fn(&ReplicaHistory) -> u64);
+    const COUNTERS: [Counter; 5] = [
+        (
+            "repl_sniff_replica_reconnects_total",
+            "Links of a replica after its first.",
+            |r| r.reconnects,
+        ),
+        (
+            "repl_sniff_replica_full_syncs_total",
+            "Full syncs of a replica.",
+            |r| r.full_syncs,
+        ),
+        (
+            "repl_sniff_replica_partial_syncs_total",
+            "Partial syncs of a replica.",
+            |r| r.partial_syncs,
+        ),
+        (
+            "repl_sniff_replica_errors_total",
+            "Handshake errors, refusals and desyncs of a replica.",
+            |r| r.errors,
+        ),
+        (
+            "repl_sniff_replica_dropped_full_syncs_total",
+            "Full syncs of a replica whose link ended before it was online.",
+            |r| r.dropped_full_syncs,
+        ),
+    ];
+    for (name, help, get) in COUNTERS {
+        header(out, name, "counter", help);
+        for r in replicas {
+            let _ = writeln!(
+                out,
+                "{name}{{replica=\"{}\"}} {}",
+                escape(&r.replica),
+                get(r)
+            );
+        }
+    }
 }
 
 /// A counter without labels.

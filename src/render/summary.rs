@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use crate::analyzer::event::Role;
 use crate::protocol::rdb::Checksum;
+use crate::report::history::human;
 use crate::report::timing::Hist;
 use crate::report::{Report, SessionReport};
 
@@ -20,6 +21,26 @@ pub fn report(r: &Report) -> String {
     }
     for s in &r.sessions {
         out.push_str(&session(s));
+    }
+    for h in &r.replicas {
+        let _ = writeln!(
+            out,
+            "replica {}: {} link(s), {} full and {} partial sync(s), {} error(s), {}{}",
+            h.replica,
+            h.links,
+            h.full_syncs,
+            h.partial_syncs,
+            h.errors,
+            human(h.bytes),
+            if h.dropped_full_syncs > 0 {
+                format!(
+                    "; {} full sync(s) dropped before the replica was online",
+                    h.dropped_full_syncs
+                )
+            } else {
+                String::new()
+            }
+        );
     }
     out
 }
@@ -54,6 +75,9 @@ pub fn session(s: &SessionReport) -> String {
             let _ = write!(o, ", refused: {r}");
         }
         o.push('\n');
+        if let Some(why) = &s.sync.reason {
+            let _ = writeln!(o, "  why: {}", why.message);
+        }
         if !s.channels.is_empty() {
             let list: Vec<String> = s
                 .channels

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::analyzer::event::{Channel, Event, EventKind, Framing, Role, SyncKind};
+use crate::analyzer::event::{Channel, Event, EventKind, Framing, Role, SyncKind, SyncReason};
 use crate::analyzer::input::{Direction, Timestamp};
+use crate::report::history::ReplicaHistory;
 use crate::report::timing::{Overall, Timing};
 
 /// Most handshake requests and errors listed per session.
@@ -30,6 +31,9 @@ pub struct Report {
     pub sessions_dropped: u64,
     /// Timing over all the sessions above (per-session histograms added together).
     pub overall: Overall,
+    /// Each replica's history across its links, for the life of the process (a replica is
+    /// its host and listening port).
+    pub replicas: Vec<ReplicaHistory>,
 }
 
 impl Report {
@@ -44,6 +48,7 @@ impl Report {
             upstream_connect_failures,
             sessions_dropped: 0,
             overall,
+            replicas: Vec::new(),
         }
     }
 }
@@ -157,12 +162,26 @@ pub struct SyncReport {
     pub replid: Option<String>,
     /// The `+FULLRESYNC` offset, or the `PSYNC` offset for a partial sync.
     pub offset: Option<u64>,
-    /// The replica's `PSYNC` arguments.
+    /// The replica's `PSYNC` arguments (the first, for a dual-channel main connection).
     pub requested: Option<String>,
+    /// Why it happened (README "Diagnosis").
+    pub reason: Option<ReasonReport>,
     /// The master's refusal, if it refused.
     pub rejected: Option<String>,
     /// When the master answered.
     pub at: Option<Timestamp>,
+}
+
+/// Why a sync happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReasonReport {
+    /// `first_sync`, `replica_restarted`, `replid_mismatch`, `offset_outside_backlog`,
+    /// `replica_ahead`, `failover`, `partial_granted`, `tool` or `unknown`.
+    pub code: SyncReason,
+    /// The backlog a full sync would have needed, or the gap a partial one filled.
+    pub gap_bytes: Option<u64>,
+    /// In a sentence, with the numbers.
+    pub message: String,
 }
 
 /// What the master gave.
@@ -347,6 +366,7 @@ impl SessionReport {
                 replid: None,
                 offset: None,
                 requested: None,
+                reason: None,
                 rejected: None,
                 at: None,
             },
@@ -449,6 +469,17 @@ impl SessionReport {
                 if *sync == SyncKind::Partial {
                     self.offsets.end = offset.map(|o| o.saturating_sub(1));
                 }
+            }
+            EventKind::Why {
+                reason,
+                gap_bytes,
+                message,
+            } => {
+                self.sync.reason = Some(ReasonReport {
+                    code: *reason,
+                    gap_bytes: *gap_bytes,
+                    message: message.clone(),
+                });
             }
             EventKind::SyncRejected { reply } => {
                 self.sync.rejected = Some(reply.clone());
@@ -666,7 +697,8 @@ impl SessionReport {
                     self.handshake.auth_user = Some(args[0].clone());
                 }
             }
-            "PSYNC" => {
+            // A dual-channel main connection's second PSYNC only fetches the stream.
+            "PSYNC" if self.sync.mode != Some(SyncMode::DualChannel) => {
                 self.sync.requested = Some(args.join(" "));
             }
             "REPLCONF" => {

@@ -3,6 +3,7 @@
 //! Plain data; `render` turns it into text and metrics.
 
 pub mod fold;
+pub mod history;
 pub mod monitor;
 pub mod timing;
 

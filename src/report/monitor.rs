@@ -12,6 +12,7 @@ use crate::analyzer::event::{Event, EventKind};
 use crate::analyzer::input::{Chunk, Direction, Input, InputKind, Skipped, Timestamp};
 use crate::analyzer::pairing::{Matcher, Pairing};
 use crate::analyzer::session::{Config, Session};
+use crate::report::history::{History, ReplicaHistory};
 use crate::report::timing::Tracker;
 use crate::report::{Report, SessionReport};
 
@@ -60,6 +61,8 @@ pub struct Snapshot<'a> {
     pub ended: Vec<&'a SessionReport>,
     /// Accepted connections closed because the upstream was unreachable.
     pub upstream_connect_failures: u64,
+    /// Each replica's history across its links.
+    pub replicas: Vec<&'a ReplicaHistory>,
 }
 
 /// How many ended sessions the report keeps; older ones are dropped (and counted), so a
@@ -80,6 +83,8 @@ pub struct Monitor {
     tap: Option<Box<dyn Tap>>,
     /// The two connections of two-connection syncs.
     pairing: Matcher,
+    /// Each replica's earlier links.
+    history: History,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -106,6 +111,7 @@ impl Monitor {
             sinks,
             tap: None,
             pairing: Matcher::default(),
+            history: History::default(),
         }
     }
 
@@ -335,6 +341,7 @@ impl Monitor {
             live: self.live_reports().collect(),
             ended: self.ended_reports().collect(),
             upstream_connect_failures: self.connect_failures,
+            replicas: self.history.replicas().collect(),
         }
     }
 
@@ -363,6 +370,7 @@ impl Monitor {
         sessions.extend(self.live_reports().cloned());
         let mut report = Report::new(sessions, self.connect_failures);
         report.sessions_dropped = self.dropped;
+        report.replicas = self.history.replicas().cloned().collect();
         report
     }
 
@@ -403,8 +411,20 @@ impl Monitor {
             return;
         };
         let warnings = live.tracker.observe(&mut live.report.timing, e.ts, &e.kind);
+        let mut why = None;
+        let mut diagnosis = None;
         match main {
-            None => live.report.fold(e),
+            None => {
+                live.report.fold(e);
+                match &e.kind {
+                    EventKind::SyncStart { .. } => {
+                        diagnosis = self.history.sync_started(&live.report);
+                        why = self.history.why(&live.report, e.ts);
+                    }
+                    EventKind::SessionEnd { .. } => self.history.ended(&live.report, e.ts),
+                    _ => {}
+                }
+            }
             Some(main) => {
                 if let Some(report) = self.report_mut(main) {
                     report.fold_partner(e);
@@ -427,6 +447,32 @@ impl Monitor {
         if !routine {
             for action in self.pairing.observe(e) {
                 self.pair(action, e.ts);
+            }
+        }
+        if let Some(w) = diagnosis {
+            // Said as the session's own: its tracker counts it with the others.
+            self.deliver(&Event {
+                session: e.session,
+                ts: e.ts,
+                kind: w.into(),
+            });
+        }
+        if let Some(w) = why {
+            let said = self
+                .live
+                .get(&e.session)
+                .and_then(|l| l.report.sync.reason.as_ref());
+            if said.is_none_or(|r| r.code != w.reason || r.gap_bytes != w.gap_bytes) {
+                let kind = EventKind::Why {
+                    reason: w.reason,
+                    gap_bytes: w.gap_bytes,
+                    message: w.message,
+                };
+                self.deliver(&Event {
+                    session: e.session,
+                    ts: e.ts,
+                    kind,
+                });
             }
         }
     }

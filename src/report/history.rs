@@ -1,0 +1,306 @@
+//! What the monitor remembers of each replica across its connections, for the life of the
+//! process: why each sync happened, reconnects, full and partial syncs, errors, bytes, and
+//! full-sync loops. A replica is its host and the port it listens on (`REPLCONF
+//! listening-port`): a reconnect comes from a new source port.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::analyzer::event::{Role, SyncReason, WarningKind};
+use crate::analyzer::input::Timestamp;
+use crate::report::fold::{SyncMode, SyncType};
+use crate::report::timing::Warning;
+use crate::report::SessionReport;
+
+/// Most replicas remembered; past it the least recently seen is forgotten.
+pub const MAX_REPLICAS: usize = 10_000;
+
+/// One replica's links so far.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaHistory {
+    /// Its host and listening port (`host:port`, or `host:?` without `listening-port`).
+    pub replica: String,
+    /// Connections that ended.
+    pub links: u64,
+    /// Links after the first.
+    pub reconnects: u64,
+    /// Full syncs.
+    pub full_syncs: u64,
+    /// Partial syncs.
+    pub partial_syncs: u64,
+    /// Handshake errors, refusals and desyncs.
+    pub errors: u64,
+    /// Bytes forwarded both ways (both connections of a two-connection sync).
+    pub bytes: u64,
+    /// Full syncs whose link ended before the replica was online (during the transfer or the
+    /// load, before its first ACK) and that the next link had to repeat: what a full-sync
+    /// loop is made of.
+    pub dropped_full_syncs: u64,
+    #[serde(skip)]
+    last: Option<LastLink>,
+    #[serde(skip)]
+    seen: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+struct LastLink {
+    replid: Option<String>,
+    end: Option<u64>,
+    ended_at: Timestamp,
+    /// A full sync that ended before the replica's first ACK (not by the end of the run):
+    /// dropped, if the next link needs a full sync again.
+    unfinished_full: Option<(u64, u64)>,
+}
+
+/// Every replica's history.
+#[derive(Debug, Default)]
+pub struct History {
+    replicas: BTreeMap<String, ReplicaHistory>,
+}
+
+/// Why a sync happened, with its numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Why {
+    /// The reason.
+    pub reason: SyncReason,
+    /// The backlog a full sync would have needed, or the gap a partial one filled.
+    pub gap_bytes: Option<u64>,
+    /// In a sentence.
+    pub message: String,
+}
+
+/// The `repl-backlog-size` to suggest for `bytes`: a quarter more, rounded up to a MiB.
+pub fn backlog_for(bytes: u64) -> u64 {
+    const MIB: u64 = 1 << 20;
+    bytes.saturating_add(bytes / 4).div_ceil(MIB).max(1) * MIB
+}
+
+/// `bytes` for people (`1.5 MB`, `512 kB`, `80 B`).
+pub fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.0} kB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+impl History {
+    /// The replica `s` comes from.
+    pub fn key(s: &SessionReport) -> String {
+        let host = s
+            .replica
+            .rsplit_once(':')
+            .map_or(s.replica.as_str(), |(h, _)| h);
+        match s.handshake.listening_port {
+            Some(port) => format!("{host}:{port}"),
+            None => format!("{host}:?"),
+        }
+    }
+
+    /// Every replica seen, in name order.
+    pub fn replicas(&self) -> impl Iterator<Item = &ReplicaHistory> {
+        self.replicas.values()
+    }
+
+    /// Why the sync `s` just started happened; `None` while it cannot be said yet (a
+    /// two-connection sync's offsets still to come) or for what is not a replica's sync.
+    pub fn why(&self, s: &SessionReport, at: Timestamp) -> Option<Why> {
+        let why = |reason, gap_bytes, message: String| {
+            Some(Why {
+                reason,
+                gap_bytes,
+                message,
+            })
+        };
+        match s.sync.mode? {
+            SyncMode::Sync => {
+                let message = "legacy SYNC: a tool (redis-cli --replica/--rdb) or a very old \
+                               replica; an RDB with no offsets"
+                    .to_string();
+                return why(SyncReason::Tool, None, message);
+            }
+            SyncMode::SlotStream | SyncMode::SlotSnapshot => return None,
+            _ => {}
+        }
+        let Some(requested) = &s.sync.requested else {
+            let message = "no PSYNC seen (the capture began after it)".to_string();
+            return why(SyncReason::Unknown, None, message);
+        };
+        let mut args = requested.split_whitespace();
+        let (id, off) = (args.next()?, args.next()?.parse::<i64>().ok()?);
+        let last = self
+            .replicas
+            .get(&Self::key(s))
+            .and_then(|h| h.last.as_ref());
+        let ago = |l: &LastLink| at.since(l.ended_at).as_secs_f64();
+        if id == "?" {
+            return match last {
+                Some(l) => {
+                    let message = format!(
+                        "the replica asked for a full sync (PSYNC ? -1) although its link \
+                         {:.1} s ago reached offset {}: it restarted without its replication \
+                         state, or was reset",
+                        ago(l),
+                        l.end.map_or("?".into(), |e| e.to_string())
+                    );
+                    why(SyncReason::ReplicaRestarted, None, message)
+                }
+                None => {
+                    let message =
+                        "first sync: the replica has no replication state yet (PSYNC ? -1)"
+                            .to_string();
+                    why(SyncReason::FirstSync, None, message)
+                }
+            };
+        }
+        let off = u64::try_from(off).unwrap_or(0);
+        let replid = s.sync.replid.as_deref()?;
+        if s.sync.kind == SyncType::Partial {
+            if !replid.eq_ignore_ascii_case(id) {
+                let message = format!(
+                    "failover: the master has a new replid {replid} (it was promoted) and \
+                     continued the replica's history from offset {off}"
+                );
+                return why(SyncReason::Failover, None, message);
+            }
+            let Some(l) = last else {
+                let message = format!("partial resync granted at offset {off}");
+                return why(SyncReason::PartialGranted, None, message);
+            };
+            // What the master had sent on the last link that the replica had not applied.
+            let gap = l.end.map(|e| e.saturating_add(1).saturating_sub(off));
+            let message = format!(
+                "partial resync granted at offset {off}, {:.1} s after the last link ended; \
+                 the backlog resent at least {} bytes",
+                ago(l),
+                gap.unwrap_or(0)
+            );
+            return why(SyncReason::PartialGranted, gap, message);
+        }
+        // A full sync although the replica asked to continue: which test failed.
+        let master = s.sync.offset?;
+        if !replid.eq_ignore_ascii_case(id) {
+            let message = format!(
+                "replid mismatch: the replica asked to continue {id} at offset {off}, but the \
+                 master's replid is {replid}: the master restarted without persistence, or \
+                 was replaced"
+            );
+            return why(SyncReason::ReplidMismatch, None, message);
+        }
+        if off > master.saturating_add(1) {
+            let gap = off - master - 1;
+            let message = format!(
+                "the replica is {gap} bytes ahead of the master (it asked for offset {off}, \
+                 the master is at {master}): the master lost writes (restarted from an older \
+                 RDB, or a lagging replica was promoted)"
+            );
+            return why(SyncReason::ReplicaAhead, Some(gap), message);
+        }
+        let gap = master.saturating_add(1) - off;
+        let message = format!(
+            "offset outside the backlog: the replica asked for offset {off}, the master is at \
+             {master}, {gap} bytes ({}) further than its backlog reaches; a repl-backlog-size \
+             of {} would have allowed a partial resync",
+            human(gap),
+            human(backlog_for(gap))
+        );
+        why(SyncReason::OffsetOutsideBacklog, Some(gap), message)
+    }
+
+    /// Session `s` ended: its replica's history takes it in.
+    pub fn ended(&mut self, s: &SessionReport, at: Timestamp) {
+        if s.kind != Role::Replication || s.sync.mode.is_none() {
+            return;
+        }
+        if self.replicas.len() >= MAX_REPLICAS && !self.replicas.contains_key(&Self::key(s)) {
+            let oldest = self
+                .replicas
+                .iter()
+                .min_by_key(|(_, h)| h.seen)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.replicas.remove(&k);
+            }
+        }
+        let key = Self::key(s);
+        let h = self
+            .replicas
+            .entry(key.clone())
+            .or_insert_with(|| ReplicaHistory {
+                replica: key,
+                links: 0,
+                reconnects: 0,
+                full_syncs: 0,
+                partial_syncs: 0,
+                errors: 0,
+                bytes: 0,
+                dropped_full_syncs: 0,
+                last: None,
+                seen: at,
+            });
+        h.links += 1;
+        h.reconnects = h.links - 1;
+        h.seen = at;
+        let full = s.sync.kind == SyncType::Full;
+        match s.sync.kind {
+            SyncType::Full => h.full_syncs += 1,
+            SyncType::Partial => h.partial_syncs += 1,
+            _ => {}
+        }
+        h.errors += (s.handshake.errors.len() + s.desyncs.len()) as u64;
+        h.errors += u64::from(s.sync.rejected.is_some());
+        h.bytes += s.bytes.to_master + s.bytes.to_replica;
+        let partner = s.channels.iter().filter(|c| c.session != s.id);
+        h.bytes += partner
+            .map(|c| c.bytes.to_master + c.bytes.to_replica)
+            .sum::<u64>();
+        // Ended before it was online; the run's own end does not count.
+        let ours = matches!(
+            s.end_reason.as_deref(),
+            Some("proxy shutdown" | "end of capture" | "end")
+        );
+        let rdb = s.rdb.as_ref().map_or(0, |r| r.bytes);
+        h.last = Some(LastLink {
+            replid: s.sync.replid.clone(),
+            end: s.offsets.end,
+            ended_at: at,
+            unfinished_full: (full && !ours && s.acks == 0).then_some((rdb, s.stream.bytes)),
+        });
+    }
+
+    /// Session `s` started a sync. If its replica's last link was a full sync that ended before
+    /// the replica was online and this one is full again, that sync was dropped; the second
+    /// time (and every time after), a full-sync loop is diagnosed.
+    pub fn sync_started(&mut self, s: &SessionReport) -> Option<Warning> {
+        if s.sync.kind != SyncType::Full || s.kind != Role::Replication {
+            return None;
+        }
+        let h = self.replicas.get_mut(&Self::key(s))?;
+        let (rdb, stream) = h.last.as_mut()?.unfinished_full.take()?;
+        h.dropped_full_syncs += 1;
+        (h.dropped_full_syncs >= 2).then(|| {
+            let message = format!(
+                "full-sync loop: {} lost its link {} times before it was online, and needed a \
+                 full sync again (the last after {} of RDB and {} of stream); likely \
+                 client-output-buffer-limit replica overflowing while the master buffers \
+                 writes, or repl-timeout during a long load",
+                h.replica,
+                h.dropped_full_syncs,
+                human(rdb),
+                human(stream)
+            );
+            Warning {
+                kind: WarningKind::FullSyncLoop,
+                message,
+            }
+        })
+    }
+}
+
+impl ReplicaHistory {
+    /// The replid of its last link, if it had one.
+    pub fn last_replid(&self) -> Option<&str> {
+        self.last.as_ref()?.replid.as_deref()
+    }
+}
