@@ -26,6 +26,7 @@ macro_rules! on_every_version {
 mod chunking;
 mod cli;
 mod defects;
+mod diagnosis;
 mod fixtures;
 mod forwarding;
 mod newest;

@@ -332,6 +332,9 @@ fn partial_resync_after_master_link_kill_continues_offsets(v: Version) {
     assert_two_connections_on_redis_8(v, first);
     assert_eq!(u64_of(&first["offsets"]["end"]), before_kill);
     assert_eq!(second["sync"]["type"], "partial");
+    assert_eq!(second["sync"]["reason"]["code"], "partial_granted");
+    // Quiescent before the kill: the replica had applied all the master had sent.
+    assert_eq!(second["sync"]["reason"]["gap_bytes"], 0);
     assert_eq!(second["sync"]["replid"], replid.as_str());
     assert_eq!(u64_of(&second["sync"]["offset"]), before_kill + 1);
     assert_eq!(u64_of(&second["offsets"]["start"]), before_kill + 1);

@@ -166,6 +166,20 @@ fn check_against_truth(pcap: &Path) {
     }
 
     let scenario = truth["scenario"].as_str().unwrap();
+    let reasons: Vec<&Value> = of_kind("replication")
+        .map(|s| &s["sync"]["reason"]["code"])
+        .collect();
+    match scenario {
+        "backlog-overflow" => {
+            assert_eq!(reasons, ["first_sync", "offset_outside_backlog"], "{name}")
+        }
+        "partial" => assert_eq!(
+            reasons,
+            ["first_sync", "partial_granted", "partial_granted"],
+            "{name}"
+        ),
+        _ => {}
+    }
     match scenario {
         "mixed-clients" => {
             assert_eq!(of_kind("replication").count(), 1, "{name}");
