@@ -138,6 +138,17 @@ struct TimingArgs {
     /// Seconds between status lines (offset, acked, lag, rates) per replication session.
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     interval: u64,
+
+    /// The master's `client-output-buffer-limit replica` ("<hard> <soft> <seconds>"): warn
+    /// when the stream it buffered during a full sync reaches half of a limit, before the
+    /// master drops the replica and the sync starts over.
+    #[arg(long, value_name = "LIMITS", default_value = "256mb 64mb 60")]
+    cob_limit: repl_sniff::report::timing::CobLimit,
+
+    /// The disconnect, in seconds, a replica should survive with a partial resync: the
+    /// summary advises the `repl-backlog-size` this takes at the measured write rate.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    survive: u64,
 }
 
 impl TimingArgs {
@@ -146,6 +157,8 @@ impl TimingArgs {
         let timing = repl_sniff::report::timing::Config {
             lag_warn_bytes: self.lag_warn,
             repl_timeout: Duration::from_secs(self.repl_timeout.max(1)),
+            cob_limit: self.cob_limit,
+            survive: Duration::from_secs(self.survive.max(1)),
         };
         Monitor::new(Config::default(), sinks)
             .with_timing(timing)

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use crate::analyzer::event::Role;
 use crate::protocol::rdb::Checksum;
+use crate::report::fold::Timeline;
 use crate::report::history::human;
 use crate::report::timing::Hist;
 use crate::report::{Report, SessionReport};
@@ -127,6 +128,20 @@ pub fn session(s: &SessionReport) -> String {
         if let Some(line) = ledger(s) {
             o.push_str(&line);
         }
+        if let Some(t) = &s.timeline {
+            o.push_str(&timeline(t));
+        }
+        if let Some(b) = &s.timing.backlog {
+            let _ = writeln!(
+                o,
+                "  backlog: stream {}/s on average, {}/s in the busiest minute; to survive a {} s \
+                 disconnect with a partial resync, repl-backlog-size >= {}",
+                human(b.mean_bytes_per_s as u64),
+                human(b.peak_bytes_per_s as u64),
+                b.survive_s,
+                human(b.advised_bytes)
+            );
+        }
     }
     if !s.commands.is_empty() {
         let mut top: Vec<_> = s.commands.iter().collect();
@@ -149,6 +164,35 @@ pub fn session(s: &SessionReport) -> String {
 }
 
 /// The ack-latency and heartbeat tables of the summary.
+/// A full sync's steps, on one line.
+fn timeline(t: &Timeline) -> String {
+    let ms = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.0} ms"));
+    let mut line = format!("  full sync: handshake {:.0} ms", t.handshake_ms);
+    let _ = write!(
+        line,
+        ", wait for the RDB {} ({} keep-alives)",
+        ms(t.bgsave_wait_ms),
+        t.bgsave_keepalives
+    );
+    let _ = write!(line, ", transfer {}", ms(t.transfer_ms));
+    let _ = write!(
+        line,
+        ", load {} ({} keep-alives)",
+        ms(t.load_ms),
+        t.load_keepalives
+    );
+    if let Some(b) = t.buffered_bytes {
+        let _ = write!(
+            line,
+            ", catch-up of {} buffered in {}",
+            human(b),
+            ms(t.catch_up_ms)
+        );
+    }
+    line.push('\n');
+    line
+}
+
 /// The offset ledger, when the stream carried anything but data.
 fn ledger(s: &SessionReport) -> Option<String> {
     let l = &s.stream.ledger;

@@ -98,11 +98,37 @@ pub struct SessionReport {
     pub joined_late: bool,
     /// Ack latency, heartbeat intervals, lag, throughput and warnings (README "Timing").
     pub timing: Timing,
+    /// How a full sync went, step by step (null without one).
+    pub timeline: Option<Timeline>,
     /// The connections of a two-connection full sync (Redis 8 RDB channel, Valkey dual
     /// channel): this one, and its partner once paired. The partner's RDB, errors and desyncs
     /// are reported here; it is not listed as a session of its own. Empty for a sync on one
     /// connection.
     pub channels: Vec<ChannelReport>,
+}
+
+/// A full sync step by step (README "Diagnosis"): where the time went, and what the master
+/// had to buffer meanwhile.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timeline {
+    /// From the connection to the master's answer to `PSYNC`/`SYNC`.
+    pub handshake_ms: f64,
+    /// From that answer to the RDB's first byte: the master's BGSAVE (or fork) and its
+    /// `repl-diskless-sync-delay`.
+    pub bgsave_wait_ms: Option<f64>,
+    /// `\n` keep-alives the master sent while the replica waited.
+    pub bgsave_keepalives: u64,
+    /// The RDB transfer.
+    pub transfer_ms: Option<f64>,
+    /// From the RDB's end to the replica's first ACK: it flushed and loaded the RDB.
+    pub load_ms: Option<f64>,
+    /// `\n` keep-alives the replica sent while it loaded.
+    pub load_keepalives: u64,
+    /// Stream bytes forwarded by the first ACK: what the master had buffered for the replica
+    /// during the sync (compare with `client-output-buffer-limit replica`).
+    pub buffered_bytes: Option<u64>,
+    /// From the RDB's end to the ACK covering those bytes: the replica caught up.
+    pub catch_up_ms: Option<f64>,
 }
 
 /// One connection of a two-connection full sync.
@@ -381,6 +407,7 @@ impl SessionReport {
             desyncs: Vec::new(),
             joined_late: false,
             timing: Timing::new(),
+            timeline: None,
             channels: Vec::new(),
         }
     }
@@ -421,10 +448,13 @@ impl SessionReport {
                     self.handshake.errors.push(reply.clone());
                 }
             }
-            EventKind::KeepAlive { dir } => match dir {
-                Direction::MasterToReplica => self.keepalives.master_to_replica += 1,
-                Direction::ReplicaToMaster => self.keepalives.replica_to_master += 1,
-            },
+            EventKind::KeepAlive { dir } => {
+                match dir {
+                    Direction::MasterToReplica => self.keepalives.master_to_replica += 1,
+                    Direction::ReplicaToMaster => self.keepalives.replica_to_master += 1,
+                }
+                self.timeline_keepalive(*dir);
+            }
             EventKind::SyncStart {
                 sync,
                 replid,
@@ -459,6 +489,12 @@ impl SessionReport {
                 // answered at the first.
                 if self.sync.mode != Some(mode) || self.sync.at.is_none() {
                     self.sync.at = Some(e.ts);
+                }
+                if kind == SyncType::Full && self.timeline.is_none() {
+                    self.timeline = Some(Timeline {
+                        handshake_ms: e.ts.since(self.started_at).as_secs_f64() * 1000.0,
+                        ..Timeline::default()
+                    });
                 }
                 self.sync.kind = kind;
                 self.sync.mode = Some(mode);
@@ -533,6 +569,7 @@ impl SessionReport {
                 if fack.is_some() {
                     self.offsets.fsynced = *fack;
                 }
+                self.timeline_ack(e.ts, *offset);
             }
             EventKind::Desync {
                 dir,
@@ -560,6 +597,44 @@ impl SessionReport {
         }
     }
 
+    /// A keep-alive: the master's while the replica waits for the RDB, the replica's while
+    /// it loads.
+    fn timeline_keepalive(&mut self, dir: Direction) {
+        let Some(t) = &mut self.timeline else { return };
+        match (dir, &self.rdb) {
+            (Direction::MasterToReplica, None) => t.bgsave_keepalives += 1,
+            (Direction::ReplicaToMaster, Some(r)) if r.complete && t.load_ms.is_none() => {
+                t.load_keepalives += 1
+            }
+            _ => {}
+        }
+    }
+
+    /// An ACK after the RDB: the first ends the load and measures what was buffered; the one
+    /// covering that ends the catch-up.
+    fn timeline_ack(&mut self, at: Timestamp, offset: u64) {
+        let (Some(t), Some(rdb)) = (&mut self.timeline, &self.rdb) else {
+            return;
+        };
+        let Some(duration) = rdb.duration_ms.filter(|_| rdb.complete) else {
+            return;
+        };
+        let since_end = |at: Timestamp| at.since(rdb.started_at).as_secs_f64() * 1000.0 - duration;
+        if t.load_ms.is_none() {
+            t.load_ms = Some(since_end(at).max(0.0));
+            if let (Some(start), Some(end)) = (self.offsets.start, self.offsets.end) {
+                t.buffered_bytes = Some(end.saturating_add(1).saturating_sub(start));
+            }
+        }
+        let target = match (self.offsets.start, t.buffered_bytes) {
+            (Some(start), Some(b)) => start.saturating_add(b).saturating_sub(1),
+            _ => return,
+        };
+        if t.catch_up_ms.is_none() && offset >= target {
+            t.catch_up_ms = Some(since_end(at).max(0.0));
+        }
+    }
+
     /// The RDB transfer's events: this connection's, or its RDB connection's.
     fn fold_rdb(&mut self, e: &Event) {
         match &e.kind {
@@ -567,6 +642,9 @@ impl SessionReport {
                 framing,
                 declared_bytes,
             } => {
+                if let (Some(t), Some(answered)) = (&mut self.timeline, self.sync.at) {
+                    t.bgsave_wait_ms = Some(e.ts.since(answered).as_secs_f64() * 1000.0);
+                }
                 self.rdb = Some(RdbReport {
                     framing: *framing,
                     bytes: 0,
@@ -584,6 +662,9 @@ impl SessionReport {
                     rdb.bytes = *bytes;
                     rdb.duration_ms = Some(*duration_us as f64 / 1000.0);
                     rdb.complete = true;
+                }
+                if let Some(t) = &mut self.timeline {
+                    t.transfer_ms = Some(*duration_us as f64 / 1000.0);
                 }
             }
             EventKind::RdbContents { contents } => {

@@ -368,6 +368,9 @@ impl Monitor {
     pub fn report(&self) -> Report {
         let mut sessions: Vec<SessionReport> = self.done.iter().cloned().collect();
         sessions.extend(self.live_reports().cloned());
+        for s in &mut sessions {
+            s.timing.backlog = s.timing.backlog_advice(self.timing.survive);
+        }
         let mut report = Report::new(sessions, self.connect_failures);
         report.sessions_dropped = self.dropped;
         report.replicas = self.history.replicas().cloned().collect();

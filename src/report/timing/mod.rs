@@ -24,7 +24,7 @@ mod tracker;
 use std::time::Duration;
 
 pub use hist::{Hist, HistSummary};
-pub use model::{CommandTiming, Heartbeats, Overall, Second, Timing, Warning};
+pub use model::{BacklogAdvice, CommandTiming, Heartbeats, Overall, Second, Timing, Warning};
 pub use tracker::Tracker;
 
 /// Distinct command names tracked per session; more fold into `OTHER`.
@@ -67,6 +67,80 @@ pub struct Config {
     /// The replica's `repl-timeout`: warn after half of it without bytes from the master,
     /// and again past it.
     pub repl_timeout: Duration,
+    /// The master's `client-output-buffer-limit replica`: what it may buffer for a replica
+    /// during a full sync before it drops it.
+    pub cob_limit: CobLimit,
+    /// How long a disconnect the advised `repl-backlog-size` should survive.
+    pub survive: Duration,
+}
+
+/// `client-output-buffer-limit replica <hard> <soft> <soft seconds>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CobLimit {
+    /// Dropped at once above this (0: no limit).
+    pub hard: u64,
+    /// Dropped when above this for `soft_seconds` (0: no limit).
+    pub soft: u64,
+    /// How long the soft limit may be exceeded.
+    pub soft_seconds: u64,
+}
+
+impl Default for CobLimit {
+    /// Redis's default: `256mb 64mb 60`.
+    fn default() -> Self {
+        CobLimit {
+            hard: 256 << 20,
+            soft: 64 << 20,
+            soft_seconds: 60,
+        }
+    }
+}
+
+impl std::str::FromStr for CobLimit {
+    type Err = String;
+
+    /// `"256mb 64mb 60"`, as in redis.conf (units b, k, kb, m, mb, g, gb; k = 1000, kb = 1024).
+    fn from_str(s: &str) -> Result<CobLimit, String> {
+        let parts: Vec<&str> = s.split_whitespace().collect();
+        let [hard, soft, secs] = parts[..] else {
+            return Err(format!(
+                "expected \"<hard> <soft> <seconds>\", like \"256mb 64mb 60\", got \"{s}\""
+            ));
+        };
+        let secs = secs
+            .parse()
+            .map_err(|_| format!("\"{secs}\" is not a number of seconds"))?;
+        Ok(CobLimit {
+            hard: memory(hard)?,
+            soft: memory(soft)?,
+            soft_seconds: secs,
+        })
+    }
+}
+
+/// A redis.conf memory size: `64mb`, `1gb`, `512k`, `100`.
+fn memory(v: &str) -> Result<u64, String> {
+    let lower = v.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &lower[digits.len()..];
+    let mult: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1 << 10,
+        "m" => 1000 * 1000,
+        "mb" => 1 << 20,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "\"{v}\": unknown unit \"{unit}\" (b, k, kb, m, mb, g, gb)"
+            ))
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("\"{v}\" is not a size"))?;
+    Ok(n.saturating_mul(mult))
 }
 
 impl Default for Config {
@@ -74,6 +148,8 @@ impl Default for Config {
         Config {
             lag_warn_bytes: 1 << 20,
             repl_timeout: Duration::from_secs(60),
+            cob_limit: CobLimit::default(),
+            survive: Duration::from_secs(60),
         }
     }
 }

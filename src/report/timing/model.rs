@@ -109,6 +109,19 @@ impl Heartbeats {
     }
 }
 
+/// The `repl-backlog-size` a measured write rate calls for.
+#[derive(Debug, Clone, Serialize)]
+pub struct BacklogAdvice {
+    /// Stream bytes per second, over the whole session.
+    pub mean_bytes_per_s: f64,
+    /// Stream bytes per second in the busiest minute.
+    pub peak_bytes_per_s: f64,
+    /// The disconnect to survive (`--survive`).
+    pub survive_s: u64,
+    /// `peak × survive`, with a quarter more, rounded up to a MiB.
+    pub advised_bytes: u64,
+}
+
 /// Throughput during one second.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Second {
@@ -165,6 +178,8 @@ pub struct Timing {
     pub rates: VecDeque<Second>,
     /// The most recent warnings (at most [`MAX_WARNINGS`](super::MAX_WARNINGS)).
     pub warnings: VecDeque<Warning>,
+    /// The `repl-backlog-size` the measured write rate calls for (filled in reports).
+    pub backlog: Option<BacklogAdvice>,
     /// How many warnings of each kind were raised in all.
     pub warnings_by_kind: BTreeMap<WarningKind, u64>,
 }
@@ -186,7 +201,41 @@ impl Timing {
             rates: VecDeque::new(),
             warnings: VecDeque::new(),
             warnings_by_kind: Default::default(),
+            backlog: None,
         }
+    }
+
+    /// The backlog that lets a replica survive a disconnect of `survive` at the busiest
+    /// minute's write rate; `None` before any stream.
+    pub fn backlog_advice(&self, survive: std::time::Duration) -> Option<BacklogAdvice> {
+        let (first, last) = (self.rates.front()?, self.rates.back()?);
+        let total: u64 = self.rates.iter().map(|s| s.bytes).sum();
+        let span = last.t - first.t + 1;
+        // The busiest 60 s window (seconds with no commands are not stored).
+        let mut peak = 0u64;
+        let mut window = 0u64;
+        let mut head = self.rates.iter().peekable();
+        for s in self.rates.iter() {
+            window += s.bytes;
+            while let Some(h) = head.peek() {
+                if h.t + 60 <= s.t {
+                    window -= h.bytes;
+                    head.next();
+                } else {
+                    break;
+                }
+            }
+            peak = peak.max(window);
+        }
+        let per_minute = span.min(60);
+        let peak_per_s = peak as f64 / per_minute as f64;
+        let needed = (peak_per_s * survive.as_secs_f64()).ceil() as u64;
+        Some(BacklogAdvice {
+            mean_bytes_per_s: total as f64 / span as f64,
+            peak_bytes_per_s: peak_per_s,
+            survive_s: survive.as_secs(),
+            advised_bytes: super::super::history::backlog_for(needed),
+        })
     }
 
     /// Commands and bytes per second over the `secs` seconds before `now`.

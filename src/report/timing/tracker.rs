@@ -34,6 +34,9 @@ pub struct Tracker {
     syncing: bool,
     /// GETACKs forwarded and not yet answered: the ACK offset that answers each, and when.
     getacks: VecDeque<(u64, Timestamp)>,
+    /// The stream offset when this connection's RDB ended, and whether the stream the master
+    /// had buffered meanwhile was checked against the output-buffer limit.
+    rdb_end: Option<(u64, bool)>,
 }
 
 /// GETACKs remembered while waiting for their answers.
@@ -61,6 +64,7 @@ impl Tracker {
             lag_warned: false,
             syncing: false,
             getacks: VecDeque::new(),
+            rdb_end: None,
         }
     }
 
@@ -172,7 +176,11 @@ impl Tracker {
                 Direction::MasterToReplica => self.interval(t, KA_MASTER, at),
                 Direction::ReplicaToMaster => self.interval(t, KA_REPLICA, at),
             },
+            EventKind::RdbEnd { .. } => self.rdb_end = self.forwarded.map(|f| (f, false)),
             _ => {}
+        }
+        if let EventKind::Ack { .. } = kind {
+            warnings.extend(self.buffered_warning());
         }
         keep(t, &warnings);
         warnings
@@ -338,6 +346,39 @@ impl Tracker {
                 t.unacked_commands = t.unacked_commands.saturating_sub(n as u64);
             }
         }
+    }
+
+    /// At the replica's first ACK after its RDB: the stream forwarded since the RDB ended is
+    /// what the master had buffered for it during the transfer (plus what came meanwhile).
+    /// Half of a `client-output-buffer-limit replica` is a warning: past the limit the master
+    /// drops the replica and the full sync starts over.
+    fn buffered_warning(&mut self) -> Option<Warning> {
+        let (start, checked) = self.rdb_end.as_mut()?;
+        if *checked {
+            return None;
+        }
+        *checked = true;
+        let buffered = self.forwarded?.saturating_sub(*start);
+        let limit = self.cfg.cob_limit;
+        let near = |l: u64| l > 0 && buffered.saturating_mul(2) >= l;
+        let which = if near(limit.hard) {
+            format!("the hard limit of {} bytes", limit.hard)
+        } else if near(limit.soft) {
+            format!(
+                "the soft limit of {} bytes (dropped after {} s above it)",
+                limit.soft, limit.soft_seconds
+            )
+        } else {
+            return None;
+        };
+        Some(Warning {
+            kind: WarningKind::CobLimit,
+            message: format!(
+                "the master buffered {buffered} bytes of stream for the replica during its full \
+                 sync, at least half of {which} of client-output-buffer-limit replica \
+                 (--cob-limit): a little more, and it drops the replica and starts over"
+            ),
+        })
     }
 
     fn update_lag(&mut self, t: &mut Timing, at: Timestamp, warnings: &mut Vec<Warning>) {
@@ -509,6 +550,7 @@ mod tests {
         let cfg = Config {
             lag_warn_bytes: 15,
             repl_timeout: Duration::from_secs(10),
+            ..Config::default()
         };
         let mut t = Both::new(cfg);
         let full = EventKind::SyncStart {
@@ -549,5 +591,50 @@ mod tests {
         assert_eq!(t.tick(ms(6_000))[0].kind, WarningKind::MasterSilent);
         assert!(t.tick(ms(7_000)).is_empty(), "said once per level");
         assert!(t.tick(ms(11_000))[0].message.contains("past repl-timeout"));
+    }
+
+    #[test]
+    fn the_stream_buffered_during_a_full_sync_is_checked_against_the_output_buffer_limit() {
+        let cfg = Config {
+            cob_limit: "40 1000 60".parse().unwrap(),
+            ..Config::default()
+        };
+        let mut t = Both::new(cfg);
+        let full = EventKind::SyncStart {
+            sync: SyncKind::Full,
+            replid: None,
+            offset: Some(100),
+        };
+        t.observe(ms(0), &full);
+        let end = EventKind::RdbEnd {
+            framing: crate::analyzer::event::Framing::Disk,
+            bytes: 10,
+            duration_us: 5,
+        };
+        t.observe(ms(1), &end);
+        t.observe(ms(2), &cmd(110, "SET"));
+        t.observe(ms(2), &cmd(120, "SET"));
+        let ack = |offset| EventKind::Ack { offset, fack: None };
+        let w = t.observe(ms(3), &ack(120));
+        assert_eq!(
+            w.len(),
+            1,
+            "20 bytes buffered, half of the 40-byte hard limit"
+        );
+        assert_eq!(w[0].kind, WarningKind::CobLimit);
+        assert!(
+            t.observe(ms(4), &ack(120)).is_empty(),
+            "checked once per sync"
+        );
+    }
+
+    #[test]
+    fn output_buffer_limits_read_as_redis_conf_writes_them() {
+        let l: super::super::CobLimit = "256mb 64mb 60".parse().unwrap();
+        assert_eq!((l.hard, l.soft, l.soft_seconds), (256 << 20, 64 << 20, 60));
+        let l: super::super::CobLimit = "1gb 0 0".parse().unwrap();
+        assert_eq!((l.hard, l.soft), (1 << 30, 0));
+        assert!("64mb 60".parse::<super::super::CobLimit>().is_err());
+        assert!("1x 2 3".parse::<super::super::CobLimit>().is_err());
     }
 }
