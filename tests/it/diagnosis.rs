@@ -115,3 +115,109 @@ fn a_master_restarted_without_persistence_is_a_replid_mismatch() {
         "{message}"
     );
 }
+
+/// A disk-based full sync slowed down (2 ms per key): the replica waits for the BGSAVE with
+/// the master's keep-alives, and the writes made meanwhile reach it as the catch-up.
+#[test]
+fn a_slow_disk_sync_shows_the_bgsave_wait_and_the_catch_up() {
+    let v = Version::V7;
+    let master = Server::start(
+        v,
+        "master",
+        &["--repl-diskless-sync", "no", "--rdb-key-save-delay", "2000"],
+    );
+    let mut c = master.client();
+    for i in 0..1500 {
+        c.cmd(&["SET", &format!("k{i}"), "v"]);
+    }
+    let sniffer = Sniffer::start(master.port, &[]);
+    let replica = Server::start(
+        v,
+        "replica",
+        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
+    );
+    // Writes while the BGSAVE runs: the master buffers them for the replica.
+    let mut during = 0;
+    while !replica.link_up() {
+        c.cmd(&["SET", &format!("during{during}"), &"d".repeat(100)]);
+        during += 1;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(during > 50, "{during}");
+    wait_for_quiescence(&master, &replica);
+    let out = sniffer.stop();
+    let s = out.sessions_of_kind("replication")[0];
+    let t = &s["timeline"];
+    let wait = t["bgsave_wait_ms"].as_f64().unwrap();
+    assert!(wait > 2000.0, "1500 keys at 2 ms each: {t}");
+    assert!(
+        t["bgsave_keepalives"].as_u64().unwrap() >= 1,
+        "keep-alives every second: {t}"
+    );
+    let buffered = t["buffered_bytes"].as_u64().unwrap();
+    assert!(buffered > 50 * 100, "the writes made during the sync: {t}");
+    assert!(t["catch_up_ms"].as_f64().is_some(), "{t}");
+    assert!(
+        out.stderr.contains("full sync: handshake"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A master that may buffer only 64 kB for a replica, writes during every sync: it drops the
+/// replica each time, and the replica starts over. (6.0: from 7.0 on, replicas share one
+/// replication buffer, and the same settings did not drop the replica during the BGSAVE.)
+#[test]
+fn a_full_sync_loop_from_a_tiny_output_buffer_is_diagnosed_with_its_count() {
+    let v = Version::V6;
+    let master = Server::start(
+        v,
+        "master",
+        &[
+            "--repl-diskless-sync",
+            "no",
+            "--rdb-key-save-delay",
+            "1000",
+            "--client-output-buffer-limit",
+            "replica",
+            "64kb",
+            "32kb",
+            "1",
+        ],
+    );
+    let mut c = master.client();
+    for i in 0..500 {
+        c.cmd(&["SET", &format!("k{i}"), "v"]);
+    }
+    let sniffer = Sniffer::start(master.port, &[]);
+    let replica = Server::start(
+        v,
+        "replica",
+        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
+    );
+    let value = "w".repeat(4000);
+    let started = std::time::Instant::now();
+    let mut i = 0;
+    while master.info_u64("stats", "sync_full") < 4 && started.elapsed() < Duration::from_secs(40) {
+        c.cmd(&["SET", &format!("w{}", i % 100), &value]);
+        i += 1;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let full = master.info_u64("stats", "sync_full");
+    assert!(full >= 4, "the master did {full} full syncs");
+    let out = sniffer.stop();
+    drop(replica);
+    let history = &out.report["replicas"][0];
+    let dropped = history["dropped_full_syncs"].as_u64().unwrap();
+    assert!(dropped >= 2, "{history}");
+    assert!(history["full_syncs"].as_u64().unwrap() >= 3, "{history}");
+    let loops: Vec<&Value> = out
+        .events
+        .iter()
+        .filter(|e| e["event"] == "warning" && e["kind"] == "full_sync_loop")
+        .collect();
+    assert!(!loops.is_empty(), "no full_sync_loop warning");
+    let message = loops.last().unwrap()["message"].as_str().unwrap();
+    assert!(message.contains(&format!("{dropped} times")), "{message}");
+    assert!(message.contains("client-output-buffer-limit"), "{message}");
+}
