@@ -112,9 +112,15 @@ pub enum WarningKind {
     Lag,
     /// No bytes from the master for half of `repl-timeout`, or all of it.
     MasterSilent,
+    /// An RDB whose checksum does not match, or whose analysis stopped (corrupt, or newer than
+    /// this analyzer); the bytes are still forwarded.
+    Rdb,
     /// One connection of a two-connection sync whose partner never came, or ended before it
     /// gave the offsets.
     Unpaired,
+    /// A capability that changes the wire format was offered (Valkey's compressed
+    /// replication): the analysis may stop or be wrong.
+    WireFormat,
 }
 
 impl WarningKind {
@@ -126,6 +132,8 @@ impl WarningKind {
             WarningKind::Lag => "lag",
             WarningKind::MasterSilent => "master_silent",
             WarningKind::Unpaired => "unpaired",
+            WarningKind::Rdb => "rdb",
+            WarningKind::WireFormat => "wire_format",
             WarningKind::FullSyncLoop => "full_sync_loop",
             WarningKind::CobLimit => "cob_limit",
         }

@@ -201,6 +201,8 @@ pub fn render(run: &Snapshot<'_>) -> String {
         WarningKind::Unpaired,
         WarningKind::FullSyncLoop,
         WarningKind::CobLimit,
+        WarningKind::Rdb,
+        WarningKind::WireFormat,
     ] {
         let kind = kind.as_str();
         let n = totals.warnings.get(kind).copied().unwrap_or(0);

@@ -221,3 +221,117 @@ fn a_full_sync_loop_from_a_tiny_output_buffer_is_diagnosed_with_its_count() {
     assert!(message.contains(&format!("{dropped} times")), "{message}");
     assert!(message.contains("client-output-buffer-limit"), "{message}");
 }
+
+// ----- anomalies, from byte streams ----------------------------------------------------------
+
+mod anomalies {
+    use repl_sniff::Direction::{MasterToReplica as M, ReplicaToMaster as R};
+    use serde_json::Value;
+
+    use crate::newest::{line, one_connection, resp};
+
+    const REPLID: &str = "95835e068611862944db211d287d8824a71041a2";
+    const MARK: &str = "5806cca6e294561a8ea62ddbf10716c53218d234";
+
+    /// An RDB 10 with one key; `crc_ok` false flips a checksum byte.
+    fn rdb(crc_ok: bool) -> Vec<u8> {
+        let mut rdb = b"REDIS0010".to_vec();
+        rdb.extend_from_slice(&[
+            0xFE, 0x00, 0xFB, 0x01, 0x00, 0x00, 0x01, b'k', 0x01, b'v', 0xFF,
+        ]);
+        let crc = crc::Crc::<u64>::new(&crc::CRC_64_REDIS).checksum(&rdb);
+        rdb.extend_from_slice(&(if crc_ok { crc } else { crc ^ 1 }).to_le_bytes());
+        rdb
+    }
+
+    fn full_sync(payload: Vec<u8>) -> Vec<(repl_sniff::Direction, Vec<u8>)> {
+        let mut m = line(&format!("+FULLRESYNC {REPLID} 0"));
+        m.extend(payload);
+        vec![(R, resp(&["PSYNC", "?", "-1"])), (M, m)]
+    }
+
+    fn warnings(events: &[Value], kind: &str) -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["event"] == "warning" && e["kind"] == kind)
+            .map(|e| e["message"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn an_encrypted_link_is_named_not_misparsed() {
+        let hello = vec![
+            0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+        ];
+        let server = vec![0x16, 0x03, 0x03, 0x00, 0x7a, 0x02, 0x00, 0x00, 0x76];
+        let (s, _) = one_connection(&[(R, hello), (M, server)]);
+        let reasons: Vec<&str> = s["desyncs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["reason"].as_str().unwrap())
+            .collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(
+            reasons.iter().all(|r| r.contains("encrypted")),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_eof_mark_is_a_desync_and_the_rdb_is_still_reported() {
+        let mut payload = format!("$EOF:{MARK}\r\n").into_bytes();
+        payload.extend(rdb(true));
+        payload.extend("0".repeat(40).as_bytes());
+        payload.extend(resp(&["PING"]));
+        let (s, _) = one_connection(&full_sync(payload));
+        assert!(
+            s["desync"].as_str().unwrap().contains("EOF mark"),
+            "{}",
+            s["desync"]
+        );
+        assert_eq!(s["rdb"]["contents"]["checksum"], "ok");
+        assert_eq!(s["rdb"]["contents"]["dbs"]["0"]["keys"], 1);
+    }
+
+    #[test]
+    fn a_damaged_rdb_and_an_unknown_version_are_warnings() {
+        let mut payload = format!("$EOF:{MARK}\r\n").into_bytes();
+        payload.extend(rdb(false));
+        payload.extend(MARK.as_bytes());
+        let (_, events) = one_connection(&full_sync(payload));
+        let w = warnings(&events, "rdb");
+        assert!(w.len() == 1 && w[0].contains("checksum mismatch"), "{w:?}");
+
+        let mut newer = b"REDIS0015".to_vec();
+        newer.extend_from_slice(&[0xFF; 9]);
+        let mut payload = format!("${}\r\n", newer.len()).into_bytes();
+        payload.extend(newer);
+        payload.extend(resp(&["PING"]));
+        let (s, events) = one_connection(&full_sync(payload));
+        let w = warnings(&events, "rdb");
+        assert!(w.len() == 1 && w[0].contains("version 15"), "{w:?}");
+        assert_eq!(s["stream"]["pings"], 1, "the stream is still analysed");
+    }
+
+    #[test]
+    fn an_inline_command_in_the_stream_is_a_desync_that_says_so() {
+        let mut payload = b"$0\r\n".to_vec();
+        payload.extend(b"PING\r\n");
+        let (s, _) = one_connection(&full_sync(payload));
+        assert!(
+            s["desync"].as_str().unwrap().contains("inline"),
+            "{}",
+            s["desync"]
+        );
+    }
+
+    #[test]
+    fn compressed_replication_offered_by_the_replica_is_a_warning() {
+        let capa = resp(&["REPLCONF", "capa", "eof", "capa", "psync2", "capa", "lz4"]);
+        let (s, events) = one_connection(&[(R, capa), (M, line("+OK"))]);
+        let w = warnings(&events, "wire_format");
+        assert!(w.len() == 1 && w[0].contains("capa lz4"), "{w:?}");
+        assert_eq!(s["timing"]["warnings_by_kind"]["wire_format"], 1);
+    }
+}

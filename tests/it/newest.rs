@@ -13,7 +13,7 @@ const SECRET: &str = "c2VjcmV0LWJ5dGVzLW5vYm9keS1zaG91bGQtc2VlLQ";
 const M: Direction = Direction::MasterToReplica;
 const R: Direction = Direction::ReplicaToMaster;
 
-fn resp(args: &[&str]) -> Vec<u8> {
+pub fn resp(args: &[&str]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
     for a in args {
         out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
@@ -21,7 +21,7 @@ fn resp(args: &[&str]) -> Vec<u8> {
     out
 }
 
-fn line(s: &str) -> Vec<u8> {
+pub fn line(s: &str) -> Vec<u8> {
     format!("{s}\r\n").into_bytes()
 }
 
@@ -44,7 +44,7 @@ fn rdb14(zero_crc: bool) -> Vec<u8> {
 }
 
 /// Feeds one connection's `(direction, bytes)` steps; returns its report and JSON events.
-fn one_connection(steps: &[(Direction, Vec<u8>)]) -> (Value, Vec<Value>) {
+pub fn one_connection(steps: &[(Direction, Vec<u8>)]) -> (Value, Vec<Value>) {
     let (report, events, _) = one_connection_summary(steps);
     (report, events)
 }

@@ -2,7 +2,7 @@
 //! changes; the replies that move it are matched in `on_master_line`, `on_psync_reply` and
 //! `on_payload_line`.
 
-use super::replica::is_syncslots;
+use super::replica::{is_syncslots, is_tls_record};
 use super::{Pending, Role, Session, MAX_OFFSET};
 use crate::analyzer::event::{Channel, EventKind, Framing, SyncKind};
 use crate::analyzer::input::{Direction, Timestamp};
@@ -67,6 +67,11 @@ pub(super) struct RdbTransfer {
 
 impl Session {
     pub(super) fn feed_master(&mut self, at: Timestamp, bytes: &[u8]) {
+        if self.seen[1] == 0 && is_tls_record(bytes) && !matches!(self.phase, Phase::Lost) {
+            let why = "the link is encrypted (a TLS ServerHello): repl-sniff cannot analyse it; \
+                       bytes are still forwarded";
+            self.lose_master(at, 0, why.to_string());
+        }
         let mut done = 0;
         while done < bytes.len() {
             let rest = &bytes[done..];
@@ -387,12 +392,28 @@ impl Session {
             let release = total.saturating_sub(keep);
             let from_tail = release.min(tail.len());
             let from_rest = release - from_tail;
+            let mut overdue = false;
             if let Some(c) = contents {
                 c.feed(&tail[..from_tail]);
                 c.feed(&rest[..from_rest]);
+                // The RDB ended and 40 bytes followed: they should have been its mark.
+                overdue = c.is_complete() && *seen >= c.position() + ID_LEN as u64;
             }
             tail.drain(..from_tail);
             tail.extend_from_slice(&rest[from_rest..]);
+            if overdue {
+                // The RDB itself was whole: it is reported before the link is given up.
+                if let Some(rdb) = &mut self.rdb {
+                    let (framing, bytes) = (rdb.framing, rdb.contents.position());
+                    let contents = Box::new(rdb.contents.finish());
+                    self.emit(at, EventKind::RdbAborted { framing, bytes });
+                    self.emit(at, EventKind::RdbContents { contents });
+                }
+                let msg = "the diskless RDB ended, but the 40 bytes after it are not the EOF \
+                           mark it announced"
+                    .to_string();
+                self.lose_master(at, self.seen[1], msg);
+            }
             return rest.len();
         };
         if let Some(c) = contents {

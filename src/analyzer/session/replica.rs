@@ -3,13 +3,19 @@
 
 use super::master::Phase;
 use super::{Pending, ReplicaPhase, Role, Session};
-use crate::analyzer::event::{Channel, EventKind};
+use crate::analyzer::event::{Channel, EventKind, WarningKind};
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::protocol::handshake;
 use crate::protocol::resp::{Command, Item, Name};
 
 impl Session {
     pub(super) fn feed_requests(&mut self, at: Timestamp, bytes: &[u8]) {
+        if self.seen[0] == 0 && is_tls_record(bytes) {
+            self.seen[0] += bytes.len() as u64;
+            let why = "the link is encrypted (a TLS ClientHello): repl-sniff cannot analyse it; \
+                       bytes are still forwarded";
+            return self.lose_requests(at, 0, why.to_string());
+        }
         let mut from = 0;
         if let ReplicaPhase::Resync(finder) = &mut self.replica_phase {
             let Some(found) = finder.find(bytes) else {
@@ -141,7 +147,18 @@ impl Session {
         while let (Some(key), Some(value)) = (cmd.arg(i), cmd.arg(i + 1)) {
             i += 2;
             let id = || value.as_i64().and_then(|v| u64::try_from(v).ok());
-            if key.eq_ignore_case("rdb-channel") {
+            if key.eq_ignore_case("capa")
+                && (value.eq_ignore_case("lz4") || value.eq_ignore_case("zstd"))
+            {
+                let message = format!(
+                    "the replica offers compressed replication (capa {}): a Valkey master with \
+                     repl-compression wraps the stream and the RDB in a compressed envelope \
+                     repl-sniff cannot decode, and counts decoded bytes in the offsets",
+                    value.as_str().unwrap_or("?")
+                );
+                let kind = WarningKind::WireFormat;
+                self.emit(at, EventKind::Warning { kind, message });
+            } else if key.eq_ignore_case("rdb-channel") {
                 self.rdb_channel = value.eq_ignore_case("1");
             } else if key.eq_ignore_case("main-ch-client-id") {
                 // Redis 8's RDB connection names its main connection.
@@ -192,4 +209,9 @@ pub(super) fn is_syncslots(cmd: &Command, sub: Option<&str>) -> bool {
     cmd.name().is("CLUSTER")
         && cmd.arg(1).is_some_and(|a| a.eq_ignore_case("SYNCSLOTS"))
         && sub.is_none_or(|sub| cmd.arg(2).is_some_and(|a| a.eq_ignore_case(sub)))
+}
+
+/// A TLS record header (handshake, TLS 1.0 to 1.3): what a `tls-replication` link starts with.
+pub(super) fn is_tls_record(bytes: &[u8]) -> bool {
+    bytes.len() >= 3 && bytes[0] == 0x16 && bytes[1] == 0x03 && bytes[2] <= 0x04
 }

@@ -93,6 +93,11 @@ impl Parser {
         self.failed || self.summary.complete
     }
 
+    /// Returns true if and only if the parser read the whole RDB, checksum included.
+    pub fn is_complete(&self) -> bool {
+        self.summary.complete && !self.failed
+    }
+
     /// Bytes consumed so far.
     pub fn position(&self) -> u64 {
         self.pos

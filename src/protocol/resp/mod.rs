@@ -71,7 +71,10 @@ pub enum Error {
     #[error("bulk string not terminated by CRLF")]
     ExpectedCrlf,
     /// A command that is not a RESP array where only arrays may appear (the master's stream).
-    #[error("expected '*' (a RESP array), got {}", Printable(*.0))]
+    #[error(
+        "expected '*' (a RESP array; a master never sends inline commands), got {}",
+        Printable(*.0)
+    )]
     ExpectedArray(u8),
 }
 

@@ -430,7 +430,7 @@ mod tests {
         }
         assert_eq!(
             Error::ExpectedArray(b'+').to_string(),
-            "expected '*' (a RESP array), got '+'"
+            "expected '*' (a RESP array; a master never sends inline commands), got '+'"
         );
         let (_, f) = parse_split(&mut Parser::new(Limits::default()), &[b'A'; 70_000], &[]);
         let too_long = Error::LineTooLong { limit: 64 * 1024 };

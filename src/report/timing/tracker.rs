@@ -177,6 +177,7 @@ impl Tracker {
                 Direction::ReplicaToMaster => self.interval(t, KA_REPLICA, at),
             },
             EventKind::RdbEnd { .. } => self.rdb_end = self.forwarded.map(|f| (f, false)),
+            EventKind::RdbContents { contents } => warnings.extend(rdb_warning(contents)),
             _ => {}
         }
         if let EventKind::Ack { .. } = kind {
@@ -410,6 +411,23 @@ fn keep(t: &mut Timing, warnings: &[Warning]) {
         }
         t.warnings.push_back(w.clone());
     }
+}
+
+/// A damaged RDB, or one this analyzer cannot read to its end. (A transfer cut short is said
+/// by the transfer's own events.)
+fn rdb_warning(contents: &crate::protocol::rdb::Summary) -> Option<Warning> {
+    use crate::protocol::rdb::{Checksum, ErrorKind};
+    let e = contents.error.as_ref()?;
+    let message = match e.kind {
+        ErrorKind::Truncated(_) | ErrorKind::Missing { .. } => return None,
+        ErrorKind::ChecksumMismatch { .. } => format!("the RDB is damaged: {e}"),
+        _ if contents.checksum == Checksum::Mismatch => format!("the RDB is damaged: {e}"),
+        _ => format!("RDB analysis stopped: {e}; the bytes are still forwarded"),
+    };
+    Some(Warning {
+        kind: WarningKind::Rdb,
+        message,
+    })
 }
 
 fn warnings_from_session(t: &mut Timing, kind: WarningKind, message: &str) {
