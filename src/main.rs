@@ -69,6 +69,38 @@ enum Command {
     /// and sizes per database, AUX fields, biggest keys, functions, modules; verifies the
     /// CRC-64. Exits 1 when the RDB is damaged (truncated, corrupt, checksum mismatch).
     Rdb(RdbArgs),
+    /// Actively check a master and its replica: write keys on the master, time how long each
+    /// takes to be served by the replica, verify every value, time WAIT 1 round trips, show
+    /// both servers' replication state, and remove the keys. Exits 1 on any failure.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The master, [HOST:]PORT (a bare port means 127.0.0.1).
+    #[arg(long, value_name = "ADDR")]
+    master: String,
+
+    /// The replica, [HOST:]PORT.
+    #[arg(long, value_name = "ADDR")]
+    replica: String,
+
+    /// How many keys to write and verify.
+    #[arg(long, default_value_t = 100)]
+    keys: u32,
+
+    /// ACL user for both servers.
+    #[arg(long)]
+    user: Option<String>,
+
+    /// The environment variable holding the password (never on the command line, where `ps`
+    /// shows it).
+    #[arg(long, value_name = "VAR")]
+    password_env: Option<String>,
+
+    /// Seconds a server may take to answer, and a key to reach the replica.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    timeout: f64,
 }
 
 #[derive(Debug, Args)]
@@ -222,6 +254,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Replay(args)) => run_replay(args),
         Some(Command::Rdb(args)) => run_rdb(args),
+        Some(Command::Check(args)) => run_check(args),
         None => run_proxy(cli.proxy, cli.output),
     };
     match result {
@@ -444,6 +477,39 @@ fn run_rdb(args: RdbArgs) -> Result<()> {
     }
     if let Some(e) = &summary.error {
         anyhow::bail!("{}: {e}", args.file.display());
+    }
+    Ok(())
+}
+
+fn run_check(args: CheckArgs) -> Result<()> {
+    let addr = |a: &str| proxy::endpoint(a).map_err(anyhow::Error::msg);
+    let password = match &args.password_env {
+        Some(var) => {
+            Some(std::env::var(var).with_context(|| format!("--password-env: ${var} is not set"))?)
+        }
+        None => None,
+    };
+    let cfg = repl_sniff::live::check::CheckConfig {
+        master: addr(&args.master)?,
+        replica: addr(&args.replica)?,
+        keys: args.keys.max(1),
+        user: args.user,
+        password,
+        timeout: Duration::from_secs_f64(args.timeout.max(0.01)),
+    };
+    let show_progress = io::stderr().is_terminal() && cfg.keys >= 1000;
+    let report = repl_sniff::live::check::run(&cfg, |done| {
+        if show_progress && done % 100 == 0 {
+            eprint!("\r{done}/{} keys", cfg.keys);
+        }
+    })?;
+    if show_progress {
+        eprintln!();
+    }
+    print!("{}", repl_sniff::render::check::report(&cfg, &report));
+    let bad = report.mismatches.len() + report.missing.len();
+    if bad > 0 {
+        anyhow::bail!("{bad} of {} key(s) not replicated correctly", cfg.keys);
     }
     Ok(())
 }

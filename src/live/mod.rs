@@ -1,5 +1,7 @@
-//! The live driver: the TCP proxy that forwards bytes unchanged and hands copies-free views of
-//! them to the analysis thread ([`proxy`]), and the `/metrics` HTTP endpoint ([`http`]).
+//! The live drivers: the TCP proxy that forwards bytes unchanged and hands copies-free views
+//! of them to the analysis thread ([`proxy`]), the `/metrics` HTTP endpoint ([`http`]), and
+//! the active write/verify check of a master and its replica ([`check`]).
 
+pub mod check;
 pub mod http;
 pub mod proxy;

@@ -2,6 +2,7 @@
 //!
 //! Nothing here holds state or decides anything; a new output format is a new file here.
 
+pub mod check;
 pub mod event;
 pub mod prometheus;
 pub mod rdb;

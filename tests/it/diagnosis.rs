@@ -335,3 +335,79 @@ mod anomalies {
         assert_eq!(s["timing"]["warnings_by_kind"]["wire_format"], 1);
     }
 }
+
+// ----- repl-sniff check ----------------------------------------------------------------------
+
+fn check(master: &Server, replica: &Server, extra: &[&str]) -> std::process::Output {
+    let (m, r) = (master.port.to_string(), replica.port.to_string());
+    let mut args = vec!["check", "--master", &m, "--replica", &r];
+    args.extend_from_slice(extra);
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    crate::support::repl_sniff(&args)
+}
+
+#[test]
+fn check_verifies_every_key_of_a_healthy_pair_and_cleans_up() {
+    let v = Version::V7;
+    let master = Server::start(v, "master", &[]);
+    let replica = Server::start(
+        v,
+        "replica",
+        &["--replicaof", "127.0.0.1", &master.port.to_string()],
+    );
+    wait_until("link up", Duration::from_secs(30), || replica.link_up());
+    let out = check(&master, &replica, &["--keys", "200"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("200 verified on the replica, 0 mismatched, 0 missing"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("visible on the replica after (ms): p50"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("WAIT 1 round trip (ms): p50"), "{stdout}");
+    assert!(stdout.contains("role slave, link up"), "{stdout}");
+    let crate::support::Reply::Int(keys) = master.client().cmd(&["DBSIZE"]) else {
+        panic!("DBSIZE")
+    };
+    assert_eq!(keys, 0, "the check removes its keys");
+}
+
+#[test]
+fn check_fails_clearly_on_a_stopped_replica_and_on_servers_that_are_not_a_pair() {
+    let v = Version::V7;
+    let master = Server::start(v, "master", &[]);
+    let replica = Server::start(
+        v,
+        "replica",
+        &["--replicaof", "127.0.0.1", &master.port.to_string()],
+    );
+    let stranger = Server::start(v, "stranger", &[]);
+    wait_until("link up", Duration::from_secs(30), || replica.link_up());
+
+    // Two masters: not a pair.
+    let out = check(&master, &stranger, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("is not a replica (role master)"),
+        "{stderr}"
+    );
+
+    // A stopped replica does not answer: said, not hung on.
+    signal(&replica, "-STOP");
+    let out = check(&master, &replica, &["--keys", "5", "--timeout", "1"]);
+    signal(&replica, "-CONT");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("replica") && stderr.contains("did not answer"),
+        "{stderr}"
+    );
+}
