@@ -246,31 +246,12 @@ impl Session {
                 } else {
                     (SyncKind::Partial, self.psync_offset)
                 };
-                self.emit(
-                    at,
-                    EventKind::SyncStart {
-                        sync,
-                        replid,
-                        offset,
-                    },
-                );
-                self.stream.base = base;
-                self.enter(Phase::Stream);
+                self.sync_stream(at, sync, replid, offset, base);
             }
             Reply::RdbChannelSync { client_id } => {
-                let (sync, replid, offset) = (SyncKind::RdbChannel, None, None);
-                self.emit(
-                    at,
-                    EventKind::SyncStart {
-                        sync,
-                        replid,
-                        offset,
-                    },
-                );
+                self.sync_stream(at, SyncKind::RdbChannel, None, None, None);
                 let (channel, link) = (Channel::Main, client_id);
                 self.emit(at, EventKind::Channel { channel, link });
-                self.stream.base = None;
-                self.enter(Phase::Stream);
                 self.hold_until_anchored(at);
             }
             // Valkey: the main link PSYNCs again once the RDB connection has its snapshot.
@@ -535,7 +516,19 @@ impl Session {
             Reply::SlotSnapshot => (SyncKind::SlotSnapshot, None),
             _ => return,
         };
-        let (replid, offset) = (None, base);
+        self.sync_stream(at, sync, None, base, base);
+    }
+
+    /// The master's answer starts the stream right away: says so, and where its offsets
+    /// start (`base`: the offset of the byte before the first, when known).
+    fn sync_stream(
+        &mut self,
+        at: Timestamp,
+        sync: SyncKind,
+        replid: Option<String>,
+        offset: Option<u64>,
+        base: Option<u64>,
+    ) {
         self.emit(
             at,
             EventKind::SyncStart {
