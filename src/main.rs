@@ -73,6 +73,42 @@ enum Command {
     /// takes to be served by the replica, verify every value, time WAIT 1 round trips, show
     /// both servers' replication state, and remove the keys. Exits 1 on any failure.
     Check(CheckArgs),
+    /// Watch replication on a live interface, with nothing in the replication path: the same
+    /// analysis, events, report and metrics as the proxy, for every replication connection
+    /// the capture sees (needs root or CAP_NET_RAW). Use it where the replica cannot be
+    /// pointed at a proxy (Sentinel, Cluster) or the link must not be touched; use the proxy
+    /// to see a link from its very first byte; use replay for a tcpdump capture.
+    Sniff(SniffArgs),
+}
+
+#[derive(Debug, Args)]
+struct SniffArgs {
+    /// The interface to capture on (`any` for all; `lo` for a local master and replica).
+    #[arg(short, long, value_name = "NAME")]
+    interface: String,
+
+    /// Only TCP to or from this port, filtered in the kernel (replication connections are
+    /// recognised by what they say, so without it every TCP connection is looked at).
+    #[arg(long)]
+    port: Option<u16>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (a bare port binds 127.0.0.1).
+    #[arg(long, value_name = "[HOST:]PORT")]
+    metrics: Option<String>,
+
+    /// Also write what was captured to this pcapng file (AUTH arguments masked).
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+
+    /// Keep AUTH arguments in the recording (they are masked by default).
+    #[arg(long)]
+    record_secrets: bool,
+
+    #[command(flatten)]
+    timing: TimingArgs,
+
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -248,6 +284,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let output = match &cli.command {
         Some(Command::Replay(r)) => &r.output,
+        Some(Command::Sniff(s)) => &s.output,
         _ => &cli.output,
     };
     init_logging(output);
@@ -255,6 +292,7 @@ fn main() -> ExitCode {
         Some(Command::Replay(args)) => run_replay(args),
         Some(Command::Rdb(args)) => run_rdb(args),
         Some(Command::Check(args)) => run_check(args),
+        Some(Command::Sniff(args)) => run_sniff(args),
         None => run_proxy(cli.proxy, cli.output),
     };
     match result {
@@ -305,19 +343,7 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
     let (Some(listen), Some(upstream)) = (args.listen, args.upstream) else {
         anyhow::bail!("--listen and --upstream are both required");
     };
-    let bar = io::stderr().is_terminal() && !output.quiet;
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    if bar {
-        // First, so that it ends its line before the log line that follows a transfer.
-        sinks.push(Box::new(ProgressBar::default()));
-    }
-    sinks.push(Box::new(LogSink {
-        without_rdb_progress: bar,
-    }));
-    if output.format == Format::Json {
-        sinks.push(Box::new(JsonLines::new(io::BufWriter::new(io::stdout()))));
-    }
-    let mut monitor = args.timing.monitor(sinks);
+    let mut monitor = args.timing.monitor(live_sinks(&output));
     if let Some(path) = &args.record {
         let recorder = Recorder::create(path, !args.record_secrets)
             .with_context(|| format!("cannot create the recording {}", path.display()))?;
@@ -371,6 +397,89 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
         let _ = io::stderr()
             .lock()
             .write_all(repl_sniff::render::summary::report(&report).as_bytes());
+    }
+    Ok(())
+}
+
+/// Where a live run's events go: log lines (and a progress bar on a terminal) on stderr, JSON
+/// lines on stdout with `--format json`.
+fn live_sinks(output: &OutputArgs) -> Vec<Box<dyn Sink>> {
+    let bar = io::stderr().is_terminal() && !output.quiet;
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if bar {
+        // First, so that it ends its line before the log line that follows a transfer.
+        sinks.push(Box::new(ProgressBar::default()));
+    }
+    sinks.push(Box::new(LogSink {
+        without_rdb_progress: bar,
+    }));
+    if output.format == Format::Json {
+        sinks.push(Box::new(JsonLines::new(io::BufWriter::new(io::stdout()))));
+    }
+    sinks
+}
+
+fn run_sniff(args: SniffArgs) -> Result<()> {
+    let output = &args.output;
+    check_report_path(output)?;
+    let mut sock = repl_sniff::capture::socket::PacketSocket::open(&args.interface, args.port)?;
+    let mut monitor = args.timing.monitor(live_sinks(output));
+    if let Some(path) = &args.record {
+        let recorder = Recorder::create(path, !args.record_secrets)
+            .with_context(|| format!("cannot create the recording {}", path.display()))?;
+        monitor = monitor.with_tap(Box::new(recorder));
+    }
+    // The capture runs here; signals and the metrics endpoint on a small runtime beside it.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&stop);
+    runtime.spawn(async move {
+        shutdown_signal().await;
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let endpoint = match &args.metrics {
+        Some(addr) => {
+            let addr = proxy::endpoint(addr).map_err(anyhow::Error::msg)?;
+            let listener = runtime
+                .block_on(tokio::net::TcpListener::bind(&addr))
+                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            tracing::info!("Prometheus metrics at http://{addr}/metrics");
+            let _guard = runtime.enter();
+            Some(MetricsEndpoint::serve(
+                listener,
+                prometheus::render(&monitor.snapshot()),
+            ))
+        }
+        None => None,
+    };
+    tracing::info!(
+        "capturing on {}{}; Ctrl-C prints the summary",
+        args.interface,
+        args.port.map_or(String::new(), |p| format!(", port {p}"))
+    );
+    let tcp = repl_sniff::capture::tcp::Config {
+        server_port: args.port,
+        ..Default::default()
+    };
+    let stats =
+        repl_sniff::capture::sniff::sniff(&mut sock, tcp, &mut monitor, &stop, &mut |m, _| {
+            if let Some(e) = &endpoint {
+                e.publish(prometheus::render(&m.snapshot()));
+            }
+        })
+        .context("capture failed")?;
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    let mut report = monitor.report();
+    report.capture = Some(stats);
+    drop(monitor); // closes the recording
+    write_report(output, &report)?;
+    if !output.quiet {
+        let summary = repl_sniff::render::summary::report(&report);
+        let _ = io::stderr().lock().write_all(summary.as_bytes());
     }
     Ok(())
 }

@@ -361,6 +361,12 @@ pub enum EventKind {
         /// What was wrong.
         reason: String,
     },
+    /// A stream joined mid-connection has its offsets: two `REPLCONF GETACK` answers agreed.
+    /// Commands from here on carry exact offsets.
+    Anchored {
+        /// The offset of the last stream byte seen so far.
+        offset: u64,
+    },
     /// The capture began after the connection did: analysis of this direction starts at the
     /// first command boundary found, with offsets unknown.
     JoinedLate {

@@ -6,6 +6,8 @@ pub mod dump;
 pub mod pcap;
 pub mod record;
 pub mod replay;
+pub mod sniff;
+pub mod socket;
 pub mod tcp;
 
 pub use pcap::{decode, Error, Frame, Reader, Segment};

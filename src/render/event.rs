@@ -79,6 +79,10 @@ impl fmt::Display for Event {
                 ),
             },
             EventKind::Why { message, .. } => write!(f, "why: {message}"),
+            EventKind::Anchored { offset } => write!(
+                f,
+                "stream anchored by two GETACK answers: the last byte seen is at offset {offset}; exact offsets from here"
+            ),
             EventKind::SyncRejected { reply } => write!(f, "sync refused by master: {reply}"),
             EventKind::RdbStart {
                 framing,

@@ -34,6 +34,19 @@ pub struct Report {
     /// Each replica's history across its links, for the life of the process (a replica is
     /// its host and listening port).
     pub replicas: Vec<ReplicaHistory>,
+    /// `sniff` only: packets captured and dropped by the kernel.
+    pub capture: Option<CaptureStats>,
+}
+
+/// What a live capture (`sniff`) went through.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct CaptureStats {
+    /// Packets the filter let through.
+    pub packets: u64,
+    /// Packets the kernel dropped because the capture fell behind (their bytes are gaps).
+    pub kernel_drops: u64,
+    /// TCP segments analysed.
+    pub tcp_segments: u64,
 }
 
 impl Report {
@@ -49,6 +62,7 @@ impl Report {
             sessions_dropped: 0,
             overall,
             replicas: Vec::new(),
+            capture: None,
         }
     }
 }
@@ -578,6 +592,12 @@ impl SessionReport {
                 reason,
             } => self.add_desync(*dir, *position, *offset, reason.clone()),
             EventKind::JoinedLate { .. } => self.joined_late = true,
+            EventKind::Anchored { offset } => {
+                let l = &self.stream.ledger;
+                let seen = l.data + l.ping + l.getack + l.select + l.multi_exec;
+                self.offsets.start = Some(offset.saturating_add(1).saturating_sub(seen));
+                self.offsets.end = Some(*offset);
+            }
             EventKind::Warning { .. } | EventKind::Status { .. } => {}
             EventKind::SessionEnd {
                 reason,

@@ -34,6 +34,7 @@ mod proxy;
 mod rdb;
 mod recording;
 mod replay;
+mod sniff;
 mod splits;
 mod support;
 mod timing;

@@ -420,6 +420,39 @@ impl Sniffer {
         sniffer
     }
 
+    /// `repl-sniff sniff -i lo --port <master_port>`: watching a link it is not part of.
+    /// Packet capture needs root or CAP_NET_RAW; without it the test fails and says so.
+    pub fn capture(master_port: u16, extra: &[&str]) -> Sniffer {
+        let dir = temp_dir("capture");
+        let child = Command::new(env!("CARGO_BIN_EXE_repl-sniff"))
+            .args(["sniff", "-i", "lo", "--port", &master_port.to_string()])
+            .args(["--format", "json", "-v"])
+            .arg("--report-json")
+            .arg(dir.join("report.json"))
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
+            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+            .spawn()
+            .expect("spawn repl-sniff");
+        let mut sniffer = Sniffer {
+            port: master_port,
+            child: Some(child),
+            dir,
+        };
+        wait_until("repl-sniff to capture", Duration::from_secs(10), || {
+            let err = sniffer.stderr();
+            assert!(
+                !err.contains("CAP_NET_RAW"),
+                "packet capture needs root or CAP_NET_RAW (scripts/test runs as root in CI): {err}"
+            );
+            err.contains("capturing on")
+        });
+        assert!(sniffer.is_running());
+        sniffer
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
     }

@@ -543,6 +543,13 @@ impl Session {
 
     fn on_stream_command(&mut self, at: Timestamp, cmd: &Command) {
         let name = cmd.name();
+        if self.stream.base.is_none() && name.is("REPLCONF") {
+            if let (Some(late), Some(sub)) = (&mut self.late, cmd.arg(1)) {
+                if sub.eq_ignore_case("GETACK") {
+                    late.getack_at = Some(self.stream.bytes - cmd.wire_len());
+                }
+            }
+        }
         let outside = self.role == Role::SlotMigration && is_syncslots(cmd, Some("STREAM-EOF"));
         let end = if outside {
             // The source's end-of-stream marker lies outside the applied-bytes count.

@@ -114,7 +114,20 @@ pub struct Session {
     /// The master said `+DUALCHANNELSYNC`: a Valkey main connection.
     dual_channel: bool,
     anchor: Anchor,
+    /// Joined mid-connection: how the stream's offsets are being worked out.
+    late: Option<LateAnchor>,
     ended: bool,
+}
+
+/// A joined-late stream's offsets, from `REPLCONF GETACK`s and the ACKs that answer them:
+/// the answer is the offset just before its GETACK. Two answers that agree anchor the
+/// stream (a periodic ACK crossing a GETACK cannot mislead twice the same way).
+#[derive(Debug, Default)]
+struct LateAnchor {
+    /// Stream bytes before the last GETACK not yet answered.
+    getack_at: Option<u64>,
+    /// The base the last answer gave.
+    candidate: Option<u64>,
 }
 
 impl Session {
@@ -148,6 +161,7 @@ impl Session {
             rdb_channel: false,
             dual_channel: false,
             anchor: Anchor::NotNeeded,
+            late: None,
             ended: false,
         };
         s.emit(
@@ -171,6 +185,7 @@ impl Session {
     ) -> Session {
         let mut s = Session::new(id, at, replica, upstream, cfg);
         s.replica_phase = ReplicaPhase::Resync(resp::BoundaryFinder::default());
+        s.late = Some(LateAnchor::default());
         s.enter(Phase::Resync {
             finder: resp::BoundaryFinder::default(),
         });

@@ -82,6 +82,7 @@ impl Session {
                 };
                 let offset = u64::try_from(offset).unwrap_or(0);
                 self.emit(at, EventKind::Ack { offset, fack });
+                self.late_anchor(at, offset);
                 // Only replicas ACK: this tells them apart when the capture missed the PSYNC.
                 if self.role == Role::Undetermined {
                     self.set_role(at, Role::Replication);
@@ -139,6 +140,27 @@ impl Session {
         if name.is("REPLCONF") {
             self.on_replconf(at, cmd);
         }
+    }
+
+    /// A joined-late stream: the first ACK after a GETACK answers it with the offset just
+    /// before the GETACK; when two answers give the same base, the stream is anchored.
+    fn late_anchor(&mut self, at: Timestamp, ack: u64) {
+        if self.stream.base.is_some() {
+            return;
+        }
+        let Some(late) = &mut self.late else { return };
+        let Some(before) = late.getack_at.take() else {
+            return;
+        };
+        let base = ack.checked_sub(before);
+        if base.is_none() || late.candidate != base {
+            late.candidate = base;
+            return;
+        }
+        self.stream.base = base;
+        self.late = None;
+        let offset = self.stream.offset_end().unwrap_or(0);
+        self.emit(at, EventKind::Anchored { offset });
     }
 
     /// `REPLCONF` options that make this connection one of a two-connection sync.

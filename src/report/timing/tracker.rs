@@ -177,6 +177,7 @@ impl Tracker {
                 Direction::ReplicaToMaster => self.interval(t, KA_REPLICA, at),
             },
             EventKind::RdbEnd { .. } => self.rdb_end = self.forwarded.map(|f| (f, false)),
+            EventKind::Anchored { offset } => self.forwarded = Some(*offset),
             EventKind::RdbContents { contents } => warnings.extend(rdb_warning(contents)),
             _ => {}
         }
