@@ -466,9 +466,9 @@ fn run_sniff(args: SniffArgs) -> Result<()> {
         ..Default::default()
     };
     let stats =
-        repl_sniff::capture::sniff::sniff(&mut sock, tcp, &mut monitor, &stop, &mut |m, _| {
+        repl_sniff::capture::sniff::sniff(&mut sock, tcp, &mut monitor, &stop, &mut |m, c| {
             if let Some(e) = &endpoint {
-                e.publish(prometheus::render(&m.snapshot()));
+                e.publish(prometheus::render(&m.snapshot()) + &prometheus::capture(c));
             }
         })
         .context("capture failed")?;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::analyzer::event::{Role, WarningKind};
+use crate::report::fold::CaptureStats;
 use crate::report::fold::SyncType;
 use crate::report::history::ReplicaHistory;
 use crate::report::monitor::Snapshot;
@@ -350,4 +351,22 @@ fn histograms(out: &mut String, totals: &Totals) {
     for (kind, h) in &totals.heartbeats {
         histogram_seconds(out, name, &format!("kind=\"{kind}\""), h);
     }
+}
+
+/// `sniff`'s capture counters, appended to the rest.
+pub fn capture(stats: &CaptureStats) -> String {
+    let mut out = String::new();
+    counter(
+        &mut out,
+        "repl_sniff_capture_packets_total",
+        "Packets the live capture's filter let through.",
+        stats.packets,
+    );
+    counter(
+        &mut out,
+        "repl_sniff_capture_kernel_drops_total",
+        "Packets the kernel dropped because the capture fell behind (gaps in the analysis).",
+        stats.kernel_drops,
+    );
+    out
 }

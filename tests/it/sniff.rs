@@ -79,13 +79,21 @@ fn a_link_already_up_is_joined_late_and_anchored_by_getack_answers() {
     wait_until("link up", Duration::from_secs(30), || replica.link_up());
     master.client().cmd(&["SET", "before", "1"]);
     wait_for_quiescence(&master, &replica);
-    let capture = Sniffer::capture(master.port, &[]);
+    let metrics = crate::support::free_port().to_string();
+    let capture = Sniffer::capture(master.port, &["--metrics", &metrics]);
     let mut c = master.client();
     for i in 0..20 {
         c.cmd(&["SET", &format!("k{i}"), "v"]);
         c.cmd(&["WAIT", "1", "0"]);
     }
     let end = wait_for_quiescence(&master, &replica);
+    std::thread::sleep(Duration::from_millis(1500)); // metrics are rendered every second
+    let (_, body) = crate::timing::http_get(metrics.parse().unwrap(), "/metrics");
+    assert!(
+        body.contains("repl_sniff_capture_kernel_drops_total 0"),
+        "{body}"
+    );
+    assert!(body.contains("repl_sniff_capture_packets_total "), "{body}");
     let out = capture.stop_with("-INT");
     let s = out.sessions_of_kind("replication")[0];
     assert_eq!(s["joined_late"], true);

@@ -185,7 +185,7 @@ fn a_stopped_replica_shows_growing_lag_and_a_warning() {
     assert_valid_report(&out.report_path);
 }
 
-fn http_get(port: u16, path: &str) -> (String, String) {
+pub fn http_get(port: u16, path: &str) -> (String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     let mut resp = String::new();
