@@ -17,15 +17,17 @@
 //!   timing (model and tracker), the [`Monitor`] that runs every session of a run.
 //! - [`render`]: text and metrics from that data — event lines, the exit summary, RDB tables,
 //!   Prometheus, and the sinks that write events out. A new output is a new file here.
-//! - Drivers: [`capture`] (pcap/pcapng reading, TCP reassembly, replay, pcapng recording, RDB
-//!   dumps) and [`live`] (the proxy and its `/metrics` endpoint). `main.rs` parses arguments
-//!   and wires these together.
+//! - Drivers: [`capture`] (pcap/pcapng reading, live capture, TCP reassembly, replay and
+//!   `sniff`, pcapng recording, RDB dumps) and [`live`] (the proxy, its `/metrics` endpoint,
+//!   the active `check`). `main.rs` parses arguments and wires these together.
 //!
 //! # Invariants
 //!
-//! - Only [`live`] performs network IO or reads the clock; the analyzer is fed timestamps.
-//!   File IO happens only in [`capture`]; terminal output only in [`render::sinks`] and
-//!   `main.rs`.
+//! - Only the drivers ([`live`], [`capture`]) perform IO or read the clock; the analyzer is fed
+//!   timestamps.
+//!   File IO and packet capture happen only in [`capture`]; terminal output only in
+//!   [`render::sinks`] and `main.rs`. The only `unsafe` is the packet socket's system calls
+//!   ([`capture::socket`]), each with its reason.
 //! - Forwarding never waits on analysis (see [`live::proxy`]).
 //! - No length read from the wire is used to allocate; every buffer has a stated bound.
 //! - Malformed input is an event ([`EventKind::Desync`]), never a panic or an error return;

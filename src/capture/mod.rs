@@ -1,6 +1,7 @@
-//! The offline drivers: reading pcap/pcapng captures ([`pcap`]), reassembling their TCP
-//! streams into the analyzer's inputs ([`tcp`]), replaying them into a monitor ([`replay`]),
-//! writing what the proxy forwarded as pcapng ([`record`]), and reading RDB dumps ([`dump`]).
+//! The packet and file drivers: reading pcap/pcapng captures ([`pcap`]) or a live interface
+//! ([`socket`]), reassembling their TCP streams into the analyzer's inputs ([`tcp`]), feeding
+//! them to a monitor ([`replay`] for files, [`sniff`] live), writing what the proxy forwarded
+//! as pcapng ([`record`]), and reading RDB dumps ([`dump`]).
 
 pub mod dump;
 pub mod pcap;
