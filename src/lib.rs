@@ -47,6 +47,8 @@
 //! }
 //! ```
 
+#![deny(unsafe_code)]
+
 pub mod analyzer;
 pub mod capture;
 pub mod live;

@@ -8,6 +8,7 @@ pub mod pcap;
 pub mod record;
 pub mod replay;
 pub mod sniff;
+#[allow(unsafe_code)] // system calls of the packet socket, each with its SAFETY reason
 pub mod socket;
 pub mod tcp;
 
