@@ -1,9 +1,11 @@
-//! What the analysis amounts to: events folded into per-session reports ([`fold`], with their
-//! timing in [`timing`]), and all sessions of a run and where their events go ([`monitor`]).
-//! Plain data; `render` turns it into text and metrics.
+//! What the analysis amounts to, as plain data ([`model`]): events folded into per-session
+//! reports ([`fold`], with their timing in [`timing`]), each replica's history across its
+//! links ([`history`]), and all sessions of a run and where their events go ([`monitor`]).
+//! `render` turns it into text and metrics.
 
 pub mod fold;
 pub mod history;
+pub mod model;
 pub mod monitor;
 pub mod timing;
 

@@ -1,0 +1,384 @@
+//! The report's model: plain data, serialized as the `--report-json` file (README "Report
+//! schema"). Fields are added, never renamed or removed. [`fold`](super::fold) fills it from
+//! events.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::analyzer::event::{Channel, Framing, Role, SyncReason};
+use crate::analyzer::input::{Direction, Timestamp};
+use crate::report::history::ReplicaHistory;
+use crate::report::timing::{Overall, Timing};
+
+/// Everything repl-sniff saw in one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Always `"repl-sniff"`.
+    pub tool: &'static str,
+    /// The version of repl-sniff that wrote it.
+    pub version: &'static str,
+    /// One entry per TCP connection, in the order they were opened.
+    pub sessions: Vec<SessionReport>,
+    /// Accepted connections closed because the upstream could not be reached.
+    pub upstream_connect_failures: u64,
+    /// Ended sessions left out because the report keeps only the most recent ones.
+    pub sessions_dropped: u64,
+    /// Timing over all the sessions above (per-session histograms added together).
+    pub overall: Overall,
+    /// Each replica's history across its links, for the life of the process (a replica is
+    /// its host and listening port).
+    pub replicas: Vec<ReplicaHistory>,
+    /// `sniff` only: packets captured and dropped by the kernel.
+    pub capture: Option<CaptureStats>,
+}
+
+/// What a live capture (`sniff`) went through.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct CaptureStats {
+    /// Packets the filter let through.
+    pub packets: u64,
+    /// Packets the kernel dropped because the capture fell behind (their bytes are gaps).
+    pub kernel_drops: u64,
+    /// TCP segments analysed.
+    pub tcp_segments: u64,
+}
+
+impl Report {
+    /// A report over the given sessions.
+    pub fn new(mut sessions: Vec<SessionReport>, upstream_connect_failures: u64) -> Report {
+        sessions.sort_by_key(|s| s.id);
+        let overall = Overall::of(sessions.iter().map(|s| &s.timing));
+        Report {
+            tool: "repl-sniff",
+            version: env!("CARGO_PKG_VERSION"),
+            sessions,
+            upstream_connect_failures,
+            sessions_dropped: 0,
+            overall,
+            replicas: Vec::new(),
+            capture: None,
+        }
+    }
+}
+
+/// What happened on one connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionReport {
+    /// Session id (order of acceptance).
+    pub id: u64,
+    /// `"replication"` (sent PSYNC), `"sync"` (legacy SYNC, e.g. redis-cli --replica/--rdb)
+    /// or `"client"` (anything else): the session's [`Role`], as its events said.
+    pub kind: Role,
+    /// The connecting side's address.
+    pub replica: String,
+    /// The upstream's address.
+    pub upstream: String,
+    /// When the connection was accepted.
+    pub started_at: Timestamp,
+    /// When it ended (null while live).
+    pub ended_at: Option<Timestamp>,
+    /// Why it ended.
+    pub end_reason: Option<String>,
+    /// The replica's handshake.
+    pub handshake: HandshakeReport,
+    /// The master's sync decision.
+    pub sync: SyncReport,
+    /// The RDB transfer, if there was one.
+    pub rdb: Option<RdbReport>,
+    /// Replication offsets.
+    pub offsets: OffsetsReport,
+    /// The replication stream.
+    pub stream: StreamReport,
+    /// Per command name (upper case): stream commands of a replication/sync session, or the
+    /// commands a client sent.
+    pub commands: BTreeMap<String, CommandCount>,
+    /// `REPLCONF ACK`s received from the replica.
+    pub acks: u64,
+    /// Bare `\n` keep-alives per direction.
+    pub keepalives: KeepAlives,
+    /// Bytes forwarded per direction.
+    pub bytes: ByteCounts,
+    /// Null, or why the analysis lost track (the first desync, with direction and offset).
+    pub desync: Option<String>,
+    /// Every desync, in detail.
+    pub desyncs: Vec<DesyncReport>,
+    /// Returns true if and only if the capture began after the connection did (replay only).
+    pub joined_late: bool,
+    /// Ack latency, heartbeat intervals, lag, throughput and warnings (README "Timing").
+    pub timing: Timing,
+    /// How a full sync went, step by step (null without one).
+    pub timeline: Option<Timeline>,
+    /// The connections of a two-connection full sync (Redis 8 RDB channel, Valkey dual
+    /// channel): this one, and its partner once paired. The partner's RDB, errors and desyncs
+    /// are reported here; it is not listed as a session of its own. Empty for a sync on one
+    /// connection.
+    pub channels: Vec<ChannelReport>,
+}
+
+/// A full sync step by step (README "Diagnosis"): where the time went, and what the master
+/// had to buffer meanwhile.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timeline {
+    /// From the connection to the master's answer to `PSYNC`/`SYNC`.
+    pub handshake_ms: f64,
+    /// From that answer to the RDB's first byte: the master's BGSAVE (or fork) and its
+    /// `repl-diskless-sync-delay`.
+    pub bgsave_wait_ms: Option<f64>,
+    /// `\n` keep-alives the master sent while the replica waited.
+    pub bgsave_keepalives: u64,
+    /// The RDB transfer.
+    pub transfer_ms: Option<f64>,
+    /// From the RDB's end to the replica's first ACK: it flushed and loaded the RDB.
+    pub load_ms: Option<f64>,
+    /// `\n` keep-alives the replica sent while it loaded.
+    pub load_keepalives: u64,
+    /// Stream bytes forwarded by the first ACK: what the master had buffered for the replica
+    /// during the sync (compare with `client-output-buffer-limit replica`).
+    pub buffered_bytes: Option<u64>,
+    /// From the RDB's end to the ACK covering those bytes: the replica caught up.
+    pub catch_up_ms: Option<f64>,
+}
+
+/// One connection of a two-connection full sync.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelReport {
+    /// `main` (handshake, stream, ACKs) or `rdb` (the snapshot).
+    pub role: Channel,
+    /// Its session id (order of acceptance).
+    pub session: u64,
+    /// The client id that paired the two.
+    pub link: u64,
+    /// The connecting side's address.
+    pub replica: String,
+    /// The upstream's address.
+    pub upstream: String,
+    /// When the connection was accepted.
+    pub started_at: Timestamp,
+    /// When it ended (null while live).
+    pub ended_at: Option<Timestamp>,
+    /// Why it ended.
+    pub end_reason: Option<String>,
+    /// Bytes forwarded per direction.
+    pub bytes: ByteCounts,
+}
+
+/// The replica's handshake as seen on the wire.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HandshakeReport {
+    /// Each handshake command, with `AUTH` passwords redacted (the first 64).
+    pub requests: Vec<String>,
+    /// `REPLCONF listening-port`.
+    pub listening_port: Option<u16>,
+    /// `REPLCONF ip-address`.
+    pub ip_address: Option<String>,
+    /// Every `capa` announced.
+    pub capa: Vec<String>,
+    /// Returns true if and only if the replica sent `AUTH`.
+    pub auth: bool,
+    /// The `AUTH` username, for the two-argument form (never the password).
+    pub auth_user: Option<String>,
+    /// Error answers from the master during the handshake (the first 64).
+    pub errors: Vec<String>,
+    /// Every other `REPLCONF` option and its last value (the first 64 names): `rdb-only`,
+    /// `rdb-channel`, `main-ch-client-id`, `rdb-no-compress`, `rdb-no-checksum`, `version`, …
+    pub options: BTreeMap<String, String>,
+}
+
+/// The master's sync decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    /// `"full"`, `"partial"` or `"none"`.
+    #[serde(rename = "type")]
+    pub kind: SyncType,
+    /// How it was asked for and delivered: `"psync"`, `"sync"` (legacy) or `"rdb_channel"`.
+    pub mode: Option<SyncMode>,
+    /// The master's replication id.
+    pub replid: Option<String>,
+    /// The `+FULLRESYNC` offset, or the `PSYNC` offset for a partial sync.
+    pub offset: Option<u64>,
+    /// The replica's `PSYNC` arguments (the first, for a dual-channel main connection).
+    pub requested: Option<String>,
+    /// Why it happened (README "Diagnosis").
+    pub reason: Option<ReasonReport>,
+    /// The master's refusal, if it refused.
+    pub rejected: Option<String>,
+    /// When the master answered.
+    pub at: Option<Timestamp>,
+}
+
+/// Why a sync happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReasonReport {
+    /// `first_sync`, `replica_restarted`, `replid_mismatch`, `offset_outside_backlog`,
+    /// `replica_ahead`, `failover`, `partial_granted`, `tool` or `unknown`.
+    pub code: SyncReason,
+    /// The backlog a full sync would have needed, or the gap a partial one filled.
+    pub gap_bytes: Option<u64>,
+    /// In a sentence, with the numbers.
+    pub message: String,
+}
+
+/// What the master gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncType {
+    /// An RDB, then the stream.
+    Full,
+    /// The stream from the replica's offset (`+CONTINUE`).
+    Partial,
+    /// No sync (a client, a refusal, a handshake cut short).
+    None,
+    /// Slots pulled by another cluster node (atomic slot migration), not a replica's sync.
+    Slots,
+}
+
+impl SyncType {
+    /// The name used in the report and the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncType::Full => "full",
+            SyncType::Partial => "partial",
+            SyncType::None => "none",
+            SyncType::Slots => "slots",
+        }
+    }
+}
+
+/// How a sync was asked for and delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// `PSYNC`, the RDB (if any) on the same connection.
+    Psync,
+    /// Legacy `SYNC`.
+    Sync,
+    /// `PSYNC` answered `+RDBCHANNELSYNC`: the RDB comes on another connection (Redis 8).
+    RdbChannel,
+    /// `PSYNC` answered `+DUALCHANNELSYNC`: the RDB comes on another connection (Valkey 8).
+    DualChannel,
+    /// `CLUSTER SYNCSLOTS SYNC` answered `+RDBCHANNELSYNCSLOTS`: the migrating slots' commands.
+    SlotStream,
+    /// `CLUSTER SYNCSLOTS RDBCHANNEL` answered `+SLOTSSNAPSHOT`: the slots' keys.
+    SlotSnapshot,
+}
+
+impl SyncMode {
+    /// The name used in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Psync => "psync",
+            SyncMode::Sync => "sync",
+            SyncMode::RdbChannel => "rdb_channel",
+            SyncMode::DualChannel => "dual_channel",
+            SyncMode::SlotStream => "slot_stream",
+            SyncMode::SlotSnapshot => "slot_snapshot",
+        }
+    }
+}
+
+/// An RDB transfer.
+#[derive(Debug, Clone, Serialize)]
+pub struct RdbReport {
+    /// `"disk"` or `"diskless"`.
+    pub framing: Framing,
+    /// RDB payload bytes (framing and EOF marks excluded).
+    pub bytes: u64,
+    /// The announced length (disk framing).
+    pub declared_bytes: Option<u64>,
+    /// When the framing line arrived.
+    pub started_at: Timestamp,
+    /// From the framing line to the last byte, when complete.
+    pub duration_ms: Option<f64>,
+    /// Returns true if and only if the whole payload was seen.
+    pub complete: bool,
+    /// What the RDB contains, parsed as it streamed by.
+    pub contents: Option<crate::protocol::rdb::Summary>,
+}
+
+/// Replication offsets.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OffsetsReport {
+    /// Offset of the first stream byte.
+    pub start: Option<u64>,
+    /// Offset of the last stream byte forwarded.
+    pub end: Option<u64>,
+    /// The last `REPLCONF ACK` offset.
+    pub acked: Option<u64>,
+    /// The last `FACK` offset (Redis ≥ 7.2 replicas with AOF).
+    pub fsynced: Option<u64>,
+}
+
+/// The replication stream.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamReport {
+    /// Bytes that count in the offset.
+    pub bytes: u64,
+    /// Commands parsed.
+    pub commands: u64,
+    /// `MULTI`…`EXEC` blocks.
+    pub transactions: u64,
+    /// Master `PING`s.
+    pub pings: u64,
+    /// `REPLCONF GETACK`s.
+    pub getacks: u64,
+    /// The database selected last.
+    pub db: Option<u32>,
+    /// What the stream's bytes were: the answer to "my offset grows with no writes".
+    pub ledger: Ledger,
+}
+
+/// Stream bytes by what carried them. Each counts toward the replication offset.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Ledger {
+    /// Commands that change data (everything below excepted).
+    pub data: u64,
+    /// The master's `PING`s (every `repl-ping-replica-period`, also with no writes).
+    pub ping: u64,
+    /// `REPLCONF GETACK` (sent for `WAIT`, `WAITAOF` and failover).
+    pub getack: u64,
+    /// `SELECT`, inserted when the database changes.
+    pub select: u64,
+    /// `MULTI` and `EXEC` around transactions, scripts and multi-key propagation.
+    pub multi_exec: u64,
+}
+
+/// Count and wire bytes of one command name.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CommandCount {
+    /// How many.
+    pub count: u64,
+    /// Their total size on the wire.
+    pub bytes: u64,
+}
+
+/// Keep-alive counts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct KeepAlives {
+    /// Sent by the master (before `+FULLRESYNC` and while a disk BGSAVE runs).
+    pub master_to_replica: u64,
+    /// Sent by the replica (while it flushes or loads).
+    pub replica_to_master: u64,
+}
+
+/// Bytes per direction.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ByteCounts {
+    /// Sent by the replica.
+    pub to_master: u64,
+    /// Sent by the master.
+    pub to_replica: u64,
+}
+
+/// One desync.
+#[derive(Debug, Clone, Serialize)]
+pub struct DesyncReport {
+    /// Which direction.
+    pub direction: Direction,
+    /// Byte position in that direction.
+    pub position: u64,
+    /// Replication offset, when in the stream.
+    pub offset: Option<u64>,
+    /// What was wrong.
+    pub reason: String,
+}
