@@ -19,14 +19,14 @@
 //!   Prometheus, and the sinks that write events out. A new output is a new file here.
 //! - Drivers: [`capture`] (pcap/pcapng reading, live capture, TCP reassembly, replay and
 //!   `sniff`, pcapng recording, RDB dumps) and [`live`] (the proxy, its `/metrics` endpoint,
-//!   the active `check`). `main.rs` parses arguments and wires these together.
+//!   the active `check`). The binary (`src/bin/repl-sniff/`) parses arguments and wires these.
 //!
 //! # Invariants
 //!
 //! - Only the drivers ([`live`], [`capture`]) perform IO or read the clock; the analyzer is fed
 //!   timestamps.
 //!   File IO and packet capture happen only in [`capture`]; terminal output only in
-//!   [`render::sinks`] and `main.rs`. The only `unsafe` is the packet socket's system calls
+//!   [`render::sinks`] and the binary. The only `unsafe` is the packet socket's system calls
 //!   ([`capture::socket`]), each with its reason.
 //! - Forwarding never waits on analysis (see [`live::proxy`]).
 //! - No length read from the wire is used to allocate; every buffer has a stated bound.
