@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::live::check::{CheckConfig, CheckReport};
+use crate::report::check::{CheckConfig, CheckReport};
 use crate::report::timing::Hist;
 
 /// What `check` prints: both servers' state, what was verified, and the two latencies.

@@ -1,8 +1,10 @@
 //! What the analysis amounts to, as plain data ([`model`]): events folded into per-session
 //! reports ([`fold`], with their timing in [`timing`]), each replica's history across its
-//! links ([`history`]), and all sessions of a run and where their events go ([`monitor`]).
+//! links ([`history`]), all sessions of a run and where their events go ([`monitor`]), and
+//! what an active `check` found ([`check`]).
 //! `render` turns it into text and metrics.
 
+pub mod check;
 pub mod fold;
 pub mod history;
 pub mod model;

@@ -338,7 +338,7 @@ fn run_check(args: CheckArgs) -> Result<()> {
         }
         None => None,
     };
-    let cfg = repl_sniff::live::check::CheckConfig {
+    let cfg = repl_sniff::report::check::CheckConfig {
         master: addr(&args.master)?,
         replica: addr(&args.replica)?,
         keys: args.keys.max(1),
