@@ -80,7 +80,7 @@ fn a_link_already_up_is_joined_late_and_anchored_by_getack_answers() {
     master.client().cmd(&["SET", "before", "1"]);
     wait_for_quiescence(&master, &replica);
     let metrics = crate::support::free_port().to_string();
-    let capture = Sniffer::capture(master.port, &["--metrics", &metrics]);
+    let capture = Sniffer::capture(master.port, &["--metrics", &metrics, "--interval", "1"]);
     let mut c = master.client();
     for i in 0..20 {
         c.cmd(&["SET", &format!("k{i}"), "v"]);
@@ -104,6 +104,12 @@ fn a_link_already_up_is_joined_late_and_anchored_by_getack_answers() {
     );
     assert_eq!(u(&s["offsets"]["acked"]), end);
     assert!(out.events.iter().any(|e| e["event"] == "anchored"));
+    // The capture's status line, with the kernel's drops.
+    assert!(
+        out.stderr.contains("dropped by the kernel"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// A partial resync after the replica's link is killed is a new, partial session.

@@ -205,10 +205,22 @@ fn run_sniff(args: SniffArgs) -> Result<()> {
         server_port: args.port,
         ..Default::default()
     };
+    // The capture's own status line comes with the sessions' (every --interval seconds).
+    let every = args.timing.interval.max(1);
+    let mut seconds = 0u64;
     let stats =
         repl_sniff::capture::sniff::sniff(&mut sock, tcp, &mut monitor, &stop, &mut |m, c| {
             if let Some(e) = &endpoint {
                 e.publish(prometheus::render(&m.snapshot()) + &prometheus::capture(c));
+            }
+            seconds += 1;
+            if seconds % every == 0 {
+                tracing::info!(
+                    "capture: {} packets, {} TCP segments, {} dropped by the kernel",
+                    c.packets,
+                    c.tcp_segments,
+                    c.kernel_drops
+                );
             }
         })
         .context("capture failed")?;
