@@ -103,6 +103,8 @@ pub enum WarningKind {
     AckAhead,
     /// The replica's ACK went backwards.
     AckBackwards,
+    /// The master refused the replica's `AUTH` (wrong `masterauth` or `masteruser`).
+    AuthFailed,
     /// The stream the master buffered during a full sync came near the replica output-buffer
     /// limit (`--cob-limit`).
     CobLimit,
@@ -129,6 +131,7 @@ impl WarningKind {
         match self {
             WarningKind::AckAhead => "ack_ahead",
             WarningKind::AckBackwards => "ack_backwards",
+            WarningKind::AuthFailed => "auth_failed",
             WarningKind::Lag => "lag",
             WarningKind::MasterSilent => "master_silent",
             WarningKind::Unpaired => "unpaired",

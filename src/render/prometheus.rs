@@ -204,6 +204,7 @@ pub fn render(run: &Snapshot<'_>) -> String {
         WarningKind::CobLimit,
         WarningKind::Rdb,
         WarningKind::WireFormat,
+        WarningKind::AuthFailed,
     ] {
         let kind = kind.as_str();
         let n = totals.warnings.get(kind).copied().unwrap_or(0);

@@ -27,6 +27,7 @@ mod chunking;
 mod cli;
 mod defects;
 mod diagnosis;
+mod faults;
 mod fixtures;
 mod forwarding;
 mod newest;

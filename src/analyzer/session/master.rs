@@ -4,7 +4,7 @@
 
 use super::replica::{is_syncslots, is_tls_record};
 use super::{Pending, Role, Session, MAX_OFFSET};
-use crate::analyzer::event::{Channel, EventKind, Framing, SyncKind};
+use crate::analyzer::event::{Channel, EventKind, Framing, SyncKind, WarningKind};
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::protocol::handshake::{self, Line, Reply, ID_LEN};
 use crate::protocol::resp::{self, Command, Item, Name};
@@ -192,6 +192,15 @@ impl Session {
                 );
                 if self.role == Role::SlotMigration {
                     self.on_slot_reply(at, reply);
+                }
+                if name.is("AUTH") && line[0] == b'-' {
+                    let message = format!(
+                        "the master refused AUTH ({}): the replica cannot sync until its \
+                         masterauth (and masteruser) match",
+                        handshake::printable(line, 120)
+                    );
+                    let kind = WarningKind::AuthFailed;
+                    self.emit(at, EventKind::Warning { kind, message });
                 }
             }
             None if matches!(line[0], b'+' | b'-') => {

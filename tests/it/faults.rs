@@ -1,0 +1,152 @@
+//! Faults and edge cases (issue 13): what the replication test suites throw at a link, with
+//! the servers' own accounting as the reference. Started with item 11, the edge cases.
+
+use std::time::Duration;
+
+use repl_sniff::Direction::{MasterToReplica as M, ReplicaToMaster as R};
+use serde_json::Value;
+
+use crate::newest::{line, one_connection, resp};
+use crate::support::{wait_for_quiescence, wait_until, Server, Sniffer, Version};
+
+const REPLID: &str = "95835e068611862944db211d287d8824a71041a2";
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// A 1.1 MB command, a 1000-argument MSET and writes in all 16 databases, through the proxy:
+/// the stream's figures equal the servers'.
+#[test]
+fn big_commands_wide_commands_and_every_database_are_counted_exactly() {
+    let v = Version::V7;
+    let master = Server::start(v, "master", &["--repl-diskless-sync-delay", "0"]);
+    let sniffer = Sniffer::start(master.port, &[]);
+    let replica = Server::start(
+        v,
+        "replica",
+        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
+    );
+    wait_until("link up", Duration::from_secs(30), || replica.link_up());
+    let mut c = master.client();
+    let big = vec![b'x'; 1_100_000];
+    c.cmd_bytes(&[b"SET", b"big", &big]);
+    let mut mset: Vec<String> = vec!["MSET".into()];
+    for i in 0..500 {
+        mset.push(format!("m{i}"));
+        mset.push(format!("v{i}"));
+    }
+    let args: Vec<&str> = mset.iter().map(String::as_str).collect();
+    c.cmd(&args);
+    for db in 0..16 {
+        c.cmd(&["SELECT", &db.to_string()]);
+        c.cmd(&["SET", "in-every-db", &db.to_string()]);
+    }
+    let end = wait_for_quiescence(&master, &replica);
+    assert_eq!(master.digest(), replica.digest());
+    let out = sniffer.stop();
+    let s = out.sessions_of_kind("replication")[0];
+    assert_eq!(u(&s["offsets"]["end"]), end);
+    assert_eq!(u(&s["commands"]["MSET"]["count"]), 1);
+    assert!(u(&s["commands"]["MSET"]["bytes"]) > 8_000);
+    assert_eq!(u(&s["commands"]["SET"]["count"]), 17);
+    assert!(u(&s["commands"]["SELECT"]["count"]) >= 16);
+    let sizes: Vec<u64> = out
+        .events
+        .iter()
+        .filter(|e| e["event"] == "command" && e["name"] == "SET")
+        .map(|e| u(&e["bytes"]))
+        .collect();
+    assert!(sizes.iter().any(|b| *b > 1_100_000), "{sizes:?}");
+    assert_eq!(s["desync"], Value::Null);
+}
+
+/// A replica whose masterauth is wrong: the refusal is named, and nothing syncs.
+#[test]
+fn a_wrong_password_is_classed_auth_failed() {
+    let steps = vec![
+        (R, resp(&["AUTH", "not-the-password"])),
+        (
+            M,
+            line("-WRONGPASS invalid username-password pair or user is disabled."),
+        ),
+        (R, resp(&["PSYNC", "?", "-1"])),
+        (M, line("-NOAUTH Authentication required.")),
+    ];
+    let (s, events) = one_connection(&steps);
+    let warning = events
+        .iter()
+        .find(|e| e["event"] == "warning" && e["kind"] == "auth_failed")
+        .expect("an auth_failed warning");
+    assert!(
+        warning["message"].as_str().unwrap().contains("WRONGPASS"),
+        "{warning}"
+    );
+    assert_eq!(s["timing"]["warnings_by_kind"]["auth_failed"], 1);
+    assert_eq!(s["sync"]["type"], "none");
+    assert!(!s.to_string().contains("not-the-password"));
+}
+
+/// A binary password (`abc\0def`) is masked like any other.
+#[test]
+fn a_binary_password_is_never_shown() {
+    let steps = vec![(R, resp(&["AUTH", "abc\u{0}def"])), (M, line("+OK"))];
+    let (s, events) = one_connection(&steps);
+    let everything = format!("{s}{}", serde_json::to_string(&events).unwrap());
+    assert!(
+        !everything.contains("abc\\u0000def") && !everything.contains("abc"),
+        "{everything}"
+    );
+    assert_eq!(s["handshake"]["auth"], true);
+}
+
+/// PSYNC with an offset that is not a number: the master refuses it; a refusal, not a desync.
+#[test]
+fn a_psync_with_a_bad_offset_is_a_refusal() {
+    let steps = vec![
+        (R, resp(&["PSYNC", REPLID, "not-a-number"])),
+        (M, line("-ERR value is not an integer or out of range")),
+    ];
+    let (s, _) = one_connection(&steps);
+    assert_eq!(
+        s["sync"]["rejected"],
+        "-ERR value is not an integer or out of range"
+    );
+    assert_eq!(s["desync"], Value::Null);
+}
+
+/// Adversarial lengths and floods from either side: no panic, bounded state, a clear desync
+/// where the protocol breaks, every byte counted.
+#[test]
+fn adversarial_lengths_and_floods_are_desyncs_or_counted_never_a_crash() {
+    // A replica announcing 2^31-1 arguments, then a bulk of 2^63-1 bytes.
+    let steps = vec![(R, b"*2147483647\r\n$9223372036854775807\r\nxx".to_vec())];
+    let (s, _) = one_connection(&steps);
+    assert!(
+        s["desync"]
+            .as_str()
+            .is_some_and(|d| d.contains("replica_to_master")),
+        "{}",
+        s["desync"]
+    );
+    assert_eq!(u(&s["bytes"]["to_master"]), 37);
+
+    // The master's stream announcing the same.
+    let mut sync = line(&format!("+FULLRESYNC {REPLID} 0"));
+    sync.extend(b"$0\r\n*2147483647\r\n$9223372036854775807\r\n");
+    let (s, _) = one_connection(&[(R, resp(&["PSYNC", "?", "-1"])), (M, sync)]);
+    assert!(
+        s["desync"]
+            .as_str()
+            .is_some_and(|d| d.contains("master_to_replica")),
+        "{}",
+        s["desync"]
+    );
+
+    // 100 000 bare newlines from the replica (keep-alives), then a command: all counted.
+    let mut flood = vec![b'\n'; 100_000];
+    flood.extend(resp(&["PING"]));
+    let (s, _) = one_connection(&[(R, flood)]);
+    assert_eq!(u(&s["keepalives"]["replica_to_master"]), 100_000);
+    assert_eq!(s["desync"], Value::Null);
+}
