@@ -150,3 +150,72 @@ fn adversarial_lengths_and_floods_are_desyncs_or_counted_never_a_crash() {
     assert_eq!(u(&s["keepalives"]["replica_to_master"]), 100_000);
     assert_eq!(s["desync"], Value::Null);
 }
+
+/// Item 1: the link cut 30 times under write load, from either side: every reconnect is a
+/// partial resync, the offsets continue, and the last session ends at the master's offset.
+#[test]
+fn thirty_link_cuts_under_write_load_are_thirty_partial_resyncs() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let v = Version::V7;
+    let master = Server::start(v, "master", &["--repl-diskless-sync-delay", "0"]);
+    let sniffer = Sniffer::start(master.port, &[]);
+    let replica = Server::start(
+        v,
+        "replica",
+        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
+    );
+    wait_until("link up", Duration::from_secs(30), || replica.link_up());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, port) = (Arc::clone(&stop), master.port);
+        std::thread::spawn(move || {
+            let mut c = crate::support::Client::connect(port);
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                c.cmd(&["SET", &format!("k{}", i % 500), &i.to_string()]);
+                i += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            i
+        })
+    };
+    for cut in 1..=30u64 {
+        if cut % 2 == 0 {
+            master.client().cmd(&["CLIENT", "KILL", "TYPE", "replica"]);
+        } else {
+            replica.client().cmd(&["CLIENT", "KILL", "TYPE", "master"]);
+        }
+        wait_until("partial resync", Duration::from_secs(30), || {
+            master.info_u64("stats", "sync_partial_ok") == cut && replica.link_up()
+        });
+    }
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    assert!(writes > 100, "{writes}");
+    let end = wait_for_quiescence(&master, &replica);
+    assert_eq!(master.info_u64("stats", "sync_full"), 1);
+    assert_eq!(master.digest(), replica.digest());
+    let out = sniffer.stop();
+    let sessions = out.sessions_of_kind("replication");
+    assert_eq!(sessions.len(), 31, "{}", out.report_text);
+    assert_eq!(sessions[0]["sync"]["type"], "full");
+    for s in &sessions[1..] {
+        assert_eq!(s["sync"]["type"], "partial", "session {}", s["id"]);
+        assert_eq!(s["sync"]["reason"]["code"], "partial_granted");
+        // The stream resumes exactly where the replica asked.
+        assert_eq!(s["offsets"]["start"], s["sync"]["offset"]);
+        assert_eq!(s["desync"], Value::Null);
+    }
+    assert_eq!(
+        u(&sessions[30]["offsets"]["end"]),
+        end,
+        "vs master_repl_offset"
+    );
+    let history = &out.report["replicas"][0];
+    assert_eq!(
+        (u(&history["links"]), u(&history["partial_syncs"])),
+        (31, 30)
+    );
+}
