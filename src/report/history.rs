@@ -136,6 +136,14 @@ impl History {
         let ago = |l: &LastLink| at.since(l.ended_at).as_secs_f64();
         if id == "?" {
             return match last {
+                Some(l) if l.unfinished_full.is_some() => {
+                    let message = format!(
+                        "the replica's last full sync ended {:.1} s ago before it was online: it \
+                         starts over (PSYNC ? -1)",
+                        ago(l)
+                    );
+                    why(SyncReason::FirstSync, None, message)
+                }
                 Some(l) => {
                     let message = format!(
                         "the replica asked for a full sync (PSYNC ? -1) although its link \

@@ -421,8 +421,9 @@ impl Monitor {
                 live.report.fold(e);
                 match &e.kind {
                     EventKind::SyncStart { .. } => {
-                        diagnosis = self.history.sync_started(&live.report);
+                        // Why first: it reads the last link before the loop count takes it.
                         why = self.history.why(&live.report, e.ts);
+                        diagnosis = self.history.sync_started(&live.report);
                     }
                     EventKind::SessionEnd { .. } => self.history.ended(&live.report, e.ts),
                     _ => {}

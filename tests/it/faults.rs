@@ -219,3 +219,73 @@ fn thirty_link_cuts_under_write_load_are_thirty_partial_resyncs() {
         (31, 30)
     );
 }
+
+/// Item 2: the master killed in the middle of a diskless transfer: the transfer is reported
+/// cut short with its bytes, the replica's side is closed at once, and the next sync (with a
+/// new master on the same port) is classed as the replica starting over.
+#[test]
+fn a_master_killed_mid_transfer_is_reported_and_the_replica_released() {
+    let v = Version::V7;
+    let port = crate::support::free_port();
+    let slow = [
+        "--repl-diskless-sync-delay",
+        "0",
+        "--rdb-key-save-delay",
+        "3000",
+    ];
+    let master = Server::start_on(v, port, "master", &slow);
+    let mut c = master.client();
+    for i in 0..2000 {
+        c.cmd(&["SET", &format!("k{i}"), &"v".repeat(100)]);
+    }
+    let sniffer = Sniffer::start(port, &[]);
+    let replica = Server::start(
+        v,
+        "replica",
+        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
+    );
+    wait_until("the transfer under way", Duration::from_secs(30), || {
+        sniffer.stderr().contains("RDB transfer start")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = std::time::Instant::now();
+    let ok = std::process::Command::new("kill")
+        .args(["-KILL", &master.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    wait_until(
+        "the replica to see the link down",
+        Duration::from_secs(5),
+        || {
+            crate::support::Client::connect(replica.port)
+                .info("replication")
+                .get("master_link_status")
+                .is_some_and(|s| s == "down")
+        },
+    );
+    assert!(killed.elapsed() < Duration::from_secs(5));
+    drop(master);
+    let master = Server::start_on(v, port, "master2", &["--repl-diskless-sync-delay", "0"]);
+    master.client().cmd(&["SET", "after", "1"]);
+    wait_until("sync with the new master", Duration::from_secs(30), || {
+        replica.link_up()
+    });
+    let out = sniffer.stop();
+    let sessions = out.sessions_of_kind("replication");
+    let first = sessions[0];
+    assert_eq!(first["rdb"]["complete"], false, "{}", out.report_text);
+    assert!(u(&first["rdb"]["bytes"]) > 0);
+    assert!(first["rdb"]["contents"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("truncated"));
+    assert_eq!(first["end_reason"], "master closed the connection");
+    let last = sessions.last().unwrap();
+    assert_eq!(last["rdb"]["complete"], true);
+    assert_eq!(last["sync"]["reason"]["code"], "first_sync");
+    assert!(last["sync"]["reason"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("starts over"));
+}
