@@ -59,6 +59,7 @@ pub struct Recorder {
     out: Option<PcapNgWriter<BufWriter<File>>>,
     flows: HashMap<u64, Flow>,
     mask_secrets: bool,
+    last_flush: std::time::Instant,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -87,6 +88,7 @@ impl Recorder {
             out: Some(w),
             flows: HashMap::new(),
             mask_secrets,
+            last_flush: std::time::Instant::now(),
         })
     }
 
@@ -106,6 +108,7 @@ impl Recorder {
     }
 
     fn flush(&mut self) {
+        self.last_flush = std::time::Instant::now();
         if let Some(w) = &mut self.out {
             if let Err(e) = w.get_mut().flush() {
                 tracing::error!("recording to {} failed ({e}); recording stopped", self.path);
@@ -217,6 +220,12 @@ impl Tap for Recorder {
             InputKind::Data { dir, bytes } => self.data(id, *dir, at, bytes, secrets),
             InputKind::Gap { dir, len, .. } => self.skip(id, *dir, at, *len),
             InputKind::Close { .. } => self.close(id, at),
+        }
+        // If repl-sniff is killed (SIGKILL, a crash), what was flushed is a readable capture:
+        // blocks are flushed with the first input a second after the last flush (a replication
+        // link is never quiet for long: the master PINGs, the replica ACKs every second).
+        if self.last_flush.elapsed() >= Duration::from_secs(1) {
+            self.flush();
         }
     }
 }

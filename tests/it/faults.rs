@@ -289,3 +289,58 @@ fn a_master_killed_mid_transfer_is_reported_and_the_replica_released() {
         .unwrap()
         .contains("starts over"));
 }
+
+/// Item 9: repl-sniff itself killed (SIGKILL) mid-run: the recording stays readable up to
+/// its last block; restarted on the same port, it serves the replica's next PSYNC as a
+/// partial resync.
+#[test]
+fn repl_sniff_killed_and_restarted_leaves_a_readable_recording_and_a_partial_resync() {
+    let v = Version::V7;
+    let master = Server::start(v, "master", &["--repl-diskless-sync-delay", "0"]);
+    let port = crate::support::free_port();
+    let recording = master.dir.join("killed.pcapng");
+    let first = Sniffer::start_on(
+        port,
+        master.port,
+        &["--record", recording.to_str().unwrap()],
+    );
+    let replica = Server::start(
+        v,
+        "replica",
+        &["--replicaof", "127.0.0.1", &port.to_string()],
+    );
+    wait_until("link up", Duration::from_secs(30), || replica.link_up());
+    for i in 0..200 {
+        master.client().cmd(&["SET", &format!("k{i}"), "v"]);
+    }
+    wait_for_quiescence(&master, &replica);
+    // The recording is flushed at least once a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    master.client().cmd(&["SET", "flush", "1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    first.kill();
+    // What was written before the kill replays.
+    let arg = std::ffi::OsStr::new;
+    let out = crate::support::repl_sniff(&[arg("replay"), recording.as_os_str(), arg("-q")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("sync: full"), "{text}");
+
+    let second = Sniffer::start_on(port, master.port, &[]);
+    master.client().cmd(&["SET", "after", "1"]);
+    wait_until(
+        "partial resync through the new proxy",
+        Duration::from_secs(30),
+        || master.info_u64("stats", "sync_partial_ok") == 1 && replica.link_up(),
+    );
+    let end = wait_for_quiescence(&master, &replica);
+    assert_eq!(master.info_u64("stats", "sync_full"), 1);
+    let out = second.stop();
+    let s = out.sessions_of_kind("replication")[0];
+    assert_eq!(s["sync"]["type"], "partial", "{}", out.report_text);
+    assert_eq!(u(&s["offsets"]["end"]), end);
+}

@@ -394,7 +394,11 @@ impl Outcome {
 
 impl Sniffer {
     pub fn start(upstream_port: u16, extra: &[&str]) -> Sniffer {
-        let port = free_port();
+        Self::start_on(free_port(), upstream_port, extra)
+    }
+
+    /// Like [`Sniffer::start`], listening on `port` (a restart on the same port).
+    pub fn start_on(port: u16, upstream_port: u16, extra: &[&str]) -> Sniffer {
         let dir = temp_dir("sniffer");
         let child = Command::new(env!("CARGO_BIN_EXE_repl-sniff"))
             .args(["--listen", &port.to_string()])
@@ -461,6 +465,13 @@ impl Sniffer {
         self.child
             .as_mut()
             .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    /// SIGKILL: no summary, no report, no goodbye; waits until the process is gone.
+    pub fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     /// Sends SIGTERM, waits for a clean exit, and collects the outputs.
