@@ -127,9 +127,66 @@ struct Shared {
     clock: Clock,
     tx: mpsc::UnboundedSender<Msg>,
     in_flight: Arc<AtomicUsize>,
+    /// Refused upstream connections, logged as one line per [`REFUSALS_EVERY`].
+    refusals: std::sync::Mutex<Refusals>,
+}
+
+/// How often an upstream that keeps refusing is logged (replicas retry every second).
+const REFUSALS_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default)]
+struct Refusals {
+    /// Refused since the upstream was last reachable.
+    total: u64,
+    /// Refused since the last line.
+    unlogged: u64,
+    last_logged: Option<std::time::Instant>,
 }
 
 impl Shared {
+    /// The upstream refused (or ignored) a connection: one error line, then one line with a
+    /// count every [`REFUSALS_EVERY`] while it keeps refusing.
+    fn upstream_failed(&self, why: String, peer: SocketAddr) {
+        self.send(Msg::ConnectFailed);
+        let Ok(mut r) = self.refusals.lock() else {
+            return;
+        };
+        r.total += 1;
+        r.unlogged += 1;
+        let due = r.last_logged.is_none_or(|t| t.elapsed() >= REFUSALS_EVERY);
+        if due {
+            let upstream = &self.cfg.upstream;
+            if r.total == 1 {
+                tracing::error!(
+                    "upstream {upstream} unreachable ({why}); closing the connection from {peer}"
+                );
+            } else {
+                tracing::error!(
+                    "upstream {upstream} still unreachable ({why}): {} connection(s) closed since the last line, {} in all",
+                    r.unlogged,
+                    r.total
+                );
+            }
+            r.unlogged = 0;
+            r.last_logged = Some(std::time::Instant::now());
+        }
+    }
+
+    /// The upstream accepted a connection: says so once after refusals.
+    fn upstream_reached(&self) {
+        let Ok(mut r) = self.refusals.lock() else {
+            return;
+        };
+        if r.total > 0 {
+            tracing::info!(
+                "upstream {} reachable again after {} refused connection(s)",
+                self.cfg.upstream,
+                r.total
+            );
+            *r = Refusals::default();
+        }
+    }
+
     fn send(&self, msg: Msg) {
         // Fails only once the analysis thread is gone (shutdown): forwarding goes on regardless.
         let _ = self.tx.send(msg);
@@ -207,6 +264,7 @@ pub async fn run(
         clock: Clock::new(),
         tx,
         in_flight,
+        refusals: std::sync::Mutex::new(Refusals::default()),
     });
 
     tokio::pin!(shutdown);
@@ -245,19 +303,14 @@ async fn connection(id: u64, replica: TcpStream, peer: SocketAddr, shared: Arc<S
         TcpStream::connect(upstream_name.as_str()),
     );
     let upstream = match connect.await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::error!(
-                "upstream {upstream_name} unreachable ({e}); closing the connection from {peer}"
-            );
-            return shared.send(Msg::ConnectFailed);
+        Ok(Ok(s)) => {
+            shared.upstream_reached();
+            s
         }
+        Ok(Err(e)) => return shared.upstream_failed(e.to_string(), peer),
         Err(_) => {
-            tracing::error!(
-                "upstream {upstream_name} did not accept within {:?}; closing the connection from {peer}",
-                shared.cfg.connect_timeout
-            );
-            return shared.send(Msg::ConnectFailed);
+            let why = format!("no answer within {:?}", shared.cfg.connect_timeout);
+            return shared.upstream_failed(why, peer);
         }
     };
     let _ = upstream.set_nodelay(true);

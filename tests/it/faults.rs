@@ -344,3 +344,50 @@ fn repl_sniff_killed_and_restarted_leaves_a_readable_recording_and_a_partial_res
     assert_eq!(s["sync"]["type"], "partial", "{}", out.report_text);
     assert_eq!(u(&s["offsets"]["end"]), end);
 }
+
+/// Item 7: an upstream refusing for 5 s while the replica retries every second: each
+/// connection is closed at once, the refusals are one line plus counts (not one per retry),
+/// the proxy's file handles stay flat, and the sync happens once the master is up.
+#[test]
+fn an_upstream_refusing_is_one_line_with_counts_and_flat_handles() {
+    let v = Version::V7;
+    let master_port = crate::support::free_port();
+    let mut sniffer = Sniffer::start(master_port, &[]);
+    let replica = Server::start(
+        v,
+        "replica",
+        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
+    );
+    let fds = |pid: u32| std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    wait_until("refusals", Duration::from_secs(10), || {
+        sniffer.stderr().contains("unreachable")
+    });
+    let pid = sniffer.pid();
+    let before = fds(pid);
+    std::thread::sleep(Duration::from_secs(5));
+    let after = fds(pid);
+    assert!(
+        after <= before + 2,
+        "file handles grew from {before} to {after}"
+    );
+    let lines = sniffer.stderr().matches("unreachable").count();
+    assert!(
+        lines <= 2,
+        "{lines} lines for the refusals:\n{}",
+        sniffer.stderr()
+    );
+    assert!(sniffer.is_running());
+    let master = Server::start_on(v, master_port, "master", &[]);
+    wait_until(
+        "sync once the master is up",
+        Duration::from_secs(30),
+        || replica.link_up(),
+    );
+    wait_until("the proxy says so", Duration::from_secs(5), || {
+        sniffer.stderr().contains("reachable again after")
+    });
+    let out = sniffer.stop();
+    let refused = u(&out.report["upstream_connect_failures"]);
+    assert!(refused >= 4, "the replica retried every second: {refused}");
+    drop(master);
+}
