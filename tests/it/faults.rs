@@ -391,3 +391,45 @@ fn an_upstream_refusing_is_one_line_with_counts_and_flat_handles() {
     assert!(refused >= 4, "the replica retried every second: {refused}");
     drop(master);
 }
+
+/// Item 3: a real RDB (the full-disk capture's, every type) cut at 100 points, as a file and
+/// as a full sync in flight: always reported truncated, never as damage or a bad checksum.
+#[test]
+fn an_rdb_cut_anywhere_is_truncated_never_damaged() {
+    use repl_sniff::protocol::rdb::{self, Checksum, ErrorKind};
+
+    let pcap = crate::fixtures::manifest().join("fixtures/captures/redis-7.0.15/full-disk.pcap");
+    let whole = crate::rdb::rdb_from_capture(&pcap).expect("an RDB in the capture");
+    assert_eq!(rdb::analyse(&whole, 0).checksum, Checksum::Ok);
+    // Cut points spread over the whole file, deterministic (a fixed LCG).
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let cuts: Vec<usize> = (0..100)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as usize % whole.len()
+        })
+        .collect();
+    for &cut in &cuts {
+        let s = rdb::analyse(&whole[..cut], 5);
+        let e = s.error.unwrap_or_else(|| panic!("no error at cut {cut}"));
+        assert!(matches!(e.kind, ErrorKind::Truncated(_)), "cut {cut}: {e}");
+        assert_ne!(s.checksum, Checksum::Mismatch, "cut {cut}");
+        assert!(!s.complete);
+    }
+    // In flight: a disk-framed sync whose connection ends at the cut.
+    for &cut in cuts.iter().take(20) {
+        let mut m = line(&format!("+FULLRESYNC {REPLID} 0"));
+        m.extend(format!("${}\r\n", whole.len()).as_bytes());
+        m.extend(&whole[..cut]);
+        let (s, _) = one_connection(&[(R, resp(&["PSYNC", "?", "-1"])), (M, m)]);
+        assert_eq!(s["rdb"]["complete"], false, "cut {cut}");
+        assert_eq!(u(&s["rdb"]["bytes"]), cut as u64, "cut {cut}");
+        let message = s["rdb"]["contents"]["error"]["message"]
+            .as_str()
+            .unwrap_or("");
+        assert!(message.contains("truncated"), "cut {cut}: {message}");
+        assert_eq!(s["desync"], Value::Null, "a cut transfer is not a desync");
+    }
+}

@@ -272,7 +272,7 @@ fn every_type_and_encoding_matches_the_servers_census(v: Version) {
 }
 
 /// The RDB payload of the first full sync in a capture (framing removed).
-fn rdb_from_capture(pcap: &Path) -> Option<Vec<u8>> {
+pub fn rdb_from_capture(pcap: &Path) -> Option<Vec<u8>> {
     let mut by_session: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     for input in crate::fixtures::reassembled(pcap) {
         if let InputKind::Data {
