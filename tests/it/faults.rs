@@ -433,3 +433,60 @@ fn an_rdb_cut_anywhere_is_truncated_never_damaged() {
         assert_eq!(s["desync"], Value::Null, "a cut transfer is not a desync");
     }
 }
+
+/// Item 6: the master stalled (SIGSTOP) past the replica's repl-timeout: repl-sniff warns at
+/// half of it and again past it, before the replica gives up; repl-sniff itself never times
+/// out the link; afterwards the replica resumes with a partial resync.
+#[test]
+fn a_stalled_master_is_warned_about_before_the_replica_times_out() {
+    let v = Version::V7;
+    let master = Server::start(v, "master", &["--repl-ping-replica-period", "1"]);
+    let sniffer = Sniffer::start(master.port, &["--repl-timeout", "4"]);
+    let replica = Server::start(
+        v,
+        "replica",
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            &sniffer.port.to_string(),
+            "--repl-timeout",
+            "4",
+        ],
+    );
+    wait_until("link up", Duration::from_secs(30), || replica.link_up());
+    master.client().cmd(&["SET", "k", "v"]);
+    wait_for_quiescence(&master, &replica);
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &master.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    signal("-STOP");
+    wait_until("the replica to time out", Duration::from_secs(15), || {
+        !replica.link_up()
+    });
+    let warned: Vec<String> = sniffer
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("master_silent"))
+        .map(str::to_string)
+        .collect();
+    signal("-CONT");
+    wait_until("partial resync", Duration::from_secs(30), || {
+        master.info_u64("stats", "sync_partial_ok") == 1 && replica.link_up()
+    });
+    let end = wait_for_quiescence(&master, &replica);
+    let out = sniffer.stop();
+    assert!(
+        warned.iter().any(|l| l.contains("half of repl-timeout")),
+        "{warned:?}"
+    );
+    let sessions = out.sessions_of_kind("replication");
+    assert_eq!(sessions.len(), 2, "{}", out.report_text);
+    // The first link was ended by the replica, not by repl-sniff.
+    assert_eq!(sessions[0]["end_reason"], "replica closed the connection");
+    assert_eq!(sessions[1]["sync"]["type"], "partial");
+    assert_eq!(u(&sessions[1]["offsets"]["end"]), end);
+}
