@@ -51,6 +51,8 @@ pub struct ProxyConfig {
     pub analysis_budget: usize,
     /// What to do after each tick, if anything.
     pub on_tick: Option<OnTick>,
+    /// Most connections served at once; more are closed at once, with a log line.
+    pub max_connections: usize,
 }
 
 impl std::fmt::Debug for ProxyConfig {
@@ -60,6 +62,7 @@ impl std::fmt::Debug for ProxyConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("analysis_budget", &self.analysis_budget)
             .field("on_tick", &self.on_tick.is_some())
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -71,6 +74,7 @@ impl Default for ProxyConfig {
             connect_timeout: Duration::from_secs(5),
             analysis_budget: 64 << 20,
             on_tick: None,
+            max_connections: 1024,
         }
     }
 }
@@ -269,6 +273,10 @@ pub async fn run(
 
     tokio::pin!(shutdown);
     let mut next_id = 0u64;
+    // Connections being served, and those refused past --max-connections.
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut refused = 0u64;
+    let mut last_refusal_log = None;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -276,9 +284,27 @@ pub async fn run(
             () = &mut shutdown => break,
             _ = ticker.tick() => shared.send(Msg::Tick(shared.clock.now())),
             accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) if open.load(Ordering::Acquire) >= shared.cfg.max_connections => {
+                    // Dropping the socket closes it: the client sees the refusal at once.
+                    drop(socket);
+                    refused += 1;
+                    if last_refusal_log.is_none_or(|t: std::time::Instant| t.elapsed() >= REFUSALS_EVERY) {
+                        tracing::error!(
+                            "--max-connections {} reached: closed the connection from {peer} \
+                             ({refused} refused so far); the proxy keeps serving the others",
+                            shared.cfg.max_connections
+                        );
+                        last_refusal_log = Some(std::time::Instant::now());
+                    }
+                }
                 Ok((socket, peer)) => {
                     next_id += 1;
-                    tokio::spawn(connection(next_id, socket, peer, Arc::clone(&shared)));
+                    let (shared, open) = (Arc::clone(&shared), Arc::clone(&open));
+                    open.fetch_add(1, Ordering::AcqRel);
+                    tokio::spawn(async move {
+                        connection(next_id, socket, peer, shared).await;
+                        open.fetch_sub(1, Ordering::AcqRel);
+                    });
                 }
                 Err(e) => {
                     // Typically EMFILE: back off instead of spinning, keep serving.

@@ -490,3 +490,39 @@ fn a_stalled_master_is_warned_about_before_the_replica_times_out() {
     assert_eq!(sessions[1]["sync"]["type"], "partial");
     assert_eq!(u(&sessions[1]["offsets"]["end"]), end);
 }
+
+/// Item 12 (in part): past --max-connections a connection is closed at once with a log line,
+/// and the proxy keeps serving the others; a slot freed is served again.
+#[test]
+fn past_max_connections_a_connection_is_refused_and_the_rest_served() {
+    use std::io::Read;
+
+    let v = Version::V7;
+    let master = Server::start(v, "master", &[]);
+    let sniffer = Sniffer::start(master.port, &["--max-connections", "2"]);
+    let mut a = crate::support::Client::connect(sniffer.port);
+    let mut b = crate::support::Client::connect(sniffer.port);
+    a.cmd(&["PING"]);
+    b.cmd(&["PING"]);
+    let mut third = std::net::TcpStream::connect(("127.0.0.1", sniffer.port)).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(third.read(&mut buf).unwrap_or(0), 0, "closed at once");
+    wait_until("the refusal logged", Duration::from_secs(5), || {
+        sniffer.stderr().contains("--max-connections 2 reached")
+    });
+    assert_eq!(a.cmd(&["SET", "still", "served"]).text(), "OK");
+    drop(b);
+    wait_until("a slot freed", Duration::from_secs(5), || {
+        crate::support::Client::try_connect(sniffer.port)
+            .is_some_and(|mut c| c.try_cmd(&["PING"]).is_ok())
+    });
+    let out = sniffer.stop();
+    assert!(
+        out.sessions_of_kind("client").len() >= 3,
+        "{}",
+        out.report_text
+    );
+}

@@ -160,6 +160,11 @@ pub(crate) struct ProxyArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     pub(crate) connect_timeout: f64,
 
+    /// Most connections served at once (replicas and clients); more are closed at once with
+    /// a log line, and the proxy keeps serving the others.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub(crate) max_connections: usize,
+
     /// Most megabytes queued for analysis; past that the analysis skips bytes (and says so)
     /// rather than slowing replication.
     #[arg(long, value_name = "MB", default_value_t = 64)]

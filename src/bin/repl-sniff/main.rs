@@ -94,6 +94,7 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
         connect_timeout: Duration::from_secs_f64(args.connect_timeout.max(0.001)),
         analysis_budget: args.analysis_buffer.max(1) << 20,
         on_tick: None,
+        max_connections: args.max_connections.max(1),
     };
     check_report_path(&output)?;
 
