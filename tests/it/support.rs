@@ -91,11 +91,12 @@ pub fn free_port() -> u16 {
 }
 
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "repl-sniff-{}-{tag}-{}",
-        std::process::id(),
-        free_port()
-    ));
+    // A counter, not a free port: two tests could be handed the same port number, and two
+    // processes writing one directory's files interleave their output.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("repl-sniff-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -515,11 +516,8 @@ impl Sniffer {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad event {l}: {e}")))
             .collect();
-        let report_path = std::env::temp_dir().join(format!(
-            "repl-sniff-report-{}-{}.json",
-            std::process::id(),
-            self.port
-        ));
+        // Kept after the sniffer's directory is removed (a unique name, as for directories).
+        let report_path = temp_dir("report").join("report.json");
         std::fs::write(&report_path, &report_text).unwrap();
         Outcome {
             report_path,
