@@ -118,7 +118,8 @@ fn report_progress(reader: &Reader, file: &Path, progress: &mut dyn FnMut(Progre
     });
 }
 
-fn drain(reassembler: &mut Reassembler, monitor: &mut Monitor) {
+/// Hands every input the reassembly has ready to `monitor` (replay and `sniff` alike).
+pub(super) fn drain(reassembler: &mut Reassembler, monitor: &mut Monitor) {
     while let Some(input) = reassembler.poll() {
         monitor.handle(&input);
     }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use pcap_file::DataLink;
 
+use crate::capture::replay::drain;
 use crate::capture::socket::{wall_clock, PacketSocket, SNAPLEN};
 use crate::capture::tcp::{self, Reassembler};
 use crate::capture::{decode, Frame};
@@ -45,9 +46,7 @@ pub fn sniff(
                 if let Some(seg) = decode(&frame) {
                     stats.tcp_segments += 1;
                     reassembler.push(ts, &seg);
-                    while let Some(input) = reassembler.poll() {
-                        monitor.handle(&input);
-                    }
+                    drain(&mut reassembler, monitor);
                 }
                 ts
             }
@@ -70,8 +69,6 @@ pub fn sniff(
     }
     (stats.packets, stats.kernel_drops) = sock.counters();
     reassembler.finish(wall_clock());
-    while let Some(input) = reassembler.poll() {
-        monitor.handle(&input);
-    }
+    drain(&mut reassembler, monitor);
     Ok(stats)
 }

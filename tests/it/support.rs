@@ -400,37 +400,21 @@ impl Sniffer {
 
     /// Like [`Sniffer::start`], listening on `port` (a restart on the same port).
     pub fn start_on(port: u16, upstream_port: u16, extra: &[&str]) -> Sniffer {
-        let dir = temp_dir("sniffer");
-        let child = Command::new(env!("CARGO_BIN_EXE_repl-sniff"))
-            .args(["--listen", &port.to_string()])
-            .args(["--upstream", &upstream_port.to_string()])
-            .args(["--format", "json", "-v"])
-            .arg("--report-json")
-            .arg(dir.join("report.json"))
-            .args(extra)
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
-            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
-            .spawn()
-            .expect("spawn repl-sniff");
-        let sniffer = Sniffer {
-            port,
-            child: Some(child),
-            dir,
-        };
+        let (port_s, upstream) = (port.to_string(), upstream_port.to_string());
+        let args = ["--listen", &port_s, "--upstream", &upstream];
+        let sniffer = Self::spawn("sniffer", port, &args, extra);
         wait_until("repl-sniff to listen", Duration::from_secs(10), || {
             sniffer.stderr().contains("listening on")
         });
         sniffer
     }
 
-    /// `repl-sniff sniff -i lo --port <master_port>`: watching a link it is not part of.
-    /// Packet capture needs root or CAP_NET_RAW; without it the test fails and says so.
-    pub fn capture(master_port: u16, extra: &[&str]) -> Sniffer {
-        let dir = temp_dir("capture");
+    /// Runs the binary with `args`, then JSON events, `-v`, a report file, and `extra`; its
+    /// stdout and stderr go to files in a directory of its own.
+    fn spawn(tag: &str, port: u16, args: &[&str], extra: &[&str]) -> Sniffer {
+        let dir = temp_dir(tag);
         let child = Command::new(env!("CARGO_BIN_EXE_repl-sniff"))
-            .args(["sniff", "-i", "lo", "--port", &master_port.to_string()])
+            .args(args)
             .args(["--format", "json", "-v"])
             .arg("--report-json")
             .arg(dir.join("report.json"))
@@ -441,11 +425,19 @@ impl Sniffer {
             .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
             .spawn()
             .expect("spawn repl-sniff");
-        let mut sniffer = Sniffer {
-            port: master_port,
+        Sniffer {
+            port,
             child: Some(child),
             dir,
-        };
+        }
+    }
+
+    /// `repl-sniff sniff -i lo --port <master_port>`: watching a link it is not part of.
+    /// Packet capture needs root or CAP_NET_RAW; without it the test fails and says so.
+    pub fn capture(master_port: u16, extra: &[&str]) -> Sniffer {
+        let port = master_port.to_string();
+        let args = ["sniff", "-i", "lo", "--port", &port];
+        let mut sniffer = Self::spawn("capture", master_port, &args, extra);
         wait_until("repl-sniff to capture", Duration::from_secs(10), || {
             let err = sniffer.stderr();
             assert!(
