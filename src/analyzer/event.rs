@@ -101,6 +101,9 @@ impl SyncReason {
 pub enum WarningKind {
     /// The replica ACKed an offset beyond what was forwarded.
     AckAhead,
+    /// A connection reached a cap on what its analysis keeps (distinct command names): the
+    /// rest is counted together, so memory stays bounded.
+    AnalysisLimit,
     /// The replica's ACK went backwards.
     AckBackwards,
     /// The master refused the replica's `AUTH` (wrong `masterauth` or `masteruser`).
@@ -114,6 +117,9 @@ pub enum WarningKind {
     Lag,
     /// No bytes from the master for half of `repl-timeout`, or all of it.
     MasterSilent,
+    /// One side has not read what the other sent for a while (a frozen replica): the bytes
+    /// pile up in the sender's output buffer.
+    NotDraining,
     /// An RDB whose checksum does not match, or whose analysis stopped (corrupt, or newer than
     /// this analyzer); the bytes are still forwarded.
     Rdb,
@@ -130,10 +136,12 @@ impl WarningKind {
     pub fn as_str(self) -> &'static str {
         match self {
             WarningKind::AckAhead => "ack_ahead",
+            WarningKind::AnalysisLimit => "analysis_limit",
             WarningKind::AckBackwards => "ack_backwards",
             WarningKind::AuthFailed => "auth_failed",
             WarningKind::Lag => "lag",
             WarningKind::MasterSilent => "master_silent",
+            WarningKind::NotDraining => "not_draining",
             WarningKind::Unpaired => "unpaired",
             WarningKind::Rdb => "rdb",
             WarningKind::WireFormat => "wire_format",

@@ -135,7 +135,7 @@ pub struct Input {
     pub kind: InputKind,
 }
 
-/// The four things that happen on a connection.
+/// The things that happen on a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputKind {
     /// The connection was established: `replica` connected to `upstream`. `joined_late` says
@@ -163,6 +163,16 @@ pub enum InputKind {
         len: u64,
         /// Why they were not seen.
         why: Skipped,
+    },
+    /// Bytes of `dir` have waited since `since` because the receiving side does not read
+    /// them (a frozen or overloaded peer). Only a relay can see this; captures never say it.
+    Stalled {
+        /// Whose bytes wait.
+        dir: Direction,
+        /// Since when the receiving side has read nothing.
+        since: Timestamp,
+        /// How many bytes wait in the relay.
+        pending: u64,
     },
     /// The connection ended.
     Close {

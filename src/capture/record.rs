@@ -220,6 +220,8 @@ impl Tap for Recorder {
             InputKind::Data { dir, bytes } => self.data(id, *dir, at, bytes, secrets),
             InputKind::Gap { dir, len, .. } => self.skip(id, *dir, at, *len),
             InputKind::Close { .. } => self.close(id, at),
+            // A relay's observation, not bytes on the wire: a capture has no place for it.
+            InputKind::Stalled { .. } => {}
         }
         // If repl-sniff is killed (SIGKILL, a crash), what was flushed is a readable capture:
         // blocks are flushed with the first input a second after the last flush (a replication

@@ -53,6 +53,9 @@ pub struct ProxyConfig {
     pub on_tick: Option<OnTick>,
     /// Most connections served at once; more are closed at once, with a log line.
     pub max_connections: usize,
+    /// How long a write may wait on a peer that reads nothing before the analysis is told
+    /// (a `not_draining` warning).
+    pub stall_after: Duration,
 }
 
 impl std::fmt::Debug for ProxyConfig {
@@ -63,6 +66,7 @@ impl std::fmt::Debug for ProxyConfig {
             .field("analysis_budget", &self.analysis_budget)
             .field("on_tick", &self.on_tick.is_some())
             .field("max_connections", &self.max_connections)
+            .field("stall_after", &self.stall_after)
             .finish()
     }
 }
@@ -75,6 +79,7 @@ impl Default for ProxyConfig {
             analysis_budget: 64 << 20,
             on_tick: None,
             max_connections: 1024,
+            stall_after: Duration::from_secs(2),
         }
     }
 }
@@ -417,7 +422,45 @@ async fn relay(
         } else {
             skipped += n as u64;
         }
-        to.write_all(&chunk).await?;
+        write(id, dir, &mut to, &chunk, at, shared).await?;
+    }
+}
+
+/// Writes `chunk` on; if the peer reads nothing for `stall_after`, tells the analysis (once per
+/// chunk) and goes on waiting. The common case, a peer that keeps up, takes no timer.
+async fn write(
+    id: u64,
+    dir: Direction,
+    to: &mut OwnedWriteHalf,
+    chunk: &[u8],
+    read_at: Timestamp,
+    shared: &Shared,
+) -> io::Result<()> {
+    let written = match to.try_write(chunk) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    let rest = &chunk[written..];
+    if rest.is_empty() {
+        return Ok(());
+    }
+    let write = to.write_all(rest);
+    tokio::pin!(write);
+    let stall = tokio::time::sleep(shared.cfg.stall_after);
+    tokio::pin!(stall);
+    let mut told = false;
+    loop {
+        tokio::select! {
+            done = &mut write => return done,
+            () = &mut stall, if !told => {
+                told = true;
+                // What is still unwritten is not known inside write_all: the chunk's rest is
+                // the bound, and the peer's socket buffer is full.
+                let kind = InputKind::Stalled { dir, since: read_at, pending: rest.len() as u64 };
+                shared.input(id, kind);
+            }
+        }
     }
 }
 

@@ -12,6 +12,11 @@ pub use crate::report::model::*;
 /// Most handshake requests and errors listed per session.
 pub const MAX_LISTED: usize = 64;
 
+/// Most distinct command names counted per session; the rest are counted as `OTHER`, and the
+/// first one past the cap raises an `analysis_limit` warning (the tracker's, which sees the
+/// same events). A real stream has a few dozen names; only garbage or an attack has more.
+pub const MAX_COMMAND_NAMES: usize = 256;
+
 impl SessionReport {
     /// An empty report for a session that has just started.
     pub fn new(id: u64, started_at: Timestamp) -> SessionReport {
@@ -452,6 +457,11 @@ impl SessionReport {
             c.count += 1;
             c.bytes += bytes;
         } else {
+            let name = if self.commands.len() < MAX_COMMAND_NAMES {
+                name
+            } else {
+                "OTHER"
+            };
             let c = self.commands.entry(name.to_string()).or_default();
             c.count += 1;
             c.bytes += bytes;

@@ -153,6 +153,11 @@ impl Monitor {
                 return self.data(input, chunk);
             }
             InputKind::Gap { dir, len, why } => self.skip(id, *dir, at, *len, *why),
+            InputKind::Stalled {
+                dir,
+                since,
+                pending,
+            } => self.stalled(id, at, *dir, *since, *pending),
             InputKind::Close { reason } => self.close(id, at, reason),
         }
         if let Some(tap) = &mut self.tap {
@@ -288,6 +293,22 @@ impl Monitor {
         if let Some(live) = self.live.get_mut(&id) {
             live.session.skip(dir, at, len, why);
             self.drain(id);
+        }
+    }
+
+    fn stalled(&mut self, id: u64, at: Timestamp, dir: Direction, since: Timestamp, pending: u64) {
+        let Some(live) = self.live.get_mut(&id) else {
+            return;
+        };
+        let warnings = live
+            .tracker
+            .stalled(&mut live.report.timing, at, dir, since, pending);
+        for w in warnings {
+            self.deliver(&Event {
+                session: id,
+                ts: at,
+                kind: w.into(),
+            });
         }
     }
 

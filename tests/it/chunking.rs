@@ -37,6 +37,8 @@ fn refeed(inputs: &[Input], id: u64, split: Split) -> Vec<Event> {
                 session.as_mut().unwrap().skip(*dir, at, *len, *why);
             }
             InputKind::Close { reason } => session.as_mut().unwrap().finish(at, reason),
+            // The relay's timing news: the session's bytes are what is compared here.
+            InputKind::Stalled { .. } => {}
         }
         let s = session.as_mut().unwrap();
         out.extend(std::iter::from_fn(|| s.poll_event()));

@@ -28,6 +28,7 @@ mod cli;
 mod defects;
 mod diagnosis;
 mod faults;
+mod faults_load;
 mod fixtures;
 mod forwarding;
 mod newest;

@@ -95,6 +95,7 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
         analysis_budget: args.analysis_buffer.max(1) << 20,
         on_tick: None,
         max_connections: args.max_connections.max(1),
+        ..ProxyConfig::default()
     };
     check_report_path(&output)?;
 

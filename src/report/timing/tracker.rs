@@ -8,6 +8,7 @@ use super::{Config, MAX_NAMES, MAX_PENDING, MAX_RATE_SECONDS, MAX_WARNINGS};
 use crate::analyzer::event::{EventKind, SyncKind, WarningKind};
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::protocol::resp::Name;
+use crate::report::fold::MAX_COMMAND_NAMES;
 
 #[derive(Debug, Clone)]
 struct Pending {
@@ -37,6 +38,11 @@ pub struct Tracker {
     /// The stream offset when this connection's RDB ended, and whether the stream the master
     /// had buffered meanwhile was checked against the output-buffer limit.
     rdb_end: Option<(u64, bool)>,
+    /// Since when the replica has not read what the master sent (the relay said so), until
+    /// the master's bytes flow again. Meanwhile the master is not silent, only unread.
+    not_draining: Option<Timestamp>,
+    /// More than [`MAX_COMMAND_NAMES`] distinct names came (warned once).
+    names_capped: bool,
 }
 
 /// GETACKs remembered while waiting for their answers.
@@ -65,6 +71,8 @@ impl Tracker {
             syncing: false,
             getacks: VecDeque::new(),
             rdb_end: None,
+            not_draining: None,
+            names_capped: false,
         }
     }
 
@@ -77,6 +85,42 @@ impl Tracker {
     pub fn master_bytes(&mut self, at: Timestamp) {
         self.last_master_bytes = Some(at);
         self.silence_warned = 0;
+        self.not_draining = None;
+    }
+
+    /// The relay says bytes of `dir` have waited since `since`, `pending` of them in the relay:
+    /// the receiving side does not read. One warning per stall.
+    pub fn stalled(
+        &mut self,
+        t: &mut Timing,
+        now: Timestamp,
+        dir: Direction,
+        since: Timestamp,
+        pending: u64,
+    ) -> Vec<Warning> {
+        let (reader, sender) = match dir {
+            Direction::MasterToReplica => {
+                if self.not_draining.is_some() {
+                    return Vec::new();
+                }
+                self.not_draining = Some(since);
+                (
+                    "replica",
+                    "master's output buffer (client-output-buffer-limit replica)",
+                )
+            }
+            Direction::ReplicaToMaster => ("master", "replica's output buffer"),
+        };
+        let warnings = vec![Warning {
+            kind: WarningKind::NotDraining,
+            message: format!(
+                "{reader} not draining: it has read nothing for {:.1} s; {pending} bytes wait \
+                 in repl-sniff and the rest in the {sender}",
+                now.since(since).as_secs_f64()
+            ),
+        }];
+        keep(t, &warnings);
+        warnings
     }
 
     /// Folds one event; returns the warnings it raises.
@@ -104,7 +148,17 @@ impl Tracker {
                 bytes,
                 ..
             } => {
+                let capped = self.names_capped;
                 let idx = self.name_index(*name);
+                if self.names_capped && !capped {
+                    warnings.push(Warning {
+                        kind: WarningKind::AnalysisLimit,
+                        message: format!(
+                            "more than {MAX_COMMAND_NAMES} distinct command names on this \
+                             connection (garbage or an attack?): new names are counted as OTHER"
+                        ),
+                    });
+                }
                 let key = &self.name_list[idx as usize];
                 // Look up before inserting: no allocation per command once a name is known.
                 if let Some(c) = t.commands.get_mut(key) {
@@ -194,7 +248,7 @@ impl Tracker {
         let Some(last) = self.last_master_bytes else {
             return warnings;
         };
-        if !self.syncing {
+        if !self.syncing || self.not_draining.is_some() {
             return warnings;
         }
         let silent = now.since(last);
@@ -266,8 +320,10 @@ impl Tracker {
                 (self.name_list.len() - 1) as u16
             }
         };
-        if self.names.len() < 4 * MAX_NAMES {
+        if self.names.len() < MAX_COMMAND_NAMES {
             self.names.insert(name, i);
+        } else {
+            self.names_capped = true;
         }
         i
     }
