@@ -151,6 +151,28 @@ fn adversarial_lengths_and_floods_are_desyncs_or_counted_never_a_crash() {
     assert_eq!(s["desync"], Value::Null);
 }
 
+/// Item 12: what one connection's analysis keeps is capped. A stream of 300 distinct command
+/// names (garbage, or an attack) keeps 256 of them and counts the rest as OTHER, and says so.
+#[test]
+fn distinct_command_names_are_capped_per_connection_with_a_warning() {
+    let mut sync = line(&format!("+FULLRESYNC {REPLID} 0"));
+    sync.extend(b"$0\r\n");
+    for i in 0..300 {
+        sync.extend(resp(&[&format!("NAME{i}"), "x"]));
+    }
+    let (s, events) = one_connection(&[(R, resp(&["PSYNC", "?", "-1"])), (M, sync)]);
+    let commands = s["commands"].as_object().unwrap();
+    assert_eq!(commands.len(), 257, "256 names and OTHER");
+    assert_eq!(u(&commands["OTHER"]["count"]), 44);
+    let counted: u64 = commands.values().map(|c| u(&c["count"])).sum();
+    assert_eq!(counted, 300, "every command still counted");
+    assert_eq!(s["timing"]["warnings_by_kind"]["analysis_limit"], 1);
+    assert!(events
+        .iter()
+        .any(|e| e["kind"] == "analysis_limit" && e["message"].as_str().unwrap().contains("256")));
+    assert_eq!(s["desync"], Value::Null);
+}
+
 /// Item 1: the link cut 30 times under write load, from either side: every reconnect is a
 /// partial resync, the offsets continue, and the last session ends at the master's offset.
 #[test]

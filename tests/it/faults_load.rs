@@ -13,6 +13,13 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
+/// The keys of a session's RDB, over all its databases.
+fn rdb_keys(s: &Value) -> u64 {
+    s["rdb"]["contents"]["dbs"]
+        .as_object()
+        .map_or(0, |dbs| dbs.values().map(|d| u(&d["keys"])).sum())
+}
+
 /// What happened when the replica froze.
 struct Frozen {
     /// From SIGSTOP to the master dropping the replica.
@@ -169,4 +176,146 @@ fn a_frozen_replica_is_dropped_by_the_master_as_through_socat_and_repl_sniff_sta
             .contains("replica not draining"),
         "{warning}"
     );
+}
+
+/// The replica's own word on its last full sync: the offset in
+/// `Full resync from master: <replid>:<offset>`.
+fn full_resync_offset(replica: &Server) -> u64 {
+    let log = replica.log();
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("Full resync from master:"))
+        .unwrap_or_else(|| panic!("no full resync in the replica's log:\n{log}"));
+    line.rsplit(':').next().unwrap().trim().parse().unwrap()
+}
+
+/// Item 4: two replicas share one diskless transfer through one proxy; one is killed in the
+/// middle of it. The survivor's transfer completes intact, with the master's figures; the
+/// killed one's is reported cut short.
+#[test]
+fn a_replica_killed_mid_shared_transfer_leaves_the_survivor_intact() {
+    let v = Version::V7;
+    let master = Server::start(
+        v,
+        "master",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "2",
+            "--rdb-key-save-delay",
+            "1000",
+        ],
+    );
+    master
+        .client()
+        .cmd(&["DEBUG", "POPULATE", "3000", "key", "100"]);
+    let sniffer = Sniffer::start(master.port, &[]);
+    let port = sniffer.port.to_string();
+    let survivor = Server::start(v, "survivor", &["--replicaof", "127.0.0.1", &port]);
+    let victim = Server::start(v, "victim", &["--replicaof", "127.0.0.1", &port]);
+    let reading = |r: &Server| {
+        r.info("replication")
+            .get("master_sync_read_bytes")
+            .and_then(|b| b.parse::<u64>().ok())
+            .is_some_and(|b| b > 0)
+    };
+    wait_until("both replicas receiving", Duration::from_secs(30), || {
+        reading(&survivor) && reading(&victim)
+    });
+    signal(victim.pid(), "-KILL");
+    wait_until("the survivor online", Duration::from_secs(60), || {
+        survivor.link_up()
+    });
+    master.client().cmd(&["SET", "after", "the-kill"]);
+    let end = wait_for_quiescence(&master, &survivor);
+    assert_eq!(master.digest(), survivor.digest());
+    let out = sniffer.stop();
+
+    let bgsaves = master.log().matches("Starting BGSAVE for SYNC").count();
+    assert_eq!(bgsaves, 1, "one transfer shared by both");
+    assert_eq!(master.info_u64("stats", "sync_full"), 2);
+    let by_port = |p: u16| {
+        out.sessions_of_kind("replication")
+            .into_iter()
+            .find(|s| s["handshake"]["listening_port"] == p)
+            .unwrap_or_else(|| panic!("no session for port {p}: {}", out.report_text))
+    };
+    let s = by_port(survivor.port);
+    assert_eq!(s["rdb"]["complete"], true, "{}", out.report_text);
+    assert_eq!(s["rdb"]["contents"]["checksum"], "ok");
+    assert_eq!(rdb_keys(s), 3000);
+    assert_eq!(u(&s["offsets"]["end"]), end);
+    assert_eq!(u(&s["offsets"]["acked"]), end);
+    assert_eq!(u(&s["sync"]["offset"]), full_resync_offset(&survivor));
+    assert_eq!(s["desync"], Value::Null);
+    let k = by_port(victim.port);
+    assert_eq!(k["rdb"]["complete"], false, "{}", out.report_text);
+    assert!(u(&k["rdb"]["bytes"]) > 0);
+    assert_ne!(k["end_reason"], Value::Null);
+}
+
+/// Item 10: `n` replicas through one proxy, each joining after the writes of the one before,
+/// so every session's figures are its own: its full-resync offset (from its own log), its RDB's
+/// keys, the SETs it was streamed, and the master's final offset acknowledged.
+fn replicas_through_one_proxy(n: usize) {
+    let v = Version::V7;
+    let master = Server::start(v, "master", &["--repl-diskless-sync-delay", "0"]);
+    let sniffer = Sniffer::start(master.port, &["--max-connections", "4096"]);
+    let port = sniffer.port.to_string();
+    let mut c = master.client();
+    let mut replicas = Vec::new();
+    // Keys written after replica i joined: 10 * (i + 1).
+    let batch = |i: usize| 10 * (i + 1);
+    for i in 0..n {
+        let r = Server::start(v, "replica", &["--replicaof", "127.0.0.1", &port]);
+        wait_until("link up", Duration::from_secs(60), || r.link_up());
+        for k in 0..batch(i) {
+            c.cmd(&["SET", &format!("r{i}:k{k}"), "v"]);
+        }
+        replicas.push(r);
+    }
+    let end = master.info_u64("replication", "master_repl_offset");
+    wait_until("every replica to ACK", Duration::from_secs(60), || {
+        let info = master.info("replication");
+        let acked = (0..n)
+            .filter_map(|i| info.get(&format!("slave{i}")))
+            .filter(|s| s.contains(&format!("offset={end},")))
+            .count();
+        acked == n
+    });
+    let peak = crate::support::process::peak_rss_kib(sniffer.pid());
+    let out = sniffer.stop();
+    eprintln!("{n} replicas through one proxy: repl-sniff peak RSS {peak} KiB");
+
+    let sessions = out.sessions_of_kind("replication");
+    assert_eq!(sessions.len(), n, "{}", out.report_text);
+    for (i, r) in replicas.iter().enumerate() {
+        assert_eq!(master.digest(), r.digest());
+        let s = sessions
+            .iter()
+            .find(|s| s["handshake"]["listening_port"] == r.port)
+            .unwrap_or_else(|| panic!("no session for replica {i}"));
+        let before: usize = (0..i).map(batch).sum();
+        let after: usize = (i..n).map(batch).sum();
+        assert_eq!(u(&s["sync"]["offset"]), full_resync_offset(r), "replica {i}");
+        assert_eq!(rdb_keys(s), before as u64, "replica {i}");
+        assert_eq!(u(&s["commands"]["SET"]["count"]), after as u64, "replica {i}");
+        assert_eq!(u(&s["offsets"]["end"]), end, "replica {i}");
+        assert_eq!(u(&s["offsets"]["acked"]), end, "replica {i}");
+        assert_eq!(s["desync"], Value::Null);
+    }
+}
+
+#[test]
+fn ten_replicas_through_one_proxy_each_see_their_own_figures() {
+    replicas_through_one_proxy(10);
+}
+
+/// The long run (README, Tests): `cargo test --test it hundred_replicas -- --ignored`.
+#[test]
+#[ignore = "long: 100 redis-server processes"]
+fn hundred_replicas_through_one_proxy_each_see_their_own_figures() {
+    replicas_through_one_proxy(100);
 }
