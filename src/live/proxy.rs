@@ -282,6 +282,7 @@ pub async fn run(
     let open = Arc::new(AtomicUsize::new(0));
     let mut refused = 0u64;
     let mut last_refusal_log = None;
+    let (mut accept_errors, mut last_accept_log) = (0u64, None);
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -312,8 +313,21 @@ pub async fn run(
                     });
                 }
                 Err(e) => {
-                    // Typically EMFILE: back off instead of spinning, keep serving.
-                    tracing::error!("accept failed: {e}");
+                    // Typically EMFILE: back off instead of spinning (the pending connection
+                    // stays in the kernel's queue), keep serving the open ones, log sparingly.
+                    accept_errors += 1;
+                    if last_accept_log.is_none_or(|t: std::time::Instant| t.elapsed() >= REFUSALS_EVERY) {
+                        let hint = if e.raw_os_error() == Some(24) {
+                            " (raise `ulimit -n`, or lower --max-connections below half of it)"
+                        } else {
+                            ""
+                        };
+                        tracing::error!(
+                            "cannot accept connections: {e}{hint}; retrying every 100 ms \
+                             ({accept_errors} failed so far); open connections are still served"
+                        );
+                        last_accept_log = Some(std::time::Instant::now());
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },

@@ -548,3 +548,45 @@ fn past_max_connections_a_connection_is_refused_and_the_rest_served() {
         out.report_text
     );
 }
+
+/// Item 12: out of file handles (EMFILE), repl-sniff neither spins nor floods its log; the
+/// connections it has are still served, and once handles are free it accepts again.
+#[test]
+fn out_of_file_handles_it_backs_off_without_spinning_and_recovers() {
+    use crate::support::process::{cpu_ticks, fds};
+    use crate::support::Client;
+
+    let master = Server::start(Version::V7, "master", &[]);
+    let sniffer = Sniffer::start(master.port, &[]);
+    let pid = sniffer.pid();
+    let limit = fds(pid) + 8;
+    let ok = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &format!("--nofile={limit}:{limit}")])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let mut first = Client::connect(sniffer.port);
+    assert_eq!(first.cmd(&["PING"]).text(), "PONG");
+    // Each served connection takes two handles: the rest exhaust the limit.
+    let mut held: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", sniffer.port)).unwrap())
+        .collect();
+    wait_until("accept to fail", Duration::from_secs(10), || {
+        sniffer.stderr().contains("cannot accept connections")
+    });
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let spent = cpu_ticks(pid) - before;
+    assert!(spent <= 30, "{spent} ticks of CPU in 3 s while out of handles");
+    assert_eq!(first.cmd(&["SET", "still", "served"]).text(), "OK");
+    let lines = sniffer.stderr().matches("cannot accept connections").count();
+    assert!(lines <= 1, "{lines} lines in 3 s");
+    assert!(sniffer.stderr().contains("ulimit -n"), "{}", sniffer.stderr());
+
+    held.clear();
+    wait_until("served again", Duration::from_secs(10), || {
+        Client::try_connect(sniffer.port).is_some_and(|mut c| c.try_cmd(&["PING"]).is_ok())
+    });
+    drop(first);
+    sniffer.stop();
+}
