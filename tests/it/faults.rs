@@ -561,7 +561,11 @@ fn out_of_file_handles_it_backs_off_without_spinning_and_recovers() {
     let pid = sniffer.pid();
     let limit = fds(pid) + 8;
     let ok = std::process::Command::new("prlimit")
-        .args(["--pid", &pid.to_string(), &format!("--nofile={limit}:{limit}")])
+        .args([
+            "--pid",
+            &pid.to_string(),
+            &format!("--nofile={limit}:{limit}"),
+        ])
         .status()
         .unwrap();
     assert!(ok.success());
@@ -577,11 +581,21 @@ fn out_of_file_handles_it_backs_off_without_spinning_and_recovers() {
     let before = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(3));
     let spent = cpu_ticks(pid) - before;
-    assert!(spent <= 30, "{spent} ticks of CPU in 3 s while out of handles");
+    assert!(
+        spent <= 30,
+        "{spent} ticks of CPU in 3 s while out of handles"
+    );
     assert_eq!(first.cmd(&["SET", "still", "served"]).text(), "OK");
-    let lines = sniffer.stderr().matches("cannot accept connections").count();
+    let lines = sniffer
+        .stderr()
+        .matches("cannot accept connections")
+        .count();
     assert!(lines <= 1, "{lines} lines in 3 s");
-    assert!(sniffer.stderr().contains("ulimit -n"), "{}", sniffer.stderr());
+    assert!(
+        sniffer.stderr().contains("ulimit -n"),
+        "{}",
+        sniffer.stderr()
+    );
 
     held.clear();
     wait_until("served again", Duration::from_secs(10), || {

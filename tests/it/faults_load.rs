@@ -299,9 +299,17 @@ fn replicas_through_one_proxy(n: usize) {
             .unwrap_or_else(|| panic!("no session for replica {i}"));
         let before: usize = (0..i).map(batch).sum();
         let after: usize = (i..n).map(batch).sum();
-        assert_eq!(u(&s["sync"]["offset"]), full_resync_offset(r), "replica {i}");
+        assert_eq!(
+            u(&s["sync"]["offset"]),
+            full_resync_offset(r),
+            "replica {i}"
+        );
         assert_eq!(rdb_keys(s), before as u64, "replica {i}");
-        assert_eq!(u(&s["commands"]["SET"]["count"]), after as u64, "replica {i}");
+        assert_eq!(
+            u(&s["commands"]["SET"]["count"]),
+            after as u64,
+            "replica {i}"
+        );
         assert_eq!(u(&s["offsets"]["end"]), end, "replica {i}");
         assert_eq!(u(&s["offsets"]["acked"]), end, "replica {i}");
         assert_eq!(s["desync"], Value::Null);
