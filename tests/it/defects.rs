@@ -475,3 +475,29 @@ fn generated_sessions_give_the_same_events_at_every_split() {
         }
     }
 }
+
+/// Found by fuzzing: a diskless RDB that ends whole, followed by 40 bytes that are not its
+/// mark. The desync is at the byte where the mark should have begun, however the bytes came.
+#[test]
+fn a_missing_diskless_mark_is_placed_where_the_mark_should_begin_at_every_split() {
+    let mut payload = format!("$EOF:{MARK}\r\n").into_bytes();
+    let rdb_at = payload.len();
+    // An empty RDB 9: header, end opcode, no checksum.
+    payload.extend_from_slice(b"REDIS0009\xff\0\0\0\0\0\0\0\0");
+    let mark_at = payload.len();
+    payload.extend_from_slice(&[b'x'; 100]);
+    let full = format!("+FULLRESYNC {ID} 0\r\n");
+    let events =
+        same_events_at_every_split(&[(R, PSYNC), (M, full.as_bytes()), (M, &payload)], false);
+    let position = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::Desync {
+                dir: M, position, ..
+            } => Some(*position),
+            _ => None,
+        })
+        .expect("a desync");
+    assert!(rdb_at < mark_at);
+    assert_eq!(position, (full.len() + mark_at) as u64);
+}

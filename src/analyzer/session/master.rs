@@ -382,16 +382,21 @@ impl Session {
             let release = total.saturating_sub(keep);
             let from_tail = release.min(tail.len());
             let from_rest = release - from_tail;
-            let mut overdue = false;
+            // Where the mark should have begun, once the RDB ended and 40 bytes followed. It
+            // is counted from the RDB's end, not from where the chunk ends, so that it does
+            // not depend on how the input was split.
+            let mut overdue = None;
             if let Some(c) = contents {
                 c.feed(&tail[..from_tail]);
                 c.feed(&rest[..from_rest]);
-                // The RDB ended and 40 bytes followed: they should have been its mark.
-                overdue = c.is_complete() && *seen >= c.position() + ID_LEN as u64;
+                if c.is_complete() && *seen >= c.position() + ID_LEN as u64 {
+                    let payload_at = self.seen[1] + rest.len() as u64 - *seen;
+                    overdue = Some(payload_at + c.position());
+                }
             }
             tail.drain(..from_tail);
             tail.extend_from_slice(&rest[from_rest..]);
-            if overdue {
+            if let Some(mark_at) = overdue {
                 // The RDB itself was whole: it is reported before the link is given up.
                 if let Some(rdb) = &mut self.rdb {
                     let (framing, bytes) = (rdb.framing, rdb.contents.position());
@@ -402,7 +407,7 @@ impl Session {
                 let msg = "the diskless RDB ended, but the 40 bytes after it are not the EOF \
                            mark it announced"
                     .to_string();
-                self.lose_master(at, self.seen[1], msg);
+                self.lose_master(at, mark_at, msg);
             }
             return rest.len();
         };

@@ -1,0 +1,10 @@
+#![no_main]
+//! cargo-fuzz target: see fuzz/checks.rs for what `analyzer` checks.
+
+#[path = "../checks.rs"]
+mod checks;
+
+#[global_allocator]
+static ALLOC: checks::CappedAlloc = checks::CappedAlloc;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::analyzer(data));
