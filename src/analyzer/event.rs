@@ -327,6 +327,8 @@ pub enum EventKind {
         framing: Framing,
         /// RDB bytes received before the end.
         bytes: u64,
+        /// The size the master announced (`$<len>`; none for a diskless transfer).
+        declared: Option<u64>,
     },
     /// A command in the master's replication stream.
     Command {

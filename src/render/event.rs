@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::analyzer::event::{Event, EventKind, Role, SyncKind};
+use crate::analyzer::event::{Event, EventKind, Framing, Role, SyncKind};
 
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -108,10 +108,25 @@ impl fmt::Display for Event {
                 }
             }
             EventKind::RdbContents { contents } => write!(f, "RDB contents: {contents}"),
-            EventKind::RdbAborted { framing, bytes } => write!(
+            EventKind::RdbAborted {
+                framing: _,
+                bytes,
+                declared: Some(declared),
+            } => write!(
                 f,
-                "RDB transfer cut short ({framing:?}): connection ended after {bytes} bytes"
+                "RDB transfer aborted at byte {bytes} of {declared} (disk): the connection ended"
             ),
+            EventKind::RdbAborted { framing, bytes, .. } => {
+                let how = match framing {
+                    Framing::Disk => "disk",
+                    Framing::Diskless => "diskless",
+                };
+                write!(
+                    f,
+                    "RDB transfer aborted at byte {bytes} ({how}): no end mark before the \
+                     connection ended"
+                )
+            }
             EventKind::Command {
                 start,
                 end,

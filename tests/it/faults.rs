@@ -312,6 +312,90 @@ fn a_master_killed_mid_transfer_is_reported_and_the_replica_released() {
         .contains("starts over"));
 }
 
+/// Item 2, the other two moments: the master killed while it prepares the RDB (a slow BGSAVE
+/// to disk, nothing sent yet), and in the middle of a disk transfer (slowed to 3 MB/s by the
+/// fault relay). The first is a full sync with no RDB; the second an RDB aborted at byte X of
+/// Y. Either way the replica is let go, and the next master's sync is classed as a first one.
+#[test]
+fn a_master_killed_while_preparing_or_mid_disk_transfer_is_reported_so() {
+    let v = Version::V7;
+    for moment in ["preparing", "mid-disk-transfer"] {
+        let port = crate::support::free_port();
+        let preparing = moment == "preparing";
+        let slow: &[&str] = if preparing {
+            &["--rdb-key-save-delay", "3000"]
+        } else {
+            &["--rdbcompression", "no"]
+        };
+        let mut args = vec!["--repl-diskless-sync", "no"];
+        args.extend(slow);
+        let master = Server::start_on(v, port, "master", &args);
+        let keys = if preparing { "2000" } else { "100000" };
+        master
+            .client()
+            .cmd(&["DEBUG", "POPULATE", keys, "key", "100"]);
+        let toxic = crate::toxic::Toxic::start(port);
+        toxic.bandwidth(3_000_000);
+        let sniffer = Sniffer::start(toxic.port, &[]);
+        let replica = Server::start(
+            v,
+            "replica",
+            &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
+        );
+        if preparing {
+            wait_until("the BGSAVE under way", Duration::from_secs(30), || {
+                master
+                    .log()
+                    .contains("Starting BGSAVE for SYNC with target: disk")
+            });
+        } else {
+            wait_until("the transfer under way", Duration::from_secs(30), || {
+                sniffer.stderr().contains("RDB transfer start")
+            });
+            std::thread::sleep(Duration::from_millis(1000));
+        }
+        // The whole server goes, its BGSAVE child too (which would keep the connection).
+        let _ = std::process::Command::new("pkill")
+            .args(["-KILL", "-P", &master.pid().to_string()])
+            .status();
+        crate::support::process::signal(master.pid(), "-KILL");
+        wait_until(
+            &format!("{moment}: the replica let go"),
+            Duration::from_secs(15),
+            || replica.log().contains("I/O error"),
+        );
+        drop(master);
+        let master = Server::start_on(v, port, "master2", &["--repl-diskless-sync", "no"]);
+        master.client().cmd(&["SET", "after", "1"]);
+        wait_until("sync with the new master", Duration::from_secs(60), || {
+            replica.link_up()
+        });
+        let out = sniffer.stop();
+        let sessions = out.sessions_of_kind("replication");
+        let first = sessions[0];
+        assert_eq!(
+            first["sync"]["type"], "full",
+            "{moment}: {}",
+            out.report_text
+        );
+        assert_eq!(first["end_reason"], "master closed the connection");
+        if preparing {
+            assert_eq!(first["rdb"], Value::Null, "{moment}: nothing was sent");
+        } else {
+            let (bytes, declared) = (
+                u(&first["rdb"]["bytes"]),
+                u(&first["rdb"]["declared_bytes"]),
+            );
+            assert!(0 < bytes && bytes < declared, "{bytes} of {declared}");
+            let said = format!("RDB transfer aborted at byte {bytes} of {declared} (disk)");
+            assert!(out.stderr.contains(&said), "{moment}: {}", out.stderr);
+        }
+        let last = sessions.last().unwrap();
+        assert_eq!(last["rdb"]["complete"], true, "{moment}");
+        assert_eq!(last["sync"]["reason"]["code"], "first_sync", "{moment}");
+    }
+}
+
 /// Item 9: repl-sniff itself killed (SIGKILL) mid-run: the recording stays readable up to
 /// its last block; restarted on the same port, it serves the replica's next PSYNC as a
 /// partial resync.
@@ -367,11 +451,10 @@ fn repl_sniff_killed_and_restarted_leaves_a_readable_recording_and_a_partial_res
     assert_eq!(u(&s["offsets"]["end"]), end);
 }
 
-/// Item 7: an upstream refusing for 5 s while the replica retries every second: each
+/// Item 7: an upstream refusing for `secs` while the replica retries every second: each
 /// connection is closed at once, the refusals are one line plus counts (not one per retry),
-/// the proxy's file handles stay flat, and the sync happens once the master is up.
-#[test]
-fn an_upstream_refusing_is_one_line_with_counts_and_flat_handles() {
+/// the proxy's file handles and CPU stay flat, and the sync happens once the master is up.
+fn upstream_refusing_for(secs: u64) {
     let v = Version::V7;
     let master_port = crate::support::free_port();
     let mut sniffer = Sniffer::start(master_port, &[]);
@@ -380,21 +463,27 @@ fn an_upstream_refusing_is_one_line_with_counts_and_flat_handles() {
         "replica",
         &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
     );
-    let fds = |pid: u32| std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    let fds = crate::support::process::fds;
     wait_until("refusals", Duration::from_secs(10), || {
         sniffer.stderr().contains("unreachable")
     });
     let pid = sniffer.pid();
-    let before = fds(pid);
-    std::thread::sleep(Duration::from_secs(5));
+    let (before, cpu) = (fds(pid), crate::support::process::cpu_ticks(pid));
+    std::thread::sleep(Duration::from_secs(secs));
     let after = fds(pid);
     assert!(
         after <= before + 2,
         "file handles grew from {before} to {after}"
     );
-    let lines = sniffer.stderr().matches("unreachable").count();
+    let spent = crate::support::process::cpu_ticks(pid) - cpu;
     assert!(
-        lines <= 2,
+        spent <= 5 * secs,
+        "{spent} CPU ticks in {secs} s of refusals"
+    );
+    let lines = sniffer.stderr().matches("unreachable").count();
+    // One line, then one per 10 s with the counts.
+    assert!(
+        lines <= 2 + secs as usize / 10,
         "{lines} lines for the refusals:\n{}",
         sniffer.stderr()
     );
@@ -410,8 +499,23 @@ fn an_upstream_refusing_is_one_line_with_counts_and_flat_handles() {
     });
     let out = sniffer.stop();
     let refused = u(&out.report["upstream_connect_failures"]);
-    assert!(refused >= 4, "the replica retried every second: {refused}");
+    assert!(
+        refused >= secs - 1,
+        "the replica retried every second: {refused}"
+    );
     drop(master);
+}
+
+#[test]
+fn an_upstream_refusing_is_one_line_with_counts_and_flat_handles() {
+    upstream_refusing_for(5);
+}
+
+/// The long run of item 7 (README, Tests).
+#[test]
+#[ignore = "long: a minute of refusals"]
+fn an_upstream_refusing_for_a_minute_is_a_few_lines_with_counts_and_flat_handles() {
+    upstream_refusing_for(60);
 }
 
 /// Item 3: a real RDB (the full-disk capture's, every type) cut at 100 points, as a file and

@@ -401,7 +401,13 @@ impl Session {
                 if let Some(rdb) = &mut self.rdb {
                     let (framing, bytes) = (rdb.framing, rdb.contents.position());
                     let contents = Box::new(rdb.contents.finish());
-                    self.emit(at, EventKind::RdbAborted { framing, bytes });
+                    let declared = None;
+                    let aborted = EventKind::RdbAborted {
+                        framing,
+                        bytes,
+                        declared,
+                    };
+                    self.emit(at, aborted);
                     self.emit(at, EventKind::RdbContents { contents });
                 }
                 let msg = "the diskless RDB ended, but the 40 bytes after it are not the EOF \

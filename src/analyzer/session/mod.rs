@@ -308,11 +308,16 @@ impl Session {
         }
         let why = "the connection ended before the RDB connection gave the offsets".to_string();
         self.unpaired(at, why);
-        let received = self.rdb_progress().map(|(bytes, _, _)| bytes);
-        if let (Some(bytes), Some(rdb)) = (received, &mut self.rdb) {
+        let received = self.rdb_progress().map(|(bytes, total, _)| (bytes, total));
+        if let (Some((bytes, declared)), Some(rdb)) = (received, &mut self.rdb) {
             let framing = rdb.framing;
             let contents = Box::new(rdb.contents.finish());
-            self.emit(at, EventKind::RdbAborted { framing, bytes });
+            let aborted = EventKind::RdbAborted {
+                framing,
+                bytes,
+                declared,
+            };
+            self.emit(at, aborted);
             self.emit(at, EventKind::RdbContents { contents });
         }
         let offset_end = self.offset_end();
