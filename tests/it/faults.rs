@@ -560,6 +560,49 @@ fn an_rdb_cut_anywhere_is_truncated_never_damaged() {
     }
 }
 
+/// Item 3, memory: a 20 MB RDB cut at 10 %, 50 % and 90 % is read by `repl-sniff rdb` in the
+/// same memory as the whole file (within 2 MiB): nothing grows with what was read.
+#[test]
+fn an_rdb_cut_anywhere_is_read_in_flat_memory() {
+    let master = Server::start(Version::V7, "master", &["--rdbcompression", "no"]);
+    let mut c = master.client();
+    c.cmd(&["DEBUG", "POPULATE", "150000", "key", "100"]);
+    c.cmd(&["SAVE"]);
+    let whole = std::fs::read(master.dir.join("dump.rdb")).unwrap();
+    assert!(whole.len() > 15_000_000, "{} bytes", whole.len());
+    let dir = crate::support::temp_dir("rdb-cuts");
+    // The peak RSS of the child, as the kernel accounts it (Python's getrusage).
+    let peak_kib = |file: &std::path::Path| -> u64 {
+        let script = "import resource, subprocess, sys\n\
+                      subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n\
+                      print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)";
+        let out = std::process::Command::new(crate::support::python())
+            .args(["-c", script, env!("CARGO_BIN_EXE_repl-sniff"), "rdb"])
+            .arg(file)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let full = dir.join("whole.rdb");
+    std::fs::write(&full, &whole).unwrap();
+    let base = peak_kib(&full);
+    for percent in [10, 50, 90] {
+        let cut = dir.join(format!("cut-{percent}.rdb"));
+        std::fs::write(&cut, &whole[..whole.len() * percent / 100]).unwrap();
+        let peak = peak_kib(&cut);
+        eprintln!("rdb cut at {percent} %: peak RSS {peak} KiB (whole file: {base} KiB)");
+        assert!(
+            peak <= base + 2048,
+            "{percent} %: {peak} KiB, whole {base} KiB"
+        );
+    }
+    assert!(
+        base < 32 * 1024,
+        "{base} KiB for a {} byte RDB",
+        whole.len()
+    );
+}
+
 /// Item 6: the master stalled (SIGSTOP) past the replica's repl-timeout: repl-sniff warns at
 /// half of it and again past it, before the replica gives up; repl-sniff itself never times
 /// out the link; afterwards the replica resumes with a partial resync.
