@@ -285,8 +285,8 @@ fn replicas_through_one_proxy(n: usize) {
             .count();
         acked == n
     });
-    let peak = crate::support::process::peak_rss_kib(sniffer.pid());
     let out = sniffer.stop();
+    let peak = out.peak_rss_kib;
     eprintln!("{n} replicas through one proxy: repl-sniff peak RSS {peak} KiB");
 
     let sessions = out.sessions_of_kind("replication");

@@ -375,6 +375,8 @@ pub struct Outcome {
     pub stdout: String,
     pub stderr: String,
     pub report_text: String,
+    /// repl-sniff's peak resident memory (`VmHWM`), in KiB.
+    pub peak_rss_kib: u64,
 }
 
 impl Outcome {
@@ -480,6 +482,9 @@ impl Sniffer {
     /// Sends `signal` (`-TERM`, `-INT`), waits for a clean exit, and collects the outputs.
     pub fn stop_with(mut self, signal: &str) -> Outcome {
         let mut child = self.child.take().unwrap();
+        // The most it ever held, read before it exits (the fault tests' memory table).
+        let peak_rss_kib = process::peak_rss_kib(child.id());
+        eprintln!("repl-sniff peak RSS: {peak_rss_kib} KiB");
         let status = Command::new("kill")
             .args([signal, &child.id().to_string()])
             .status()
@@ -518,6 +523,7 @@ impl Sniffer {
             stdout,
             stderr,
             report_text,
+            peak_rss_kib,
         }
     }
 }
