@@ -228,6 +228,16 @@ impl Shared {
     }
 }
 
+/// How long the analysis thread sleeps when it finds nothing queued: 1 ms while traffic
+/// flows, 10 ms once it has been idle for a second (an idle proxy wakes 100 times a second).
+fn poll_period(idle_polls: u32) -> Duration {
+    if idle_polls < 1000 {
+        Duration::from_millis(1)
+    } else {
+        Duration::from_millis(10)
+    }
+}
+
 /// Accepts connections on `listener` and relays each to `cfg.upstream` until `shutdown`
 /// completes; then ends every live session in `monitor` and returns it.
 pub async fn run(
@@ -244,7 +254,24 @@ pub async fn run(
         std::thread::Builder::new()
             .name("analysis".into())
             .spawn(move || {
-                while let Some(msg) = rx.blocking_recv() {
+                let mut idle = 0u32;
+                loop {
+                    // Polled, never parked on the channel: a relay's send then never has to
+                    // wake this thread (a futex call and a context switch on the forwarding
+                    // path, per chunk). Analysis lags by at most a poll period, which the
+                    // budget absorbs; timestamps were taken by the relays.
+                    let msg = match rx.try_recv() {
+                        Ok(msg) => {
+                            idle = 0;
+                            msg
+                        }
+                        Err(mpsc::error::TryRecvError::Empty) => {
+                            idle = idle.saturating_add(1);
+                            std::thread::sleep(poll_period(idle));
+                            continue;
+                        }
+                        Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    };
                     match msg {
                         Msg::Input(input) => {
                             monitor.handle(&input);

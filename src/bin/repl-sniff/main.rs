@@ -99,7 +99,10 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
     };
     check_report_path(&output)?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread forwards every connection: the I/O driver wakes each relay on the thread that
+    // polls it, with no hand-over between workers on the forwarding path. Analysis has a
+    // thread of its own.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
