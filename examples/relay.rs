@@ -72,10 +72,7 @@ fn main() -> std::io::Result<()> {
             let from = event.token();
             // Read until the socket is drained; write each chunk whole (blocking on a full
             // peer is acceptable for a benchmark relay: the peers here always read).
-            loop {
-                let Some(side) = sides.get_mut(&from) else {
-                    break;
-                };
+            while let Some(side) = sides.get_mut(&from) {
                 let peer = side.peer;
                 match side.stream.read(&mut buf) {
                     Ok(0) => {
