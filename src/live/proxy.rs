@@ -427,6 +427,11 @@ async fn connection(id: u64, replica: TcpStream, peer: SocketAddr, shared: Arc<S
     shared.input(id, InputKind::Close { reason });
 }
 
+/// The smallest space a read is given, and the block sizes it is carved from.
+const MIN_READ: usize = 16 * 1024;
+const MIN_BLOCK: usize = 64 * 1024;
+const MAX_BLOCK: usize = 256 * 1024;
+
 async fn relay(
     id: u64,
     dir: Direction,
@@ -437,9 +442,21 @@ async fn relay(
 ) -> io::Result<()> {
     let mut buf = BytesMut::new();
     let mut skipped = 0u64;
+    let mut block = MIN_BLOCK;
     loop {
-        buf.reserve(256 * 1024);
+        // Reads are carved from shared blocks: a small read (commands, ACKs) takes a slice of
+        // the current block instead of an allocation of its own, and a read that fills its
+        // space makes the next block larger (bulk transfers), up to MAX_BLOCK.
+        if buf.capacity() - buf.len() < MIN_READ {
+            buf.reserve(block);
+        }
+        let space = buf.capacity() - buf.len();
         let n = from.read_buf(&mut buf).await?;
+        block = if n == space {
+            (block * 2).min(MAX_BLOCK)
+        } else {
+            block
+        };
         let at = shared.clock.now();
         if n == 0 {
             let _ = first_eof.set(dir);
