@@ -26,8 +26,12 @@ pub(super) struct Census {
     dbs: BTreeMap<u64, DbStats>,
     resize_keys: u64,
     types: [TypeStats; 9],
-    encodings: BTreeMap<&'static str, u64>,
-    key: Option<Key>,
+    /// Per encoding name; a handful of static names, found by address first (a per-key
+    /// `BTreeMap` of strings cost a string compare or three per key).
+    encodings: Vec<(&'static str, u64)>,
+    /// The key being read (`active`); kept between keys so its name buffer is reused.
+    key: Key,
+    active: bool,
     top_n: usize,
     /// The biggest keys so far, smallest on top.
     heap: BinaryHeap<Reverse<BigKey>>,
@@ -60,32 +64,33 @@ impl Census {
 
     /// A key of logical type `kind` (an index into `TYPES`) begins at byte `start`.
     pub(super) fn begin(&mut self, kind: usize, encoding: &'static str, start: u64, expires: bool) {
-        self.key = Some(Key {
-            kind,
-            encoding,
-            start,
-            expires,
-            ..Key::default()
-        });
+        let k = &mut self.key;
+        (k.kind, k.encoding, k.start, k.expires, k.elements) = (kind, encoding, start, expires, 0);
+        k.name.clear();
+        self.active = true;
     }
 
     /// The key's name (its first bytes).
-    pub(super) fn name(&mut self, name: Vec<u8>) {
-        if let Some(k) = &mut self.key {
-            k.name = name;
+    pub(super) fn name(&mut self, name: &[u8]) {
+        if self.active {
+            self.key.name.clear();
+            self.key.name.extend_from_slice(name);
         }
     }
 
     /// The key has `n` more elements.
     pub(super) fn elements(&mut self, n: u64) {
-        if let Some(k) = &mut self.key {
-            k.elements = k.elements.saturating_add(n);
+        if self.active {
+            self.key.elements = self.key.elements.saturating_add(n);
         }
     }
 
     /// The key ended just before byte `end`.
     pub(super) fn end(&mut self, end: u64) {
-        let Some(key) = self.key.take() else { return };
+        if !std::mem::replace(&mut self.active, false) {
+            return;
+        }
+        let key = &self.key;
         let bytes = end.saturating_sub(key.start);
         let db = self.dbs.entry(self.db).or_default();
         db.keys += 1;
@@ -96,7 +101,14 @@ impl Census {
         t.keys += 1;
         t.elements = t.elements.saturating_add(key.elements);
         t.bytes += bytes;
-        *self.encodings.entry(key.encoding).or_default() += 1;
+        match self
+            .encodings
+            .iter_mut()
+            .find(|(e, _)| std::ptr::eq(*e, key.encoding) || *e == key.encoding)
+        {
+            Some((_, n)) => *n += 1,
+            None => self.encodings.push((key.encoding, 1)),
+        }
         let smallest = self.heap.peek().map_or(0, |Reverse(k)| k.bytes);
         if self.top_n > 0 && (self.heap.len() < self.top_n || bytes > smallest) {
             self.heap.push(Reverse(BigKey {
@@ -116,7 +128,7 @@ impl Census {
     /// Writes the counts into `s`.
     pub(super) fn fill(&self, s: &mut Summary) {
         s.dbs = self.dbs.clone();
-        s.encodings = self.encodings.clone();
+        s.encodings = self.encodings.iter().copied().collect();
         s.types = TYPES
             .iter()
             .zip(&self.types)

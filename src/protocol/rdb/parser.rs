@@ -561,12 +561,12 @@ impl Parser {
             Purpose::Skip | Purpose::QuicklistNode => {}
             Purpose::StringValue => self.census.elements(1),
             Purpose::Key => {
-                let name = if int {
-                    text().into_bytes()
+                if int {
+                    let name = text();
+                    self.census.name(name.as_bytes());
                 } else {
-                    std::mem::take(&mut self.capture)
-                };
-                self.census.name(name);
+                    self.census.name(&self.capture);
+                }
             }
             Purpose::AuxKey => self.aux_key = text(),
             Purpose::AuxValue => {
