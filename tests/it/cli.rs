@@ -148,3 +148,63 @@ fn traffic_that_is_not_tcp_is_skipped_with_a_note() {
     assert!(text(&out.stderr).contains("no TCP segments in 3 frame(s)"));
     assert!(text(&out.stdout).contains("0 session(s)"));
 }
+
+/// `--help`, the shell completions and the man pages come from one clap definition: every
+/// long option that `--help` shows, for the proxy and each subcommand, is in the command's
+/// man page and in the bash and zsh completions.
+#[test]
+fn help_completions_and_man_pages_agree() {
+    use crate::support::{repl_sniff_ok, temp_dir};
+    let arg = std::ffi::OsStr::new;
+    let dir = temp_dir("man");
+    repl_sniff_ok(&[arg("man"), dir.as_os_str()]);
+    let completions = |shell: &str| {
+        let out = repl_sniff_ok(&[arg("completions"), arg(shell)]);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (bash, zsh) = (completions("bash"), completions("zsh"));
+    let options = |help: &str| -> Vec<String> {
+        let mut v: Vec<String> = help
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .filter(|w| w.starts_with("--") && w.len() > 3 && w.as_bytes()[2].is_ascii_lowercase())
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    for sub in ["", "replay", "rdb", "check", "sniff"] {
+        let mut args = vec![];
+        if !sub.is_empty() {
+            args.push(arg(sub));
+        }
+        args.push(arg("--help"));
+        let help = String::from_utf8(repl_sniff_ok(&args).stdout).unwrap();
+        let page = if sub.is_empty() {
+            "repl-sniff.1".to_string()
+        } else {
+            format!("repl-sniff-{sub}.1")
+        };
+        // roff escapes the dashes of options (`\-\-port`).
+        let man = std::fs::read_to_string(dir.join(&page))
+            .unwrap()
+            .replace("\\-", "-");
+        let listed = options(&help);
+        assert!(listed.len() >= 3, "{sub}: {listed:?}");
+        for option in listed {
+            // Options named only in the examples text (e.g. `redis-cli --rdb`) are not ours.
+            if help.contains(&format!("redis-cli {option}")) {
+                continue;
+            }
+            assert!(man.contains(&option), "{option} of `{sub}` not in {page}");
+            assert!(
+                bash.contains(&option),
+                "{option} of `{sub}` not in the bash completions"
+            );
+            assert!(
+                zsh.contains(&option),
+                "{option} of `{sub}` not in the zsh completions"
+            );
+        }
+    }
+}

@@ -70,6 +70,25 @@ pub(crate) enum Command {
     /// pointed at a proxy (Sentinel, Cluster) or the link must not be touched; use the proxy
     /// to see a link from its very first byte; use replay for a tcpdump capture.
     Sniff(SniffArgs),
+    /// Print a shell completion script (bash: `repl-sniff completions bash >
+    /// /etc/bash_completion.d/repl-sniff`).
+    Completions(CompletionsArgs),
+    /// Write the man pages (repl-sniff.1, and one per subcommand) into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// Where to write the pages (created if missing).
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub(crate) dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

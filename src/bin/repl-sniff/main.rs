@@ -20,6 +20,25 @@ mod cli;
 
 use cli::{CheckArgs, Cli, Command, Format, OutputArgs, ProxyArgs, RdbArgs, ReplayArgs, SniffArgs};
 
+/// `repl-sniff man DIR`: the pages are generated from the same clap definition as `--help`.
+fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut pages = vec![("repl-sniff".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = format!("repl-sniff-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    for (name, page) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(page).render(&mut out)?;
+        std::fs::write(&path, out).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let output = match &cli.command {
@@ -33,6 +52,12 @@ fn main() -> ExitCode {
         Some(Command::Rdb(args)) => run_rdb(args),
         Some(Command::Check(args)) => run_check(args),
         Some(Command::Sniff(args)) => run_sniff(args),
+        Some(Command::Completions(args)) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut cmd, "repl-sniff", &mut std::io::stdout());
+            Ok(())
+        }
+        Some(Command::Man(args)) => write_man_pages(&args.dir),
         None => run_proxy(cli.proxy, cli.output),
     };
     match result {
