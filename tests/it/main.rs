@@ -33,6 +33,7 @@ mod faults_load;
 mod fixtures;
 mod forwarding;
 mod newest;
+mod prometheus;
 mod proxy;
 mod rdb;
 mod recording;
