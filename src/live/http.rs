@@ -1,24 +1,33 @@
-//! The `/metrics` endpoint: a minimal HTTP/1.1 responder (one request per connection, a
-//! bounded request head) that serves the text the analysis thread last rendered. It never
-//! touches the analysis itself, so a slow scraper cannot slow it.
+//! The `/metrics` endpoint, served by hyper: HTTP/1.1 with keep-alive, `HEAD`, and the proper
+//! status codes (404 elsewhere, 405 for other methods). It serves the text the analysis thread
+//! last rendered and never touches the analysis itself, so a slow scraper cannot slow it.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+
+/// The Prometheus text exposition format.
+const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// What `GET /metrics` answers: the text last published.
 #[derive(Debug, Clone)]
 pub struct MetricsEndpoint {
-    text: Arc<std::sync::Mutex<String>>,
+    text: Arc<std::sync::Mutex<Bytes>>,
 }
 
 impl MetricsEndpoint {
     /// Serves `initial` on `listener` until something newer is published (needs a tokio
     /// runtime).
     pub fn serve(listener: TcpListener, initial: String) -> MetricsEndpoint {
-        let text = Arc::new(std::sync::Mutex::new(initial));
+        let text = Arc::new(std::sync::Mutex::new(Bytes::from(initial)));
         tokio::spawn(serve_metrics(listener, Arc::clone(&text)));
         MetricsEndpoint { text }
     }
@@ -26,48 +35,58 @@ impl MetricsEndpoint {
     /// Replaces the text served.
     pub fn publish(&self, text: String) {
         if let Ok(mut t) = self.text.lock() {
-            *t = text;
+            *t = Bytes::from(text);
         }
     }
 }
 
-/// Serves the latest rendered metrics to `GET /metrics`; anything else gets 404. A minimal
-/// HTTP/1.1 responder: one request per connection, bounded request head.
-async fn serve_metrics(listener: TcpListener, text: Arc<std::sync::Mutex<String>>) {
+async fn serve_metrics(listener: TcpListener, text: Arc<std::sync::Mutex<Bytes>>) {
     loop {
-        let Ok((mut socket, _)) = listener.accept().await else {
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of file handles, typically: back off instead of spinning.
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
         let text = Arc::clone(&text);
         tokio::spawn(async move {
-            let mut head = Vec::with_capacity(1024);
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
-                match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await {
-                    Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
-                    _ => return,
-                }
-            }
-            let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
-            let path = line.split(|b| *b == b' ').nth(1).unwrap_or_default();
-            let response = if line.starts_with(b"GET ")
-                && (path == b"/metrics" || path.starts_with(b"/metrics?"))
-            {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let body = text.lock().map(|t| t.clone()).unwrap_or_default();
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            } else {
-                let body = "repl-sniff serves Prometheus metrics at /metrics\n";
-                format!(
-                    "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            };
-            let _ = socket.write_all(response.as_bytes()).await;
-            let _ = socket.shutdown().await;
+                async move { Ok::<_, Infallible>(respond(&req, body)) }
+            });
+            // A scraper that never finishes its request head is let go.
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(5))
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = conn.await;
         });
     }
+}
+
+/// The answer to one request; `metrics` is the text last published.
+fn respond(req: &Request<Incoming>, metrics: Bytes) -> Response<Full<Bytes>> {
+    let text = |status: StatusCode, body: &'static str| {
+        let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        *r.status_mut() = status;
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        r
+    };
+    if req.uri().path() != "/metrics" {
+        return text(
+            StatusCode::NOT_FOUND,
+            "repl-sniff serves Prometheus metrics at /metrics\n",
+        );
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD\n");
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    // hyper sends no body for HEAD, with the length the GET would have.
+    let mut r = Response::new(Full::new(metrics));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(EXPOSITION));
+    r
 }

@@ -187,11 +187,71 @@ fn a_stopped_replica_shows_growing_lag_and_a_warning() {
 
 pub fn http_get(port: u16, path: &str) -> (String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     let (head, body) = resp.split_once("\r\n\r\n").unwrap();
     (head.to_string(), body.to_string())
+}
+
+/// The endpoint speaks HTTP as scrapers and curl expect: two requests on one connection
+/// (keep-alive), HEAD with the length and no body, 405 for other methods, 404 elsewhere.
+#[test]
+fn metrics_endpoint_keeps_alive_and_answers_head_and_other_methods() {
+    use std::io::BufRead;
+
+    let master = Server::start(Version::V7, "master", &[]);
+    let port = free_port();
+    let sniffer = Sniffer::start(master.port, &["--metrics", &port.to_string()]);
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    // Reads one response: status line, headers, and Content-Length bytes unless `head`.
+    let mut response = |head: bool| -> (String, String, usize) {
+        let mut status = String::new();
+        r.read_line(&mut status).unwrap();
+        let (mut headers, mut len) = (String::new(), 0);
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            headers.push_str(&line);
+        }
+        let mut body = vec![0u8; if head { 0 } else { len }];
+        r.read_exact(&mut body).unwrap();
+        (status, headers, len)
+    };
+    for method in ["GET", "GET", "HEAD"] {
+        write!(w, "{method} /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (status, headers, len) = response(method == "HEAD");
+        assert!(status.starts_with("HTTP/1.1 200"), "{method}: {status}");
+        assert!(headers.contains("text/plain; version=0.0.4"), "{headers}");
+        assert!(len > 100, "{method}: content-length {len}");
+    }
+    write!(
+        w,
+        "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let (status, headers, _) = response(false);
+    assert!(status.starts_with("HTTP/1.1 405"), "{status}");
+    assert!(
+        headers.to_ascii_lowercase().contains("allow: get, head"),
+        "{headers}"
+    );
+    write!(w, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert!(response(false).0.starts_with("HTTP/1.1 404"));
+    sniffer.stop();
 }
 
 #[test]
