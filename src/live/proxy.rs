@@ -136,6 +136,8 @@ struct Shared {
     clock: Clock,
     tx: mpsc::UnboundedSender<Msg>,
     in_flight: Arc<AtomicUsize>,
+    /// The analysis thread, woken only once [`WAKE_AT`] bytes wait for it.
+    analysis: std::thread::Thread,
     /// Refused upstream connections, logged as one line per [`REFUSALS_EVERY`].
     refusals: std::sync::Mutex<Refusals>,
 }
@@ -217,16 +219,30 @@ impl Shared {
         self.send(Msg::Input(Input { conn, at, kind }));
     }
 
-    /// Takes `n` bytes of the analysis budget; false if the analysis is too far behind.
+    /// Takes `n` bytes of the analysis budget; false if the analysis is too far behind. Wakes
+    /// the analysis thread once enough waits for it: a bulk transfer is analysed promptly
+    /// (the queue, and memory, stay small) while small chunks never pay for a wake-up.
     fn reserve(&self, n: usize) -> bool {
         let budget = self.cfg.analysis_budget;
-        self.in_flight
+        let reserved = self
+            .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
                 (cur + n <= budget).then_some(cur + n)
-            })
-            .is_ok()
+            });
+        match reserved {
+            Ok(before) => {
+                if before < WAKE_AT && before + n >= WAKE_AT {
+                    self.analysis.unpark();
+                }
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
+
+/// Queued bytes that wake the analysis thread before its next poll.
+const WAKE_AT: usize = 64 * 1024;
 
 /// How long the analysis thread sleeps when it finds nothing queued: 1 ms while traffic
 /// flows, 10 ms once it has been idle for a second (an idle proxy wakes 100 times a second).
@@ -258,8 +274,8 @@ pub async fn run(
                 loop {
                     // Polled, never parked on the channel: a relay's send then never has to
                     // wake this thread (a futex call and a context switch on the forwarding
-                    // path, per chunk). Analysis lags by at most a poll period, which the
-                    // budget absorbs; timestamps were taken by the relays.
+                    // path, per chunk). Analysis lags by at most a poll period, or until
+                    // WAKE_AT bytes wait; timestamps were taken by the relays.
                     let msg = match rx.try_recv() {
                         Ok(msg) => {
                             idle = 0;
@@ -267,7 +283,7 @@ pub async fn run(
                         }
                         Err(mpsc::error::TryRecvError::Empty) => {
                             idle = idle.saturating_add(1);
-                            std::thread::sleep(poll_period(idle));
+                            std::thread::park_timeout(poll_period(idle));
                             continue;
                         }
                         Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -300,6 +316,7 @@ pub async fn run(
         clock: Clock::new(),
         tx,
         in_flight,
+        analysis: analysis.thread().clone(),
         refusals: std::sync::Mutex::new(Refusals::default()),
     });
 
