@@ -87,31 +87,3 @@ impl<W: Write + Send> Sink for JsonLines<W> {
         let _ = self.out.flush();
     }
 }
-
-/// Redraws RDB transfer progress in place on a terminal (one line per session in transfer).
-#[derive(Debug, Default)]
-pub struct ProgressBar {
-    drawn: bool,
-}
-
-impl Sink for ProgressBar {
-    fn event(&mut self, e: &Event) {
-        let mut err = std::io::stderr().lock();
-        match &e.kind {
-            EventKind::Status { rdb: Some(_), .. } => {
-                let _ = write!(err, "\r{e}\x1b[K");
-                self.drawn = true;
-            }
-            EventKind::RdbEnd { .. }
-            | EventKind::RdbAborted { .. }
-            | EventKind::SessionEnd { .. }
-                if self.drawn =>
-            {
-                let _ = writeln!(err);
-                self.drawn = false;
-            }
-            _ => {}
-        }
-        let _ = err.flush();
-    }
-}

@@ -2,7 +2,9 @@
 //! the library's parts; nothing here analyses anything.
 
 use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -11,8 +13,9 @@ use repl_sniff::capture::record::Recorder;
 use repl_sniff::capture::{dump, replay};
 use repl_sniff::live::http::MetricsEndpoint;
 use repl_sniff::live::proxy::{self, ProxyConfig};
+use repl_sniff::render::progress::Progress;
 use repl_sniff::render::prometheus;
-use repl_sniff::render::sinks::{JsonLines, LogSink, ProgressBar, TextLines};
+use repl_sniff::render::sinks::{JsonLines, LogSink, TextLines};
 use repl_sniff::{Monitor, Sink};
 use tracing_subscriber::EnvFilter;
 
@@ -80,10 +83,29 @@ fn init_logging(cli: &OutputArgs) {
         .unwrap_or_else(|_| EnvFilter::new(format!("repl_sniff={level},warn")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr)
+        .with_writer(|| LogWriter)
         .with_target(false)
         .with_ansi(io::stderr().is_terminal())
         .init();
+}
+
+/// The terminal's progress bars, shared by every part of a run.
+fn progress() -> &'static Progress {
+    static PROGRESS: OnceLock<Progress> = OnceLock::new();
+    PROGRESS.get_or_init(Progress::new)
+}
+
+/// Log lines on stderr, printed above the progress bars instead of over them.
+struct LogWriter;
+
+impl io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        progress().suspend(|| io::stderr().write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
 }
 
 /// Fails early, before any work, if the report file cannot be written.
@@ -177,8 +199,7 @@ fn live_sinks(output: &OutputArgs) -> Vec<Box<dyn Sink>> {
     let bar = io::stderr().is_terminal() && !output.quiet;
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if bar {
-        // First, so that it ends its line before the log line that follows a transfer.
-        sinks.push(Box::new(ProgressBar::default()));
+        sinks.push(Box::new(progress().transfers()));
     }
     sinks.push(Box::new(LogSink {
         without_rdb_progress: bar,
@@ -281,22 +302,27 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
         ..replay::Options::default()
     };
     let show_progress = io::stderr().is_terminal() && !output.quiet;
-    let mut last_shown = Instant::now();
+    let mut bar: Option<(PathBuf, indicatif::ProgressBar)> = None;
     let mut progress = |p: replay::Progress<'_>| {
-        if show_progress && (last_shown.elapsed() > Duration::from_millis(200) || p.read == p.len) {
-            last_shown = Instant::now();
-            let pct = (p.read * 100).checked_div(p.len).unwrap_or(100);
-            eprint!(
-                "\rreplaying {}: {pct:3}% ({} frames)",
-                p.file.display(),
-                p.frames
-            );
-            if p.read == p.len {
-                eprintln!();
+        if !show_progress {
+            return;
+        }
+        if bar.as_ref().is_none_or(|(f, _)| f != p.file) {
+            if let Some((_, old)) = bar.take() {
+                old.finish_and_clear();
             }
+            let what = format!("replaying {}", p.file.display());
+            bar = Some((p.file.to_path_buf(), progress().file(&what, p.len)));
+        }
+        if let Some((_, b)) = &bar {
+            b.set_position(p.read);
+            b.set_message(format!("{} frames", p.frames));
         }
     };
     let stats = replay::replay(&args.files, &opts, &mut monitor, &mut progress)?;
+    if let Some((_, b)) = bar {
+        b.finish_and_clear();
+    }
     for w in &stats.warnings {
         tracing::warn!("{w}");
     }
@@ -335,17 +361,18 @@ fn run_rdb(args: RdbArgs) -> Result<()> {
     };
     let show_progress = io::stderr().is_terminal() && len.is_some_and(|l| l > 64 << 20);
     let started = Instant::now();
-    let mut last_shown = Instant::now();
+    let bar = show_progress.then(|| {
+        let what = format!("reading {}", args.file.display());
+        progress().file(&what, len.unwrap_or(0))
+    });
     let summary = dump::analyse(input, args.top, |read| {
-        if show_progress && last_shown.elapsed() > Duration::from_millis(200) {
-            last_shown = Instant::now();
-            let total = len.unwrap_or(1).max(1);
-            eprint!("\r{:3}% of {}", read * 100 / total, args.file.display());
+        if let Some(b) = &bar {
+            b.set_position(read);
         }
     })
     .context("read error")?;
-    if show_progress {
-        eprintln!("\r100% of {}", args.file.display());
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
     let secs = started.elapsed().as_secs_f64();
     match args.format {
