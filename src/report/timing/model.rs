@@ -131,6 +131,20 @@ pub struct Second {
     pub bytes: u64,
     /// Stream commands.
     pub commands: u64,
+    /// The most stream bytes forwarded but not yet acknowledged, during the second.
+    pub lag_bytes: u64,
+    /// The oldest unacknowledged byte's age at its worst during the second, in ms.
+    pub lag_ms: f64,
+}
+
+/// A warning as the report keeps it: when, then what.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeptWarning {
+    /// When it was raised.
+    pub at: Timestamp,
+    /// What it says.
+    #[serde(flatten)]
+    pub warning: Warning,
 }
 
 /// A warning raised by the timing.
@@ -176,8 +190,8 @@ pub struct Timing {
     pub max_lag_ms: f64,
     /// Throughput per second (the last hour).
     pub rates: VecDeque<Second>,
-    /// The most recent warnings (at most [`MAX_WARNINGS`](super::MAX_WARNINGS)).
-    pub warnings: VecDeque<Warning>,
+    /// The most recent warnings (at most [`MAX_WARNINGS`](super::MAX_WARNINGS)), with when.
+    pub warnings: VecDeque<KeptWarning>,
     /// The `repl-backlog-size` the measured write rate calls for (filled in reports).
     pub backlog: Option<BacklogAdvice>,
     /// How many warnings of each kind were raised in all.

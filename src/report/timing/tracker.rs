@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::model::{CommandTiming, Second, Timing, Warning};
+use super::model::{CommandTiming, KeptWarning, Second, Timing, Warning};
 use super::{Config, MAX_NAMES, MAX_PENDING, MAX_RATE_SECONDS, MAX_WARNINGS};
 use crate::analyzer::event::{EventKind, SyncKind, WarningKind};
 use crate::analyzer::input::{Direction, Timestamp};
@@ -119,7 +119,7 @@ impl Tracker {
                 now.since(since).as_secs_f64()
             ),
         }];
-        keep(t, &warnings);
+        keep(t, now, &warnings);
         warnings
     }
 
@@ -225,7 +225,7 @@ impl Tracker {
                 self.update_lag(t, at, &mut warnings);
             }
             // Said by the session itself (an unpaired connection): counted like the others.
-            EventKind::Warning { kind, message } => warnings_from_session(t, *kind, message),
+            EventKind::Warning { kind, message } => warnings_from_session(t, at, *kind, message),
             EventKind::KeepAlive { dir } => match dir {
                 Direction::MasterToReplica => self.interval(t, KA_MASTER, at),
                 Direction::ReplicaToMaster => self.interval(t, KA_REPLICA, at),
@@ -238,7 +238,7 @@ impl Tracker {
         if let EventKind::Ack { .. } = kind {
             warnings.extend(self.buffered_warning());
         }
-        keep(t, &warnings);
+        keep(t, at, &warnings);
         warnings
     }
 
@@ -276,7 +276,7 @@ impl Tracker {
                 ),
             });
         }
-        keep(t, &warnings);
+        keep(t, now, &warnings);
         warnings
     }
 
@@ -445,6 +445,7 @@ impl Tracker {
         t.lag_ms = ms;
         t.max_lag_bytes = t.max_lag_bytes.max(bytes);
         t.max_lag_ms = t.max_lag_ms.max(ms);
+        note_lag(t, at, (bytes, ms));
         if bytes > self.cfg.lag_warn_bytes && !self.lag_warned {
             self.lag_warned = true;
             warnings.push(Warning {
@@ -460,13 +461,16 @@ impl Tracker {
     }
 }
 
-fn keep(t: &mut Timing, warnings: &[Warning]) {
+fn keep(t: &mut Timing, at: Timestamp, warnings: &[Warning]) {
     for w in warnings {
         *t.warnings_by_kind.entry(w.kind).or_default() += 1;
         if t.warnings.len() == MAX_WARNINGS {
             t.warnings.pop_front();
         }
-        t.warnings.push_back(w.clone());
+        t.warnings.push_back(KeptWarning {
+            at,
+            warning: w.clone(),
+        });
     }
 }
 
@@ -487,9 +491,9 @@ fn rdb_warning(contents: &crate::protocol::rdb::Summary) -> Option<Warning> {
     })
 }
 
-fn warnings_from_session(t: &mut Timing, kind: WarningKind, message: &str) {
+fn warnings_from_session(t: &mut Timing, at: Timestamp, kind: WarningKind, message: &str) {
     let message = message.to_string();
-    keep(t, &[Warning { kind, message }]);
+    keep(t, at, &[Warning { kind, message }]);
 }
 
 fn count_second(t: &mut Timing, at: Timestamp, bytes: u64) {
@@ -507,8 +511,18 @@ fn count_second(t: &mut Timing, at: Timestamp, bytes: u64) {
                 t: second,
                 bytes,
                 commands: 1,
+                lag_bytes: 0,
+                lag_ms: 0.0,
             });
         }
+    }
+}
+
+/// Keeps the worst lag of the current second (a second with stream commands).
+fn note_lag(t: &mut Timing, at: Timestamp, (bytes, ms): (u64, f64)) {
+    if let Some(s) = t.rates.back_mut().filter(|s| s.t == at.0 / 1_000_000) {
+        s.lag_bytes = s.lag_bytes.max(bytes);
+        s.lag_ms = s.lag_ms.max(ms);
     }
 }
 
@@ -645,7 +659,7 @@ mod tests {
                 fack: None,
             },
         );
-        assert_eq!(t.warnings.back().unwrap().kind, WarningKind::Lag);
+        assert_eq!(t.warnings.back().unwrap().warning.kind, WarningKind::Lag);
         let w = t.observe(
             ms(4),
             &EventKind::Ack {
