@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod event;
+pub mod html;
 pub mod progress;
 pub mod prometheus;
 pub mod rdb;

@@ -32,6 +32,7 @@ mod faults_link;
 mod faults_load;
 mod fixtures;
 mod forwarding;
+mod html;
 mod newest;
 mod prometheus;
 mod proxy;

@@ -70,11 +70,26 @@ pub(crate) enum Command {
     /// pointed at a proxy (Sentinel, Cluster) or the link must not be touched; use the proxy
     /// to see a link from its very first byte; use replay for a tcpdump capture.
     Sniff(SniffArgs),
+    /// Render a saved JSON report (--report-json) as one self-contained HTML page: the sync
+    /// timeline, throughput and lag over time, heartbeats, ack latency, the RDB's contents,
+    /// warnings on the time axis.
+    Report(ReportArgs),
     /// Print a shell completion script (bash: `repl-sniff completions bash >
     /// /etc/bash_completion.d/repl-sniff`).
     Completions(CompletionsArgs),
     /// Write the man pages (repl-sniff.1, and one per subcommand) into a directory.
     Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// The JSON report to render.
+    #[arg(value_name = "REPORT.json")]
+    pub(crate) file: PathBuf,
+
+    /// Where to write the page.
+    #[arg(long, value_name = "OUT.html")]
+    pub(crate) html: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +293,10 @@ pub(crate) struct OutputArgs {
     /// Write the final report (README, "Report schema") to this file at exit.
     #[arg(long, value_name = "PATH")]
     pub(crate) report_json: Option<PathBuf>,
+
+    /// Write the report as one self-contained HTML page (charts, no network) at exit.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) report_html: Option<PathBuf>,
 
     /// More detail on stderr: -v shows every stream command with its offsets and every ACK,
     /// -vv also client commands and keep-alives. RUST_LOG overrides.

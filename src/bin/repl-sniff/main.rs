@@ -21,7 +21,10 @@ use tracing_subscriber::EnvFilter;
 
 mod cli;
 
-use cli::{CheckArgs, Cli, Command, Format, OutputArgs, ProxyArgs, RdbArgs, ReplayArgs, SniffArgs};
+use cli::{
+    CheckArgs, Cli, Command, Format, OutputArgs, ProxyArgs, RdbArgs, ReplayArgs, ReportArgs,
+    SniffArgs,
+};
 
 /// `repl-sniff man DIR`: the pages are generated from the same clap definition as `--help`.
 fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::Man(args)) => write_man_pages(&args.dir),
+        Some(Command::Report(args)) => run_report(args),
         None => run_proxy(cli.proxy, cli.output),
     };
     match result {
@@ -110,7 +114,10 @@ impl io::Write for LogWriter {
 
 /// Fails early, before any work, if the report file cannot be written.
 fn check_report_path(output: &OutputArgs) -> Result<()> {
-    if let Some(path) = &output.report_json {
+    for path in [&output.report_json, &output.report_html]
+        .into_iter()
+        .flatten()
+    {
         std::fs::write(path, b"")
             .with_context(|| format!("cannot write the report file {}", path.display()))?;
     }
@@ -123,6 +130,34 @@ fn write_report(output: &OutputArgs, report: &repl_sniff::Report) -> Result<()> 
         std::fs::write(path, json)
             .with_context(|| format!("cannot write the report file {}", path.display()))?;
     }
+    if let Some(path) = &output.report_html {
+        // Drawn from the JSON text, as `repl-sniff report` draws a saved one: the same page.
+        let json: serde_json::Value = serde_json::from_slice(&serde_json::to_vec(report)?)?;
+        let page = repl_sniff::render::html::page(&json);
+        std::fs::write(path, page)
+            .with_context(|| format!("cannot write the HTML report {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `repl-sniff report REPORT.json --html OUT.html`.
+fn run_report(args: ReportArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let report: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a JSON report (--report-json writes one)",
+            args.file.display()
+        )
+    })?;
+    anyhow::ensure!(
+        report["tool"] == "repl-sniff" && report["sessions"].is_array(),
+        "{} is JSON but not a repl-sniff report",
+        args.file.display()
+    );
+    std::fs::write(&args.html, repl_sniff::render::html::page(&report))
+        .with_context(|| format!("cannot write {}", args.html.display()))?;
+    eprintln!("wrote {}", args.html.display());
     Ok(())
 }
 

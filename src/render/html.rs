@@ -1,0 +1,527 @@
+//! The HTML report: one self-contained page (inline CSS and SVG, no script, nothing fetched)
+//! drawn from the JSON report, so that a saved `report.json` and a live run give the same
+//! page. An overview of every session first, then per replication session: the sync timeline,
+//! throughput and lag over time, heartbeat intervals against `repl-timeout`, ack latency per
+//! command, the RDB's contents, and warnings and desyncs on the time axis.
+//!
+//! Each chart is an element with `data-chart` (its name) and `data-points` (how many values
+//! it drew), so a browser test can check that the page shows the report's data.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+const WIDTH: f64 = 760.0;
+const HEIGHT: f64 = 140.0;
+const LEFT: f64 = 70.0;
+
+/// The page for a report (the JSON of [`Report`](crate::Report)).
+pub fn page(report: &Value) -> String {
+    let mut h = String::new();
+    let title = format!(
+        "repl-sniff {} report",
+        text(&report["version"]).unwrap_or_default()
+    );
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n",
+        esc(&title),
+        esc(&title)
+    );
+    let sessions = report["sessions"].as_array().cloned().unwrap_or_default();
+    overview(&mut h, &sessions);
+    for s in &sessions {
+        if matches!(text(&s["kind"]).as_deref(), Some("replication" | "sync")) {
+            session(&mut h, s);
+        }
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:800px;\
+color:#222}h1{font-size:1.4em}h2{font-size:1.15em;border-top:1px solid #ccc;padding-top:.8em;\
+margin-top:2em}h3{font-size:1em;margin:1.2em 0 .3em}table{border-collapse:collapse;\
+font-size:13px}td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right}\
+td:first-child,th:first-child{text-align:left}svg{display:block;margin:.3em 0}\
+.note{color:#666;font-size:12px}.bad{color:#b00}text{font-size:11px;fill:#444}\
+@media print{h2{break-before:page}}";
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
+}
+
+fn or_dash(v: &Value) -> String {
+    text(v).map_or_else(|| "–".to_string(), |s| esc(&s))
+}
+
+fn overview(h: &mut String, sessions: &[Value]) {
+    h.push_str("<h2>Sessions</h2><table data-chart=\"overview\" data-points=\"");
+    let _ = write!(h, "{}\">", sessions.len());
+    h.push_str(
+        "<tr><th>#</th><th>kind</th><th>replica</th><th>sync</th><th>why</th>\
+         <th>RDB bytes</th><th>offset end</th><th>acked</th><th>warnings</th></tr>",
+    );
+    for s in sessions {
+        let warnings: u64 = s["timing"]["warnings_by_kind"]
+            .as_object()
+            .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+        let _ = write!(
+            h,
+            "<tr><td><a href=\"#s{id}\">{id}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            or_dash(&s["kind"]),
+            or_dash(&s["replica"]),
+            or_dash(&s["sync"]["type"]),
+            or_dash(&s["sync"]["reason"]["code"]),
+            or_dash(&s["rdb"]["bytes"]),
+            or_dash(&s["offsets"]["end"]),
+            or_dash(&s["offsets"]["acked"]),
+            warnings,
+            id = or_dash(&s["id"]),
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+fn session(h: &mut String, s: &Value) {
+    let id = or_dash(&s["id"]);
+    let _ = write!(
+        h,
+        "<h2 id=\"s{id}\">Session {id}: {} → {}</h2><p>{} sync{}{}; ended: {}</p>",
+        or_dash(&s["replica"]),
+        or_dash(&s["upstream"]),
+        or_dash(&s["sync"]["type"]),
+        text(&s["sync"]["reason"]["message"])
+            .map(|m| format!(" — {}", esc(&m)))
+            .unwrap_or_default(),
+        text(&s["desync"])
+            .map(|d| format!(" — <span class=\"bad\">desync: {}</span>", esc(&d)))
+            .unwrap_or_default(),
+        or_dash(&s["end_reason"]),
+    );
+    timeline(h, s);
+    let rates = s["timing"]["rates"].as_array().cloned().unwrap_or_default();
+    let t0 = rates.first().map_or(0.0, |r| num(&r["t"]));
+    let series = |field: &str| -> Vec<(f64, f64)> {
+        rates
+            .iter()
+            .map(|r| (num(&r["t"]) - t0, num(&r[field])))
+            .collect()
+    };
+    h.push_str("<h3>Throughput (stream commands per second)</h3>");
+    bars_over_time(h, "throughput", &series("commands"), "cmd/s");
+    h.push_str("<h3>Lag (bytes forwarded, not yet acknowledged; worst per second)</h3>");
+    line_over_time(h, "lag_bytes", &series("lag_bytes"), "bytes");
+    h.push_str("<h3>Lag (age of the oldest unacknowledged byte, ms)</h3>");
+    line_over_time(h, "lag_ms", &series("lag_ms"), "ms");
+    heartbeats(h, &s["timing"]["heartbeats"]);
+    ack_latency(h, &s["timing"]["commands"]);
+    rdb(h, &s["rdb"]);
+    events(h, s);
+}
+
+/// The full sync's phases as one bar.
+fn timeline(h: &mut String, s: &Value) {
+    let t = &s["timeline"];
+    let phases = [
+        ("handshake", &t["handshake_ms"], "#8da0cb"),
+        ("BGSAVE wait", &t["bgsave_wait_ms"], "#fc8d62"),
+        ("RDB transfer", &t["transfer_ms"], "#66c2a5"),
+        ("load", &t["load_ms"], "#e78ac3"),
+        ("catch-up", &t["catch_up_ms"], "#a6d854"),
+    ];
+    let shown: Vec<(&str, f64, &str)> = phases
+        .iter()
+        .filter_map(|(n, v, c)| v.as_f64().map(|ms| (*n, ms, *c)))
+        .collect();
+    if shown.is_empty() {
+        return;
+    }
+    let total: f64 = shown.iter().map(|p| p.1).sum::<f64>().max(0.001);
+    h.push_str("<h3>Sync timeline</h3>");
+    let _ = write!(
+        h,
+        "<svg data-chart=\"timeline\" data-points=\"{}\" width=\"{WIDTH}\" height=\"60\" \
+         viewBox=\"0 0 {WIDTH} 60\" role=\"img\">",
+        shown.len()
+    );
+    let mut x = 0.0;
+    for (name, ms, color) in &shown {
+        let w = (ms / total * WIDTH).max(1.0);
+        let _ = write!(
+            h,
+            "<rect x=\"{x:.1}\" y=\"4\" width=\"{w:.1}\" height=\"24\" fill=\"{color}\" \
+             data-ms=\"{ms:.3}\"><title>{name}: {ms:.1} ms</title></rect>"
+        );
+        x += w;
+    }
+    let mut lx = 0.0;
+    for (name, ms, color) in &shown {
+        let _ = write!(
+            h,
+            "<rect x=\"{lx:.0}\" y=\"40\" width=\"10\" height=\"10\" fill=\"{color}\"/>\
+             <text x=\"{:.0}\" y=\"49\">{name} {ms:.0} ms</text>",
+            lx + 14.0
+        );
+        lx += 150.0;
+    }
+    h.push_str("</svg>");
+}
+
+fn axis(h: &mut String, max: f64, unit: &str, span: f64) {
+    let _ = write!(
+        h,
+        "<line x1=\"{LEFT}\" y1=\"{HEIGHT}\" x2=\"{WIDTH}\" y2=\"{HEIGHT}\" stroke=\"#999\"/>\
+         <text x=\"0\" y=\"12\">{max:.0} {unit}</text><text x=\"0\" y=\"{HEIGHT}\">0</text>\
+         <text x=\"{:.0}\" y=\"{:.0}\">{span:.0} s</text>",
+        WIDTH - 40.0,
+        HEIGHT + 14.0
+    );
+}
+
+fn empty(h: &mut String, chart: &str) {
+    let _ = write!(
+        h,
+        "<p class=\"note\" data-chart=\"{chart}\" data-points=\"0\">No data.</p>"
+    );
+}
+
+fn bars_over_time(h: &mut String, chart: &str, points: &[(f64, f64)], unit: &str) {
+    if points.is_empty() {
+        return empty(h, chart);
+    }
+    let max = points.iter().map(|p| p.1).fold(0.0, f64::max).max(1.0);
+    let span = points.last().map_or(1.0, |p| p.0).max(1.0);
+    let w = ((WIDTH - LEFT) / (span + 1.0)).max(1.0);
+    let _ = write!(
+        h,
+        "<svg data-chart=\"{chart}\" data-points=\"{}\" width=\"{WIDTH}\" height=\"{}\" \
+         viewBox=\"0 0 {WIDTH} {}\" role=\"img\">",
+        points.len(),
+        HEIGHT + 20.0,
+        HEIGHT + 20.0
+    );
+    for (t, v) in points {
+        let bh = v / max * (HEIGHT - 10.0);
+        let _ = write!(
+            h,
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"#4c78a8\">\
+             <title>+{t:.0} s: {v:.0} {unit}</title></rect>",
+            LEFT + t / (span + 1.0) * (WIDTH - LEFT),
+            HEIGHT - bh,
+            w * 0.9
+        );
+    }
+    axis(h, max, unit, span);
+    h.push_str("</svg>");
+}
+
+fn line_over_time(h: &mut String, chart: &str, points: &[(f64, f64)], unit: &str) {
+    if points.is_empty() {
+        return empty(h, chart);
+    }
+    let max = points.iter().map(|p| p.1).fold(0.0, f64::max).max(1.0);
+    let span = points.last().map_or(1.0, |p| p.0).max(1.0);
+    let coords: Vec<String> = points
+        .iter()
+        .map(|(t, v)| {
+            format!(
+                "{:.1},{:.1}",
+                LEFT + t / span * (WIDTH - LEFT - 10.0),
+                HEIGHT - v / max * (HEIGHT - 10.0)
+            )
+        })
+        .collect();
+    let _ = write!(
+        h,
+        "<svg data-chart=\"{chart}\" data-points=\"{}\" width=\"{WIDTH}\" height=\"{}\" \
+         viewBox=\"0 0 {WIDTH} {}\" role=\"img\"><polyline fill=\"none\" stroke=\"#e45756\" \
+         stroke-width=\"1.5\" points=\"{}\"/>",
+        points.len(),
+        HEIGHT + 20.0,
+        HEIGHT + 20.0,
+        coords.join(" ")
+    );
+    // Dots as well: a series of one second is a point, not a line.
+    for c in coords.iter().take(120) {
+        let (x, y) = c.split_once(',').unwrap_or(("0", "0"));
+        let _ = write!(
+            h,
+            "<circle cx=\"{x}\" cy=\"{y}\" r=\"2\" fill=\"#e45756\"/>"
+        );
+    }
+    axis(h, max, unit, span);
+    h.push_str("</svg>");
+}
+
+/// Horizontal bars, one per labelled value, with an optional reference line.
+fn hbars(
+    h: &mut String,
+    chart: &str,
+    rows: &[(String, f64)],
+    unit: &str,
+    mark: Option<(f64, &str)>,
+) {
+    if rows.is_empty() {
+        return empty(h, chart);
+    }
+    let max = rows
+        .iter()
+        .map(|r| r.1)
+        .chain(mark.map(|m| m.0))
+        .fold(0.0, f64::max)
+        .max(1.0);
+    let height = rows.len() as f64 * 18.0 + 16.0;
+    let left = 200.0;
+    let _ = write!(
+        h,
+        "<svg data-chart=\"{chart}\" data-points=\"{}\" width=\"{WIDTH}\" height=\"{height}\" \
+         viewBox=\"0 0 {WIDTH} {height}\" role=\"img\">",
+        rows.len()
+    );
+    for (i, (label, v)) in rows.iter().enumerate() {
+        let y = i as f64 * 18.0;
+        let w = v / max * (WIDTH - left - 90.0);
+        let _ = write!(
+            h,
+            "<text x=\"0\" y=\"{:.0}\">{}</text><rect x=\"{left}\" y=\"{y:.0}\" width=\"{w:.1}\" \
+             height=\"14\" fill=\"#72b7b2\"/><text x=\"{:.0}\" y=\"{:.0}\">{} {unit}</text>",
+            y + 11.0,
+            esc(label),
+            left + w + 4.0,
+            y + 11.0,
+            human(*v)
+        );
+    }
+    if let Some((at, name)) = mark {
+        let x = left + at / max * (WIDTH - left - 90.0);
+        let _ = write!(
+            h,
+            "<line x1=\"{x:.1}\" y1=\"0\" x2=\"{x:.1}\" y2=\"{height}\" stroke=\"#b00\" \
+             stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"{height}\" text-anchor=\"end\" \
+             class=\"bad\">{}</text>",
+            x - 3.0,
+            esc(name)
+        );
+    }
+    h.push_str("</svg>");
+}
+
+fn human(v: f64) -> String {
+    if v >= 1e9 {
+        format!("{:.1}G", v / 1e9)
+    } else if v >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn heartbeats(h: &mut String, hb: &Value) {
+    h.push_str("<h3>Heartbeat intervals (p50, p99, max) against repl-timeout</h3>");
+    let mut rows = Vec::new();
+    for (key, name) in [
+        ("master_ping_interval_us", "master PING"),
+        ("replica_ack_interval_us", "replica ACK"),
+        ("master_keepalive_interval_us", "master keep-alive"),
+        ("replica_keepalive_interval_us", "replica keep-alive"),
+    ] {
+        let v = &hb[key];
+        if num(&v["count"]) == 0.0 {
+            continue;
+        }
+        for q in ["p50", "p99", "max"] {
+            rows.push((format!("{name} {q}"), num(&v[q]) / 1e6));
+        }
+    }
+    hbars(
+        h,
+        "heartbeats",
+        &rows,
+        "s",
+        Some((60.0, "repl-timeout (default 60 s)")),
+    );
+}
+
+fn ack_latency(h: &mut String, commands: &Value) {
+    h.push_str("<h3>Ack latency per command (p50 and p99, ms)</h3>");
+    let mut rows = Vec::new();
+    if let Some(m) = commands.as_object() {
+        for (name, c) in m {
+            let a = &c["ack_latency_us"];
+            if num(&a["count"]) == 0.0 {
+                continue;
+            }
+            rows.push((format!("{name} p50"), num(&a["p50"]) / 1e3));
+            rows.push((format!("{name} p99"), num(&a["p99"]) / 1e3));
+        }
+    }
+    hbars(h, "ack_latency", &rows, "ms", None);
+}
+
+fn rdb(h: &mut String, rdb: &Value) {
+    let c = &rdb["contents"];
+    if c.is_null() {
+        return;
+    }
+    let _ = write!(
+        h,
+        "<h3>RDB: {} bytes, version {}, checksum {}</h3>",
+        or_dash(&rdb["bytes"]),
+        or_dash(&c["version"]),
+        or_dash(&c["checksum"])
+    );
+    let types: Vec<(String, f64)> = c["types"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), num(&v["keys"])))
+                .collect()
+        })
+        .unwrap_or_default();
+    hbars(h, "rdb_types", &types, "keys", None);
+    if let Some(dbs) = c["dbs"].as_object() {
+        h.push_str("<table data-chart=\"rdb_dbs\" data-points=\"");
+        let _ = write!(
+            h,
+            "{}\"><tr><th>db</th><th>keys</th><th>expires</th></tr>",
+            dbs.len()
+        );
+        for (db, v) in dbs {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(db),
+                or_dash(&v["keys"]),
+                or_dash(&v["expires"])
+            );
+        }
+        h.push_str("</table>");
+    }
+    if let Some(big) = c["biggest"].as_array().filter(|b| !b.is_empty()) {
+        h.push_str("<h3>Biggest keys</h3><table data-chart=\"rdb_biggest\" data-points=\"");
+        let _ = write!(
+            h,
+            "{}\"><tr><th>key</th><th>type</th><th>bytes</th><th>elements</th></tr>",
+            big.len()
+        );
+        for k in big {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                or_dash(&k["key"]),
+                or_dash(&k["type"]),
+                or_dash(&k["bytes"]),
+                or_dash(&k["elements"])
+            );
+        }
+        h.push_str("</table>");
+    }
+}
+
+/// Warnings and the desync on the session's time axis.
+fn events(h: &mut String, s: &Value) {
+    h.push_str("<h3>Warnings and desyncs</h3>");
+    let start = num(&s["started_at"]);
+    let end = s["ended_at"].as_f64().unwrap_or(start).max(start + 1.0);
+    let mut marks: Vec<(f64, String, &str)> = s["timing"]["warnings"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .map(|w| {
+                    let label = format!(
+                        "{}: {}",
+                        text(&w["kind"]).unwrap_or_default(),
+                        text(&w["message"]).unwrap_or_default()
+                    );
+                    (num(&w["at"]), label, "#f58518")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(d) = text(&s["desync"]) {
+        marks.push((end, format!("desync: {d}"), "#b00"));
+    }
+    if marks.is_empty() {
+        return empty(h, "events");
+    }
+    let _ = write!(
+        h,
+        "<svg data-chart=\"events\" data-points=\"{}\" width=\"{WIDTH}\" height=\"50\" \
+         viewBox=\"0 0 {WIDTH} 50\" role=\"img\"><line x1=\"0\" y1=\"25\" x2=\"{WIDTH}\" \
+         y2=\"25\" stroke=\"#999\"/>",
+        marks.len()
+    );
+    for (at, label, color) in &marks {
+        let x = ((at - start) / (end - start)).clamp(0.0, 1.0) * (WIDTH - 10.0) + 5.0;
+        let _ = write!(
+            h,
+            "<circle cx=\"{x:.1}\" cy=\"25\" r=\"5\" fill=\"{color}\"><title>+{:.1} s {}</title>\
+             </circle>",
+            at - start,
+            esc(label)
+        );
+    }
+    let _ = write!(
+        h,
+        "<text x=\"0\" y=\"48\">start</text><text x=\"{:.0}\" y=\"48\">+{:.0} s</text></svg>",
+        WIDTH - 50.0,
+        end - start
+    );
+    h.push_str("<ul class=\"note\">");
+    for (at, label, _) in marks.iter().take(20) {
+        let _ = write!(h, "<li>+{:.1} s {}</li>", at - start, esc(label));
+    }
+    h.push_str("</ul>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_escapes_what_the_wire_said_and_fetches_nothing() {
+        let report = serde_json::json!({
+            "version": "0.1.0",
+            "sessions": [{
+                "id": 1, "kind": "replication", "replica": "<script>x</script>",
+                "upstream": "127.0.0.1:6379", "started_at": 10.0, "ended_at": 20.0,
+                "sync": {"type": "full"}, "timeline": {"handshake_ms": 1.0, "transfer_ms": 5.0},
+                "timing": {"rates": [{"t": 10, "commands": 5, "lag_bytes": 3, "lag_ms": 1.0},
+                                     {"t": 11, "commands": 7, "lag_bytes": 0, "lag_ms": 0.0}],
+                           "warnings": [{"at": 12.0, "kind": "lag", "message": "a & b"}]},
+                "desync": null
+            }]
+        });
+        let page = page(&report);
+        assert!(!page.contains("<script"), "{page}");
+        assert!(page.contains("&lt;script&gt;"));
+        assert!(page.contains("data-chart=\"throughput\" data-points=\"2\""));
+        assert!(page.contains("data-chart=\"timeline\" data-points=\"2\""));
+        assert!(page.contains("data-chart=\"events\" data-points=\"1\""));
+        for fetch in ["src=", "href=\"http", "url("] {
+            assert!(!page.contains(fetch), "{fetch}");
+        }
+    }
+}
