@@ -501,3 +501,38 @@ fn a_missing_diskless_mark_is_placed_where_the_mark_should_begin_at_every_split(
     assert!(rdb_at < mark_at);
     assert_eq!(position, (full.len() + mark_at) as u64);
 }
+
+/// Found by fuzzing: the same, with the mark arriving later after other bytes. Whole, the
+/// mark was found and the transfer ended there; split, the RDB's end was seen first. Now
+/// either way the RDB ends at its own end and the link is given up where the mark should
+/// have begun.
+#[test]
+fn a_late_diskless_mark_is_the_same_missing_mark_at_every_split() {
+    let mut payload = format!("$EOF:{MARK}\r\n").into_bytes();
+    payload.extend_from_slice(b"REDIS0009\xff\0\0\0\0\0\0\0\0");
+    let mark_at = payload.len();
+    payload.extend_from_slice(&[b'x'; 100]);
+    payload.extend_from_slice(MARK.as_bytes());
+    payload.extend_from_slice(PING);
+    let full = format!("+FULLRESYNC {ID} 0\r\n");
+    let events =
+        same_events_at_every_split(&[(R, PSYNC), (M, full.as_bytes()), (M, &payload)], false);
+    let aborted = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::RdbAborted { bytes, .. } => Some(*bytes),
+            _ => None,
+        })
+        .expect("the transfer is not a complete one");
+    assert_eq!(aborted, 18, "the RDB's own length");
+    let position = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::Desync {
+                dir: M, position, ..
+            } => Some(*position),
+            _ => None,
+        })
+        .expect("a desync");
+    assert_eq!(position, (full.len() + mark_at) as u64);
+}

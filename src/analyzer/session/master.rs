@@ -397,38 +397,55 @@ impl Session {
             tail.drain(..from_tail);
             tail.extend_from_slice(&rest[from_rest..]);
             if let Some(mark_at) = overdue {
-                // The RDB itself was whole: it is reported before the link is given up.
-                if let Some(rdb) = &mut self.rdb {
-                    let (framing, bytes) = (rdb.framing, rdb.contents.position());
-                    let contents = Box::new(rdb.contents.finish());
-                    let declared = None;
-                    let aborted = EventKind::RdbAborted {
-                        framing,
-                        bytes,
-                        declared,
-                    };
-                    self.emit(at, aborted);
-                    self.emit(at, EventKind::RdbContents { contents });
-                }
-                let msg = "the diskless RDB ended, but the 40 bytes after it are not the EOF \
-                           mark it announced"
-                    .to_string();
-                self.lose_master(at, mark_at, msg);
+                self.mark_missing(at, mark_at);
             }
             return rest.len();
         };
+        // The mark ends `end` bytes into `rest`, and begins `rdb_bytes` into the payload.
+        let end = from_rest + ID_LEN - (tail.len() - from_tail);
+        let rdb_bytes = (*seen + end as u64).saturating_sub(ID_LEN as u64);
+        let mut early_end = None;
         if let Some(c) = contents {
             c.feed(&tail[..from_tail]);
             c.feed(&rest[..from_rest]);
+            // The RDB ended before the mark began: the 40 bytes after its end were not the
+            // mark, as a split input would have shown before this mark arrived.
+            if c.is_complete() && c.position() < rdb_bytes {
+                early_end = Some(c.position());
+            }
         }
-        // The mark ends `end` bytes into `rest`.
-        let end = from_rest + ID_LEN - (tail.len() - from_tail);
-        let rdb_bytes = (*seen + end as u64).saturating_sub(ID_LEN as u64);
+        if let Some(rdb_end) = early_end {
+            let payload_at = self.seen[1] - *seen;
+            self.mark_missing(at, payload_at + rdb_end);
+            return rest.len();
+        }
         if let Some(rdb) = &mut self.rdb {
             rdb.bytes = rdb_bytes;
         }
         self.rdb_done(at);
         end
+    }
+
+    /// A diskless RDB ended whole, but what followed it was not its end mark (which should
+    /// have begun at byte `mark_at` of the direction): the RDB is reported, then the link is
+    /// given up.
+    fn mark_missing(&mut self, at: Timestamp, mark_at: u64) {
+        if let Some(rdb) = &mut self.rdb {
+            let (framing, bytes) = (rdb.framing, rdb.contents.position());
+            let contents = Box::new(rdb.contents.finish());
+            let declared = None;
+            let aborted = EventKind::RdbAborted {
+                framing,
+                bytes,
+                declared,
+            };
+            self.emit(at, aborted);
+            self.emit(at, EventKind::RdbContents { contents });
+        }
+        let msg = "the diskless RDB ended, but the 40 bytes after it are not the EOF mark it \
+                   announced"
+            .to_string();
+        self.lose_master(at, mark_at, msg);
     }
 
     /// `len` bytes were forwarded but not seen: offsets stay exact where the framing allows.
