@@ -1,6 +1,8 @@
 #![no_main]
 //! cargo-fuzz target: see fuzz/checks.rs for what `rdb` checks.
 
+// Each target uses part of the shared checks.
+#[allow(dead_code)]
 #[path = "../checks.rs"]
 mod checks;
 
