@@ -238,7 +238,11 @@ pub fn analyzer(data: &[u8]) {
     let whole = run(&steps, |b| vec![b]);
     let mut rng = Rng(seed_of(data));
     let cut = run(&steps, |b| pieces(b, &mut rng));
-    assert_eq!(whole.len(), cut.len(), "event count differs with chunking");
+    assert_eq!(
+        whole.len(),
+        cut.len(),
+        "event count differs with chunking:\nwhole: {whole:#?}\ncut: {cut:#?}"
+    );
     for (a, b) in whole.iter().zip(&cut) {
         assert_eq!(a, b, "an event differs with chunking");
     }

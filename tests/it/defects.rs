@@ -536,3 +536,24 @@ fn a_late_diskless_mark_is_the_same_missing_mark_at_every_split() {
         .expect("a desync");
     assert_eq!(position, (full.len() + mark_at) as u64);
 }
+
+/// Found by coverage-guided fuzzing: a TLS ClientHello was recognised only when its first
+/// three bytes came in one chunk. Now the first bytes wait for the third, at every split.
+#[test]
+fn a_tls_client_hello_is_recognised_at_every_split() {
+    let hello = b"\x16\x03\x01\x00\x05hello";
+    let events = same_events_at_every_split(&[(R, hello)], false);
+    let reason = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::Desync { dir: R, reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .expect("a desync");
+    assert!(reason.contains("TLS"), "{reason}");
+    // Two bytes that only look like its start are analysed when the connection ends.
+    let events = same_events_at_every_split(&[(R, b"\x16\x03")], false);
+    assert!(events
+        .iter()
+        .all(|e| !matches!(&e.kind, EventKind::Desync { reason, .. } if reason.contains("TLS"))));
+}

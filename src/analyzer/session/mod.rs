@@ -28,6 +28,8 @@ mod anchor;
 mod master;
 mod replica;
 
+use replica::is_tls_prefix;
+
 use std::collections::VecDeque;
 
 pub use crate::analyzer::event::Role;
@@ -94,6 +96,10 @@ pub struct Session {
     events: VecDeque<Event>,
     /// Bytes seen so far in each direction (indexed by [`Direction::index`]).
     seen: [u64; 2],
+    /// The first bytes of a direction while they could still begin a TLS record (one or two
+    /// bytes of `16 03`): held until the third says, so that TLS is recognised however the
+    /// first bytes are split.
+    tls_held: [Vec<u8>; 2],
     role: Role,
     requests: resp::Parser,
     /// Position in the replica's direction of the first byte the request parser was fed.
@@ -138,6 +144,7 @@ impl Session {
             cfg,
             events: VecDeque::new(),
             seen: [0, 0],
+            tls_held: [Vec::new(), Vec::new()],
             role: Role::Undetermined,
             requests: resp::Parser::new(cfg.limits),
             requests_origin: 0,
@@ -274,9 +281,35 @@ impl Session {
         if self.ended || chunk.bytes.is_empty() {
             return;
         }
-        match chunk.dir {
-            Direction::ReplicaToMaster => self.feed_requests(chunk.at, chunk.bytes),
-            Direction::MasterToReplica => self.feed_master(chunk.at, chunk.bytes),
+        let d = chunk.dir.index();
+        if self.seen[d] == 0 {
+            let held = &mut self.tls_held[d];
+            if held.len() + chunk.bytes.len() < 3 && is_tls_prefix(held, chunk.bytes) {
+                held.extend_from_slice(chunk.bytes);
+                return;
+            }
+            if !held.is_empty() {
+                let mut first = std::mem::take(held);
+                first.extend_from_slice(chunk.bytes);
+                return self.feed_dir(chunk.dir, chunk.at, &first);
+            }
+        }
+        self.feed_dir(chunk.dir, chunk.at, chunk.bytes);
+    }
+
+    fn feed_dir(&mut self, dir: Direction, at: Timestamp, bytes: &[u8]) {
+        match dir {
+            Direction::ReplicaToMaster => self.feed_requests(at, bytes),
+            Direction::MasterToReplica => self.feed_master(at, bytes),
+        }
+    }
+
+    /// Analyses what a direction held back while it could have been TLS (the connection
+    /// ended, or bytes went missing, before the third byte came).
+    fn release_held(&mut self, dir: Direction, at: Timestamp) {
+        let held = std::mem::take(&mut self.tls_held[dir.index()]);
+        if !held.is_empty() {
+            self.feed_dir(dir, at, &held);
         }
     }
 
@@ -286,6 +319,7 @@ impl Session {
         if self.ended || len == 0 {
             return;
         }
+        self.release_held(dir, at);
         let reason = match why {
             Skipped::Behind => format!("{len} bytes were not analysed (analysis fell behind)"),
             Skipped::NotCaptured => format!("{len} bytes are missing from the capture"),
@@ -306,6 +340,8 @@ impl Session {
         if self.ended {
             return;
         }
+        self.release_held(Direction::ReplicaToMaster, at);
+        self.release_held(Direction::MasterToReplica, at);
         let why = "the connection ended before the RDB connection gave the offsets".to_string();
         self.unpaired(at, why);
         let received = self.rdb_progress().map(|(bytes, total, _)| (bytes, total));
