@@ -430,22 +430,28 @@ impl Session {
     /// have begun at byte `mark_at` of the direction): the RDB is reported, then the link is
     /// given up.
     fn mark_missing(&mut self, at: Timestamp, mark_at: u64) {
-        if let Some(rdb) = &mut self.rdb {
-            let (framing, bytes) = (rdb.framing, rdb.contents.position());
-            let contents = Box::new(rdb.contents.finish());
-            let declared = None;
-            let aborted = EventKind::RdbAborted {
-                framing,
-                bytes,
-                declared,
-            };
-            self.emit(at, aborted);
-            self.emit(at, EventKind::RdbContents { contents });
+        if let Some(bytes) = self.rdb.as_ref().map(|r| r.contents.position()) {
+            self.rdb_aborted(at, bytes, None);
         }
         let msg = "the diskless RDB ended, but the 40 bytes after it are not the EOF mark it \
                    announced"
             .to_string();
         self.lose_master(at, mark_at, msg);
+    }
+
+    /// The transfer ended after `bytes` of the RDB (`declared` announced): says so, with what
+    /// the RDB held so far.
+    pub(super) fn rdb_aborted(&mut self, at: Timestamp, bytes: u64, declared: Option<u64>) {
+        let Some(rdb) = &mut self.rdb else { return };
+        let framing = rdb.framing;
+        let contents = Box::new(rdb.contents.finish());
+        let aborted = EventKind::RdbAborted {
+            framing,
+            bytes,
+            declared,
+        };
+        self.emit(at, aborted);
+        self.emit(at, EventKind::RdbContents { contents });
     }
 
     /// `len` bytes were forwarded but not seen: offsets stay exact where the framing allows.

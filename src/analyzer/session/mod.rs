@@ -344,17 +344,8 @@ impl Session {
         self.release_held(Direction::MasterToReplica, at);
         let why = "the connection ended before the RDB connection gave the offsets".to_string();
         self.unpaired(at, why);
-        let received = self.rdb_progress().map(|(bytes, total, _)| (bytes, total));
-        if let (Some((bytes, declared)), Some(rdb)) = (received, &mut self.rdb) {
-            let framing = rdb.framing;
-            let contents = Box::new(rdb.contents.finish());
-            let aborted = EventKind::RdbAborted {
-                framing,
-                bytes,
-                declared,
-            };
-            self.emit(at, aborted);
-            self.emit(at, EventKind::RdbContents { contents });
+        if let Some((bytes, declared, _)) = self.rdb_progress() {
+            self.rdb_aborted(at, bytes, declared);
         }
         let offset_end = self.offset_end();
         self.emit(
