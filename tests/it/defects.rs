@@ -489,14 +489,9 @@ fn a_missing_diskless_mark_is_placed_where_the_mark_should_begin_at_every_split(
     let full = format!("+FULLRESYNC {ID} 0\r\n");
     let events =
         same_events_at_every_split(&[(R, PSYNC), (M, full.as_bytes()), (M, &payload)], false);
-    let position = events
+    let position = desync_positions(&events)
         .iter()
-        .find_map(|e| match &e.kind {
-            EventKind::Desync {
-                dir: M, position, ..
-            } => Some(*position),
-            _ => None,
-        })
+        .find_map(|&(dir, position, _)| (dir == M).then_some(position))
         .expect("a desync");
     assert!(rdb_at < mark_at);
     assert_eq!(position, (full.len() + mark_at) as u64);
@@ -525,14 +520,9 @@ fn a_late_diskless_mark_is_the_same_missing_mark_at_every_split() {
         })
         .expect("the transfer is not a complete one");
     assert_eq!(aborted, 18, "the RDB's own length");
-    let position = events
+    let position = desync_positions(&events)
         .iter()
-        .find_map(|e| match &e.kind {
-            EventKind::Desync {
-                dir: M, position, ..
-            } => Some(*position),
-            _ => None,
-        })
+        .find_map(|&(dir, position, _)| (dir == M).then_some(position))
         .expect("a desync");
     assert_eq!(position, (full.len() + mark_at) as u64);
 }

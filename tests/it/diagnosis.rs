@@ -1,7 +1,6 @@
 //! Diagnosis against real servers: why each sync happened, with the numbers behind it, as the
 //! servers' own accounting confirms.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -9,11 +8,7 @@ use serde_json::Value;
 use crate::support::{free_port, wait_for_quiescence, wait_until, Server, Sniffer, Version};
 
 fn signal(server: &Server, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    crate::support::process::signal(server.pid(), sig);
 }
 
 fn reason(s: &Value) -> (&str, Option<u64>) {

@@ -271,11 +271,7 @@ fn a_master_killed_mid_transfer_is_reported_and_the_replica_released() {
     });
     std::thread::sleep(Duration::from_millis(500));
     let killed = std::time::Instant::now();
-    let ok = std::process::Command::new("kill")
-        .args(["-KILL", &master.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    crate::support::process::signal(master.pid(), "-KILL");
     wait_until(
         "the replica to see the link down",
         Duration::from_secs(5),
@@ -625,13 +621,7 @@ fn a_stalled_master_is_warned_about_before_the_replica_times_out() {
     wait_until("link up", Duration::from_secs(30), || replica.link_up());
     master.client().cmd(&["SET", "k", "v"]);
     wait_for_quiescence(&master, &replica);
-    let signal = |sig: &str| {
-        let ok = std::process::Command::new("kill")
-            .args([sig, &master.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    };
+    let signal = |sig: &str| crate::support::process::signal(master.pid(), sig);
     signal("-STOP");
     wait_until("the replica to time out", Duration::from_secs(15), || {
         !replica.link_up()

@@ -132,13 +132,7 @@ fn a_stopped_replica_shows_growing_lag_and_a_warning() {
     let mut c = master.client();
     c.cmd(&["SET", "before", "1"]);
     c.cmd(&["WAIT", "1", "5000"]);
-    let kill = |sig: &str| {
-        let ok = Command::new("kill")
-            .args([sig, &replica.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    };
+    let kill = |sig: &str| crate::support::process::signal(replica.pid(), sig);
     kill("-STOP");
     let value = "x".repeat(100);
     for i in 0..40 {
