@@ -269,18 +269,22 @@ impl Client {
     }
 
     pub fn send(&mut self, args: &[&[u8]]) {
+        self.try_send(args).unwrap()
+    }
+
+    pub fn try_send(&mut self, args: &[&[u8]]) -> std::io::Result<()> {
         let mut buf = format!("*{}\r\n", args.len()).into_bytes();
         for a in args {
             buf.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
             buf.extend_from_slice(a);
             buf.extend_from_slice(b"\r\n");
         }
-        self.w.write_all(&buf).unwrap();
+        self.w.write_all(&buf)
     }
 
     pub fn try_cmd(&mut self, args: &[&str]) -> std::io::Result<Reply> {
         let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        self.send(&args);
+        self.try_send(&args)?;
         self.read_reply()
     }
 
@@ -308,7 +312,11 @@ impl Client {
 
     pub fn read_reply(&mut self) -> std::io::Result<Reply> {
         let mut line = String::new();
-        self.r.read_line(&mut line)?;
+        if self.r.read_line(&mut line)? == 0 {
+            // A closed connection is an error for the caller to judge (a refused connection
+            // is what some tests wait through), not a reply.
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
         let line = line.trim_end_matches("\r\n");
         let (kind, rest) = line.split_at(1);
         Ok(match kind {
