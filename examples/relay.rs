@@ -36,7 +36,11 @@ fn main() -> std::io::Result<()> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut events = Events::with_capacity(256);
     loop {
-        poll.poll(&mut events, None)?;
+        match poll.poll(&mut events, None) {
+            // A signal (a profiler attaching) interrupts the wait; it is not an error.
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            r => r?,
+        }
         for event in &events {
             if event.token() == Token(0) {
                 while let Ok((mut client, _)) = listener.accept() {
