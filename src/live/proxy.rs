@@ -10,13 +10,15 @@
 //! # Forwarding never waits on analysis
 //!
 //! All analysis runs on one dedicated thread that owns the [`Monitor`]. A relay hands each
-//! chunk it read to that thread as a reference-counted [`Bytes`](bytes::Bytes) (no copy) over an unbounded
-//! channel — a send that never blocks — and then writes the chunk on. The channel's memory is
-//! bounded by a byte budget instead of a message count: when the analysis is more than
-//! `analysis_budget` bytes behind, the relay does not queue the chunk at all and later tells
-//! the analysis how many bytes it missed (an [`InputKind::Gap`]). That direction is then reported
-//! as desynced (offsets stay exact where the framing allows), and the bytes flow on. No relay
-//! ever awaits the analysis, takes a lock it holds, or waits for channel capacity.
+//! chunk it read to that thread as a reference-counted [`Bytes`] (no copy; small chunks are
+//! copied, so the relay's read block is reused at once) over an unbounded channel — a send
+//! that never blocks — and then writes the chunk on. The channel's memory is bounded by a
+//! byte budget instead of a message count (each chunk counts for at least `CHUNK_COST`
+//! bytes): when the analysis is more than `analysis_budget` bytes behind, the relay does not
+//! queue the chunk at all and later tells the analysis how many bytes it missed (an
+//! [`InputKind::Gap`]). That direction is then reported as desynced (offsets stay exact where
+//! the framing allows), and the bytes flow on. No relay ever awaits the analysis, takes a
+//! lock it holds, or waits for channel capacity.
 //!
 //! Each chunk is handed over *before* it is written, so a request always reaches the analysis
 //! before the reply it provokes.
@@ -28,7 +30,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -219,24 +221,37 @@ impl Shared {
         self.send(Msg::Input(Input { conn, at, kind }));
     }
 
-    /// Takes `n` bytes of the analysis budget; false if the analysis is too far behind. Wakes
-    /// the analysis thread once enough waits for it: a bulk transfer is analysed promptly
-    /// (the queue, and memory, stay small) while small chunks never pay for a wake-up.
-    fn reserve(&self, n: usize) -> bool {
+    /// Queues a chunk read from `dir` for the analysis, if the analysis budget has room for
+    /// it, after a gap for the `skipped` bytes before it; otherwise the analysis is too far
+    /// behind and the chunk's bytes are added to `skipped`.
+    ///
+    /// Wakes the analysis thread while [`WAKE_AT`] bytes or more wait for it, each chunk
+    /// counted as at least [`CHUNK_COST`]: a bulk transfer is analysed promptly (the queue, and
+    /// memory, stay small), and a stream of small chunks in batches of 64, while a lone chunk
+    /// never pays for a wake-up. Every such send wakes it, not only the one that crosses the mark, and
+    /// the wake-up follows the send: otherwise a thread could find the queue empty between
+    /// another relay's reservation and its send, sleep a whole poll period, and let megabytes
+    /// pile up (the frozen-replica test saw 4 MB). Waking a thread that is awake costs one
+    /// atomic swap; only a sleeping one costs a system call.
+    fn queue(&self, conn: u64, at: Timestamp, dir: Direction, bytes: Bytes, skipped: &mut u64) {
+        let n = cost(bytes.len());
         let budget = self.cfg.analysis_budget;
         let reserved = self
             .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
                 (cur + n <= budget).then_some(cur + n)
             });
-        match reserved {
-            Ok(before) => {
-                if before < WAKE_AT && before + n >= WAKE_AT {
-                    self.analysis.unpark();
-                }
-                true
-            }
-            Err(_) => false,
+        let Ok(before) = reserved else {
+            *skipped += bytes.len() as u64;
+            return;
+        };
+        if *skipped > 0 {
+            self.gap(conn, dir, at, std::mem::take(skipped));
+        }
+        let kind = InputKind::Data { dir, bytes };
+        self.send(Msg::Input(Input { conn, at, kind }));
+        if before + n >= WAKE_AT {
+            self.analysis.unpark();
         }
     }
 }
@@ -244,10 +259,27 @@ impl Shared {
 /// Queued bytes that wake the analysis thread before its next poll.
 const WAKE_AT: usize = 64 * 1024;
 
-/// How long the analysis thread sleeps when it finds nothing queued: 1 ms while traffic
-/// flows, 10 ms once it has been idle for a second (an idle proxy wakes 100 times a second).
-fn poll_period(idle_polls: u32) -> Duration {
-    if idle_polls < 1000 {
+/// What a queued chunk counts for, in bytes, in the analysis budget and against [`WAKE_AT`]:
+/// its own length, and at least [`CHUNK_COST`], its share of the analysis' work per chunk.
+/// Without a floor, thousands of ACK-sized chunks would gather between polls and be analysed
+/// in one long batch that pushes the servers' and the relays' data out of the CPU caches:
+/// `PIN=1 scripts/bench-latency` showed a p99 of +45 µs with 10 ms batches, +22 µs with
+/// 1 ms ones (the minimal relay: +14 µs).
+fn cost(len: usize) -> usize {
+    len.max(CHUNK_COST)
+}
+const CHUNK_COST: usize = 1024;
+
+/// How long the analysis thread sleeps once it finds nothing queued, having analysed
+/// `handled` bytes since it last slept, unless [`WAKE_AT`] bytes wake it sooner.
+///
+/// While traffic flows it looks again within 1 ms: a burst then finds it awake and the queue
+/// stays short (a wake-up across two busy cores can take milliseconds, at a gigabyte a
+/// second; with 10 ms sleeps the frozen-replica test saw the queue reach several MB more
+/// often). Once a poll finds nothing, it sleeps 10 ms: an idle proxy wakes 100 times a
+/// second. Live output lags the wire by at most that; timestamps are the relays'.
+fn poll_period(handled: usize) -> Duration {
+    if handled >= 1 {
         Duration::from_millis(1)
     } else {
         Duration::from_millis(10)
@@ -270,20 +302,18 @@ pub async fn run(
         std::thread::Builder::new()
             .name("analysis".into())
             .spawn(move || {
-                let mut idle = 0u32;
+                // Bytes analysed since this thread last slept.
+                let mut handled = 0usize;
                 loop {
                     // Polled, never parked on the channel: a relay's send then never has to
                     // wake this thread (a futex call and a context switch on the forwarding
                     // path, per chunk). Analysis lags by at most a poll period, or until
                     // WAKE_AT bytes wait; timestamps were taken by the relays.
                     let msg = match rx.try_recv() {
-                        Ok(msg) => {
-                            idle = 0;
-                            msg
-                        }
+                        Ok(msg) => msg,
                         Err(mpsc::error::TryRecvError::Empty) => {
-                            idle = idle.saturating_add(1);
-                            std::thread::park_timeout(poll_period(idle));
+                            std::thread::park_timeout(poll_period(handled));
+                            handled = 0;
                             continue;
                         }
                         Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -292,7 +322,8 @@ pub async fn run(
                         Msg::Input(input) => {
                             monitor.handle(&input);
                             if let InputKind::Data { bytes, .. } = &input.kind {
-                                in_flight.fetch_sub(bytes.len(), Ordering::AcqRel);
+                                handled += bytes.len();
+                                in_flight.fetch_sub(cost(bytes.len()), Ordering::AcqRel);
                             }
                         }
                         Msg::ConnectFailed => monitor.connect_failed(),
@@ -448,6 +479,8 @@ async fn connection(id: u64, replica: TcpStream, peer: SocketAddr, shared: Arc<S
 const MIN_READ: usize = 16 * 1024;
 const MIN_BLOCK: usize = 64 * 1024;
 const MAX_BLOCK: usize = 256 * 1024;
+/// Reads up to this size are copied for the analysis rather than shared (see `relay`).
+const COPY_UP_TO: usize = 4 * 1024;
 
 async fn relay(
     id: u64,
@@ -483,20 +516,20 @@ async fn relay(
             to.shutdown().await?;
             return Ok(());
         }
-        let chunk = buf.split().freeze();
-        if shared.reserve(n) {
-            if skipped > 0 {
-                shared.gap(id, dir, at, skipped);
-                skipped = 0;
-            }
-            let kind = InputKind::Data {
-                dir,
-                bytes: chunk.clone(),
-            };
-            shared.send(Msg::Input(Input { conn: id, at, kind }));
+        let chunk = if n <= COPY_UP_TO {
+            // A small read (commands, ACKs: the latency-sensitive traffic) is copied for the
+            // analysis, and the block stays this relay's own: the next read reuses it. Handed
+            // over instead, it would stay pinned until the analysis thread's next poll, and
+            // every few hundred round trips a fresh block would be allocated and its pages
+            // faulted in on the forwarding path (70 page faults per 5000 round trips in
+            // `scripts/bench-sched`, a p99 of +30 µs).
+            let copy = Bytes::copy_from_slice(&buf);
+            buf.clear();
+            copy
         } else {
-            skipped += n as u64;
-        }
+            buf.split().freeze()
+        };
+        shared.queue(id, at, dir, chunk.clone(), &mut skipped);
         write(id, dir, &mut to, &chunk, at, shared).await?;
     }
 }
