@@ -15,20 +15,29 @@ use crate::support::{
     free_port, temp_dir, wait_for_quiescence, wait_until, Server, Sniffer, Version,
 };
 
-/// `GET path` on a loopback port; the body (the request closes the connection).
+/// `GET path` on a loopback port; the body (the request closes the connection). Anything but
+/// 200 fails the test.
 fn get(port: u16, path: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    try_get(port, path).unwrap_or_else(|head| panic!("GET {path}: {head}"))
+}
+
+/// `GET path`: the body of a 200, or the response's head.
+fn try_get(port: u16, path: &str) -> Result<String, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     )
-    .unwrap();
+    .map_err(|e| e.to_string())?;
     let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
+    s.read_to_end(&mut resp).map_err(|e| e.to_string())?;
     let resp = String::from_utf8_lossy(&resp).into_owned();
     let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(head.to_string());
+    }
     // Prometheus answers chunked; our queries are small enough for one chunk or plain.
     if head
         .to_ascii_lowercase()
@@ -44,9 +53,9 @@ fn get(port: u16, path: &str) -> String {
             out.push_str(&after[..n]);
             rest = &after[n + 2..];
         }
-        out
+        Ok(out)
     } else {
-        body.to_string()
+        Ok(body.to_string())
     }
 }
 
@@ -112,9 +121,9 @@ impl Prometheus {
             .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
             .spawn()
             .expect("prometheus (scripts/test installs Debian's package)");
+        // Prometheus answers 503 on /-/ready until it has started.
         wait_until("prometheus ready", Duration::from_secs(30), || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && get(port, "/-/ready").contains("Ready")
+            try_get(port, "/-/ready").is_ok_and(|body| body.contains("Ready"))
         });
         Prometheus { child, port }
     }

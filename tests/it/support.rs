@@ -692,9 +692,10 @@ pub mod process {
         assert!(ok.success(), "kill {sig} {pid}");
     }
 
-    /// Resident memory, in KiB (`VmRSS`).
-    pub fn rss_kib(pid: u32) -> u64 {
-        status_field(pid, "VmRSS:")
+    /// Resident anonymous memory, in KiB (`RssAnon`): the heap and stacks, without the
+    /// binary's own pages, which are read in from the file as code paths first run.
+    pub fn anon_kib(pid: u32) -> u64 {
+        status_field(pid, "RssAnon:")
     }
 
     /// The most resident memory so far, in KiB (`VmHWM`).
