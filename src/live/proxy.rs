@@ -270,16 +270,16 @@ fn cost(len: usize) -> usize {
 }
 const CHUNK_COST: usize = 1024;
 
-/// How long the analysis thread sleeps once it finds nothing queued, having analysed
-/// `handled` bytes since it last slept, unless [`WAKE_AT`] bytes wake it sooner.
+/// How long the analysis thread sleeps once it finds nothing queued, `busy` if it analysed
+/// bytes since it last slept, unless [`WAKE_AT`] bytes wake it sooner.
 ///
 /// While traffic flows it looks again within 1 ms: a burst then finds it awake and the queue
 /// stays short (a wake-up across two busy cores can take milliseconds, at a gigabyte a
 /// second; with 10 ms sleeps the frozen-replica test saw the queue reach several MB more
 /// often). Once a poll finds nothing, it sleeps 10 ms: an idle proxy wakes 100 times a
 /// second. Live output lags the wire by at most that; timestamps are the relays'.
-fn poll_period(handled: usize) -> Duration {
-    if handled >= 1 {
+fn poll_period(busy: bool) -> Duration {
+    if busy {
         Duration::from_millis(1)
     } else {
         Duration::from_millis(10)
@@ -302,8 +302,8 @@ pub async fn run(
         std::thread::Builder::new()
             .name("analysis".into())
             .spawn(move || {
-                // Bytes analysed since this thread last slept.
-                let mut handled = 0usize;
+                // Whether bytes were analysed since this thread last slept.
+                let mut busy = false;
                 loop {
                     // Polled, never parked on the channel: a relay's send then never has to
                     // wake this thread (a futex call and a context switch on the forwarding
@@ -312,8 +312,8 @@ pub async fn run(
                     let msg = match rx.try_recv() {
                         Ok(msg) => msg,
                         Err(mpsc::error::TryRecvError::Empty) => {
-                            std::thread::park_timeout(poll_period(handled));
-                            handled = 0;
+                            std::thread::park_timeout(poll_period(busy));
+                            busy = false;
                             continue;
                         }
                         Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -322,7 +322,7 @@ pub async fn run(
                         Msg::Input(input) => {
                             monitor.handle(&input);
                             if let InputKind::Data { bytes, .. } = &input.kind {
-                                handled += bytes.len();
+                                busy = true;
                                 in_flight.fetch_sub(cost(bytes.len()), Ordering::AcqRel);
                             }
                         }
