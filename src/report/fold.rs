@@ -184,18 +184,18 @@ impl SessionReport {
                 self.stream.commands += 1;
                 self.stream.db = *db;
                 let ledger = &mut self.stream.ledger;
-                match name.as_str() {
-                    "PING" => {
+                match name.as_bytes() {
+                    b"PING" => {
                         self.stream.pings += 1;
                         ledger.ping += bytes;
                     }
-                    "EXEC" => {
+                    b"EXEC" => {
                         self.stream.transactions += 1;
                         ledger.multi_exec += bytes;
                     }
-                    "MULTI" => ledger.multi_exec += bytes,
-                    "SELECT" => ledger.select += bytes,
-                    "REPLCONF" if sub.is_some_and(|s| s.is("GETACK")) => {
+                    b"MULTI" => ledger.multi_exec += bytes,
+                    b"SELECT" => ledger.select += bytes,
+                    b"REPLCONF" if sub.is_some_and(|s| s.is("GETACK")) => {
                         self.stream.getacks += 1;
                         ledger.getack += bytes;
                     }

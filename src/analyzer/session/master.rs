@@ -537,7 +537,10 @@ impl Session {
                     dir: Direction::MasterToReplica,
                 },
             ),
-            Ok(Some(Item::Command(cmd))) => self.on_stream_command(at, &cmd),
+            Ok(Some(Item::Command(cmd))) => {
+                self.on_stream_command(at, &cmd);
+                self.stream.parser.give_back(cmd);
+            }
             Err(f) => {
                 let msg = format!("master stream is not RESP: {}", f.error);
                 // The offset of the byte the broken element starts at.
@@ -604,18 +607,18 @@ impl Session {
         let start = end.map(|e| e.saturating_add(1).saturating_sub(cmd.wire_len()));
         let mut sub = None;
         let mut in_multi = self.stream.in_multi;
-        match name.as_str() {
-            "SELECT" => {
+        match name.as_bytes() {
+            b"SELECT" => {
                 if let Some(db) = cmd.arg(1).and_then(|a| a.as_i64()) {
                     self.stream.db = u32::try_from(db).ok();
                 }
             }
-            "MULTI" => {
+            b"MULTI" => {
                 self.stream.in_multi = true;
                 in_multi = true;
             }
-            "EXEC" | "DISCARD" => self.stream.in_multi = false,
-            "REPLCONF" => sub = cmd.arg(1).map(|a| Name::new(a.bytes)),
+            b"EXEC" | b"DISCARD" => self.stream.in_multi = false,
+            b"REPLCONF" => sub = cmd.arg(1).map(|a| Name::new(a.bytes)),
             _ => {}
         }
         let kind = EventKind::Command {

@@ -55,6 +55,7 @@ impl Session {
                     self.secrets
                         .extend(ranges.iter().map(|&(a, b)| (start + a, start + b)));
                     self.on_request(at, &cmd);
+                    self.requests.give_back(cmd);
                 }
                 Err(f) => {
                     let msg = format!("replica sent bytes that are not a command: {}", f.error);
