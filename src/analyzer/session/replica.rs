@@ -234,7 +234,6 @@ pub(super) fn is_syncslots(cmd: &Command, sub: Option<&str>) -> bool {
         && sub.is_none_or(|sub| cmd.arg(2).is_some_and(|a| a.eq_ignore_case(sub)))
 }
 
-/// A TLS record header (handshake, TLS 1.0 to 1.3): what a `tls-replication` link starts with.
 /// Whether `held` then `more` are the first bytes of a TLS record (`16 03 0x`), so far.
 pub(super) fn is_tls_prefix(held: &[u8], more: &[u8]) -> bool {
     const START: [u8; 2] = [0x16, 0x03];
@@ -245,6 +244,7 @@ pub(super) fn is_tls_prefix(held: &[u8], more: &[u8]) -> bool {
         .all(|(b, s)| *b == s)
 }
 
+/// A TLS record header (handshake, TLS 1.0 to 1.3): what a `tls-replication` link starts with.
 pub(super) fn is_tls_record(bytes: &[u8]) -> bool {
     bytes.len() >= 3 && bytes[0] == 0x16 && bytes[1] == 0x03 && bytes[2] <= 0x04
 }
