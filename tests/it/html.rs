@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{temp_dir, wait_for_quiescence, wait_until, Server, Sniffer, Version};
+use crate::support::{
+    paced_acked_writes, temp_dir, wait_for_quiescence, wait_until, Server, Sniffer, Version,
+};
 
 fn chromium(args: &[&str], page: &Path) -> std::process::Output {
     let profile = temp_dir("chromium");
@@ -221,12 +223,7 @@ fn the_html_report_of_a_live_full_sync_with_writes_draws_its_data_in_a_browser()
         &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
     );
     wait_until("link up", Duration::from_secs(30), || replica.link_up());
-    let mut c = master.client();
-    for i in 0..60 {
-        c.cmd(&["SET", &format!("k{i}"), "v"]);
-        c.cmd(&["WAIT", "1", "1000"]);
-        std::thread::sleep(Duration::from_millis(40));
-    }
+    paced_acked_writes(&master, 60, Duration::from_millis(40));
     wait_for_quiescence(&master, &replica);
     let out = sniffer.stop();
     check_page("live-full-sync", &out.report, &html);

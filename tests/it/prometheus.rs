@@ -12,7 +12,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    free_port, temp_dir, wait_for_quiescence, wait_until, Server, Sniffer, Version,
+    free_port, paced_acked_writes, temp_dir, wait_for_quiescence, wait_until, Server, Sniffer,
+    Version,
 };
 
 /// `GET path` on a loopback port; the body (the request closes the connection). Anything but
@@ -161,12 +162,7 @@ fn a_real_prometheus_scrapes_and_every_dashboard_query_returns_data() {
         &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
     );
     wait_until("link up", Duration::from_secs(30), || replica.link_up());
-    let mut c = master.client();
-    for i in 0..80 {
-        c.cmd(&["SET", &format!("k{i}"), "v"]);
-        c.cmd(&["WAIT", "1", "1000"]);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    paced_acked_writes(&master, 80, Duration::from_millis(50));
     wait_for_quiescence(&master, &replica);
     std::thread::sleep(Duration::from_secs(3));
 

@@ -581,6 +581,17 @@ pub fn assert_valid_report(path: &Path) {
     );
 }
 
+/// Writes `n` keys on `master`, each acknowledged by one replica (`WAIT 1 1000`) and followed
+/// by `pause`: a stream that spans several seconds, for reports drawn per second.
+pub fn paced_acked_writes(master: &Server, n: usize, pause: Duration) {
+    let mut c = master.client();
+    for i in 0..n {
+        c.cmd(&["SET", &format!("k{i}"), "v"]);
+        c.cmd(&["WAIT", "1", "1000"]);
+        std::thread::sleep(pause);
+    }
+}
+
 /// Waits until master and replica agree on the offset and the replica has acknowledged it.
 pub fn wait_for_quiescence(master: &Server, replica: &Server) -> u64 {
     let mut last = None;
