@@ -388,6 +388,21 @@ pub enum EventKind {
         /// Bytes passed over before that boundary.
         skipped: u64,
     },
+    /// The analysis of a direction found its way back after bytes it did not see (a capture
+    /// lost them, or the analysis fell behind: the [`EventKind::Desync`] before says which):
+    /// it goes on from the first command boundary after them. Offsets stayed exact throughout,
+    /// so commands from here on carry exact offsets again; commands in the bytes missed and
+    /// passed over are not counted.
+    Resumed {
+        /// Which direction.
+        dir: Direction,
+        /// Bytes into that direction where the command it resumes at begins.
+        position: u64,
+        /// The replication offset of that command's first byte, when in the stream.
+        offset: Option<u64>,
+        /// Bytes passed over between the last missing byte and that command.
+        passed: u64,
+    },
     /// Something a person should look at (lag, a silent master, odd ACKs).
     Warning {
         /// What kind of warning.

@@ -175,6 +175,22 @@ impl fmt::Display for Event {
                 "{} joined mid-connection: analysis starts after {skipped} bytes, offsets unknown",
                 dir.arrow()
             ),
+            EventKind::Resumed {
+                dir,
+                position,
+                offset,
+                passed,
+            } => {
+                write!(
+                    f,
+                    "RESUMED {}: analysis goes on at the next command, byte {position}",
+                    dir.arrow()
+                )?;
+                if let Some(o) = offset {
+                    write!(f, ", replication offset {o}")?;
+                }
+                write!(f, " ({passed} bytes passed over after the gap)")
+            }
             EventKind::Warning { kind, message } => write!(f, "WARNING ({kind}): {message}"),
             EventKind::Status {
                 offset,

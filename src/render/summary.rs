@@ -159,6 +159,15 @@ pub fn session(s: &SessionReport) -> String {
     }
     if let Some(d) = &s.desync {
         let _ = writeln!(o, "  DESYNC: {d}");
+        let resumed = s.desyncs.iter().filter(|d| d.resumed.is_some()).count();
+        if resumed > 0 {
+            let gaps = s.desyncs.len();
+            let _ = writeln!(
+                o,
+                "  resumed after {resumed} of {gaps} desync(s) at the next command; \
+                 commands in the bytes missed are not counted, offsets stay exact"
+            );
+        }
     }
     o
 }

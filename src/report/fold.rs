@@ -221,6 +221,21 @@ impl SessionReport {
                 reason,
             } => self.add_desync(*dir, *position, *offset, reason.clone()),
             EventKind::JoinedLate { .. } => self.joined_late = true,
+            EventKind::Resumed {
+                dir,
+                position,
+                offset,
+                passed,
+            } => {
+                let last = self.desyncs.iter_mut().rev().find(|d| d.direction == *dir);
+                if let Some(d) = last.filter(|d| d.resumed.is_none()) {
+                    d.resumed = Some(ResumedReport {
+                        position: *position,
+                        offset: *offset,
+                        passed: *passed,
+                    });
+                }
+            }
             EventKind::Anchored { offset } => {
                 let l = &self.stream.ledger;
                 let seen = l.data + l.ping + l.getack + l.select + l.multi_exec;
@@ -388,6 +403,7 @@ impl SessionReport {
             position,
             offset,
             reason,
+            resumed: None,
         });
     }
 

@@ -381,4 +381,17 @@ pub struct DesyncReport {
     pub offset: Option<u64>,
     /// What was wrong.
     pub reason: String,
+    /// Where the analysis of that direction went on after missing bytes, if it did.
+    pub resumed: Option<ResumedReport>,
+}
+
+/// Where the analysis went on after a desync over missing bytes.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResumedReport {
+    /// Byte position, in that direction, of the command it went on at.
+    pub position: u64,
+    /// That command's replication offset, when in the stream.
+    pub offset: Option<u64>,
+    /// Bytes passed over between the last missing byte and that command.
+    pub passed: u64,
 }

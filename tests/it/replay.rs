@@ -386,11 +386,14 @@ fn a_capture_that_starts_mid_connection_is_analysed_from_the_next_command() {
     assert!(num(&s["commands"]["SET"]["count"]) > 50);
 }
 
+/// A segment missing from a capture (tcpdump dropped it) costs the commands in it, not the
+/// rest of the session: the desync says where the missing bytes begin, the analysis goes on at
+/// the next command after them, and offsets stay exact throughout.
 #[test]
-fn a_lost_stream_segment_desyncs_at_its_offset_and_offsets_stay_exact() {
+fn a_lost_stream_segment_desyncs_where_it_begins_and_the_analysis_resumes_after_it() {
     let full = manifest().join("fixtures/captures/redis-7.0.15/full-disk.pcap");
     let lossy = scratch("lossy.pcap");
-    // The first stream segment after the RDB: 8450 bytes starting with SELECT.
+    // The first stream segment after the RDB: 8450 bytes starting with SELECT, offsets 1-8450.
     edited_capture(&full, &lossy, |_, payload| {
         !payload.starts_with(b"*2\r\n$6\r\nSELECT")
     });
@@ -398,11 +401,31 @@ fn a_lost_stream_segment_desyncs_at_its_offset_and_offsets_stay_exact() {
     let s = &report["sessions"][0];
     let desync = &s["desyncs"][0];
     assert_eq!(desync["direction"], "master_to_replica");
-    assert_eq!(num(&desync["offset"]), 8450, "{desync}");
+    assert_eq!(num(&desync["offset"]), 1, "{desync}");
     assert!(desync["reason"]
         .as_str()
         .unwrap()
         .contains("8450 bytes are missing"));
+    // The segment after it begins with a command: nothing more is passed over.
+    let resumed = &desync["resumed"];
+    assert_eq!(num(&resumed["offset"]), 8451, "{desync}");
+    assert_eq!(num(&resumed["passed"]), 0, "{desync}");
+    assert_eq!(
+        num(&resumed["position"]) - num(&desync["position"]),
+        8450,
+        "{desync}"
+    );
+    // Counted after the gap, with their offsets: GETACK (37 B), DEL (27 B), two PINGs (14 B).
+    let ledger = &s["stream"]["ledger"];
+    assert_eq!(
+        [
+            ledger["getack"].clone(),
+            ledger["data"].clone(),
+            ledger["ping"].clone()
+        ],
+        [37, 27, 28]
+    );
+    assert_eq!(num(&s["commands"]["DEL"]["count"]), 1);
     // Byte counting goes on across the gap: the end offset is still the master's.
     assert_eq!(num(&s["offsets"]["end"]), 8542);
     assert_eq!(num(&s["offsets"]["acked"]), 8542);

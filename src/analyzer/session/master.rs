@@ -26,8 +26,12 @@ pub(super) enum Phase {
     },
     /// The replication stream.
     Stream,
-    /// Joined mid-connection: looking for the first command boundary of the stream.
-    Resync { finder: resp::BoundaryFinder },
+    /// Looking for a command boundary of the stream: joined mid-connection (offsets unknown),
+    /// or `after_gap`, past bytes the analysis did not see (offsets known, and kept).
+    Resync {
+        finder: resp::BoundaryFinder,
+        after_gap: bool,
+    },
     /// A plain client's replies: forwarded, not parsed.
     Opaque,
     /// Analysis stopped after a desync; stream bytes are still counted.
@@ -100,18 +104,41 @@ impl Session {
                     take as usize
                 }
                 Phase::RdbEof { .. } => self.scan_eof_mark(at, rest),
-                Phase::Resync { finder } => match finder.find(rest) {
+                Phase::Resync { finder, after_gap } => match finder.find(rest) {
                     Some(found) => {
-                        let (dir, skipped) = (Direction::MasterToReplica, found.skipped);
-                        self.emit(at, EventKind::JoinedLate { dir, skipped });
-                        self.enter(Phase::Stream);
+                        let (dir, after_gap) = (Direction::MasterToReplica, *after_gap);
                         let header = found.header();
                         // The header may have begun in earlier chunks: count back from where it ends.
                         let header_at = self.seen[1] + found.resume as u64 - header.len() as u64;
+                        if after_gap {
+                            // Offsets stayed exact across the gap: the bytes passed over count
+                            // (the header's, which earlier chunks may have counted, once parsed).
+                            let bytes = self.stream.bytes + found.resume as u64;
+                            self.stream.bytes = bytes - header.len() as u64;
+                            let (position, offset) = (header_at, self.stream.offset_end());
+                            let offset = offset.map(|o| o.saturating_add(1));
+                            let passed = found.skipped;
+                            let resumed = EventKind::Resumed {
+                                dir,
+                                position,
+                                offset,
+                                passed,
+                            };
+                            self.emit(at, resumed);
+                        } else {
+                            let skipped = found.skipped;
+                            self.emit(at, EventKind::JoinedLate { dir, skipped });
+                        }
+                        self.enter(Phase::Stream);
                         self.stream_bytes(at, header, header_at);
                         found.resume
                     }
-                    None => rest.len(),
+                    None => {
+                        if *after_gap {
+                            self.stream.bytes += rest.len() as u64;
+                        }
+                        rest.len()
+                    }
                 },
                 Phase::Stream => self.stream_bytes(at, rest, self.seen[1]),
                 Phase::Opaque | Phase::Lost => {
@@ -474,12 +501,16 @@ impl Session {
                     rdb.bytes += rdb_part;
                 }
                 self.rdb_done(at);
-                self.stream.bytes += len - rdb_part;
-                self.desync(dir, at, self.seen[1], self.stream.offset_end(), reason);
+                let first = self.seen[1] + rdb_part;
+                self.lose_stream_bytes(at, first, len - rdb_part, reason);
             }
-            Phase::Stream => {
+            Phase::Stream => self.lose_stream_bytes(at, self.seen[1], len, reason),
+            Phase::Resync {
+                after_gap: true, ..
+            } => {
+                // Still looking after an earlier gap: the bytes count, and the search starts over.
                 self.stream.bytes += len;
-                self.desync(dir, at, self.seen[1], self.stream.offset_end(), reason);
+                self.resync_after_gap();
             }
             Phase::Opaque | Phase::Lost => {
                 if self.stream.started {
@@ -495,6 +526,35 @@ impl Session {
             }
         }
         self.seen[1] += len;
+    }
+
+    /// `len` stream bytes, from byte `first` of the direction on, went by unseen: a desync
+    /// where the command they cut began (it is lost), then a search for the next command
+    /// boundary after them. They are counted, so offsets stay exact.
+    fn lose_stream_bytes(&mut self, at: Timestamp, first: u64, len: u64, reason: String) {
+        let dir = Direction::MasterToReplica;
+        let parser = &self.stream.parser;
+        let cut = parser
+            .command_start()
+            .map_or(0, |start| parser.consumed() - start);
+        // The offset of the stream byte before `first` (the last one seen), less the cut part.
+        let before = self.stream.offset_end();
+        let offset = before.map(|o| o.saturating_sub(cut).saturating_add(1));
+        self.desync(dir, at, first - cut, offset, reason);
+        self.stream.bytes += len;
+        self.resync_after_gap();
+    }
+
+    /// Starts looking for the next command boundary, with a parser that knows nothing of the
+    /// command a gap cut, nor of the database or transaction it was in.
+    fn resync_after_gap(&mut self) {
+        self.stream.parser = resp::Parser::for_master_stream(self.cfg.limits);
+        self.stream.db = None;
+        self.stream.in_multi = false;
+        self.enter(Phase::Resync {
+            finder: resp::BoundaryFinder::default(),
+            after_gap: true,
+        });
     }
 
     fn rdb_done(&mut self, at: Timestamp) {

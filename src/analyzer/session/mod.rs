@@ -80,8 +80,12 @@ enum Pending {
 /// Where the replica's direction is.
 #[derive(Debug)]
 enum ReplicaPhase {
-    /// Joined mid-connection: looking for the first command boundary.
-    Resync(resp::BoundaryFinder),
+    /// Looking for a command boundary: joined mid-connection, or `after_gap`, past bytes the
+    /// analysis did not see.
+    Resync {
+        finder: resp::BoundaryFinder,
+        after_gap: bool,
+    },
     /// Parsing commands.
     Commands,
     /// Lost after bytes that are not commands, or missing ones: only counted.
@@ -191,10 +195,14 @@ impl Session {
         cfg: Config,
     ) -> Session {
         let mut s = Session::new(id, at, replica, upstream, cfg);
-        s.replica_phase = ReplicaPhase::Resync(resp::BoundaryFinder::default());
+        s.replica_phase = ReplicaPhase::Resync {
+            finder: resp::BoundaryFinder::default(),
+            after_gap: false,
+        };
         s.late = Some(LateAnchor::default());
         s.enter(Phase::Resync {
             finder: resp::BoundaryFinder::default(),
+            after_gap: false,
         });
         s
     }
@@ -624,6 +632,118 @@ mod tests {
         ));
         // Every byte still counts: 14 + 10 + 14.
         assert_eq!(end_of(&ev), (38, Some(138)));
+    }
+
+    /// Missing bytes (the analysis fell behind, a capture dropped a segment) cost the commands
+    /// they touch, not the rest of the session: the desync is where the command they cut began;
+    /// the analysis goes on at the next command; offsets stay exact across the gap.
+    #[test]
+    fn bytes_missed_mid_command_cost_that_command_and_the_analysis_resumes_after_it() {
+        let set = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"; // 27 bytes
+        let ping = b"*1\r\n$4\r\nping\r\n"; // 14 bytes
+        let psync = format!("*3\r\n$5\r\nPSYNC\r\n$40\r\n{ID}\r\n$3\r\n101\r\n");
+        let cont = format!("+CONTINUE {ID}\r\n");
+        let mut s = Session::new(1, Timestamp(0), "r", "m", Config::default());
+        let feed = |s: &mut Session, dir, bytes: &[u8]| {
+            let at = Timestamp(1);
+            s.feed(Chunk { dir, at, bytes });
+        };
+        feed(&mut s, R, psync.as_bytes());
+        feed(&mut s, M, cont.as_bytes());
+        feed(&mut s, M, ping); // offsets 101..=114
+        feed(&mut s, M, &set[..10]); // the SET begins at 115
+        s.skip(M, Timestamp(2), 10, Skipped::Behind);
+        feed(&mut s, M, &set[20..]); // 7 bytes passed over
+        feed(&mut s, M, ping); // 142..=155
+        feed(
+            &mut s,
+            R,
+            b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$3\r\n155\r\n",
+        );
+        s.finish(Timestamp(3), "end");
+        let ev: Vec<EventKind> = std::iter::from_fn(|| s.poll_event())
+            .map(|e| e.kind)
+            .collect();
+
+        let at_ping_end = (cont.len() + ping.len()) as u64;
+        assert!(matches!(
+            find(&ev, |e| matches!(e, EventKind::Desync { .. })),
+            EventKind::Desync { dir: M, position, offset: Some(115), .. } if *position == at_ping_end
+        ));
+        assert_eq!(
+            find(&ev, |e| matches!(e, EventKind::Resumed { .. })),
+            &EventKind::Resumed {
+                dir: M,
+                position: at_ping_end + 27,
+                offset: Some(142),
+                passed: 7
+            }
+        );
+        let commands: Vec<(Option<u64>, Option<u64>)> = ev
+            .iter()
+            .filter_map(|e| match e {
+                EventKind::Command { start, end, .. } => Some((*start, *end)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(commands, [(Some(101), Some(114)), (Some(142), Some(155))]);
+        assert!(ev
+            .iter()
+            .any(|e| matches!(e, EventKind::Ack { offset: 155, .. })));
+        assert_eq!(end_of(&ev), (55, Some(155)));
+    }
+
+    /// The same on the replica's side: its ACKs are parsed again after the gap.
+    #[test]
+    fn bytes_missed_in_the_replicas_direction_cost_one_ack() {
+        let ack = |o: &str| {
+            format!(
+                "*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n${}\r\n{o}\r\n",
+                o.len()
+            )
+        };
+        let psync = format!("*3\r\n$5\r\nPSYNC\r\n$40\r\n{ID}\r\n$3\r\n101\r\n");
+        let mut s = Session::new(1, Timestamp(0), "r", "m", Config::default());
+        let feed = |s: &mut Session, dir, bytes: &[u8]| {
+            let at = Timestamp(1);
+            s.feed(Chunk { dir, at, bytes });
+        };
+        feed(&mut s, R, psync.as_bytes());
+        feed(
+            &mut s,
+            M,
+            format!("+CONTINUE {ID}\r\n*1\r\n$4\r\nping\r\n").as_bytes(),
+        );
+        feed(&mut s, R, ack("110").as_bytes());
+        let second = ack("112");
+        feed(&mut s, R, &second.as_bytes()[..5]);
+        s.skip(R, Timestamp(2), 5, Skipped::NotCaptured);
+        feed(&mut s, R, &second.as_bytes()[10..]);
+        feed(&mut s, R, ack("114").as_bytes());
+        s.finish(Timestamp(3), "end");
+        let ev: Vec<EventKind> = std::iter::from_fn(|| s.poll_event())
+            .map(|e| e.kind)
+            .collect();
+
+        let acks: Vec<u64> = ev
+            .iter()
+            .filter_map(|e| match e {
+                EventKind::Ack { offset, .. } => Some(*offset),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(acks, [110, 114]);
+        let second_at = (psync.len() + ack("110").len()) as u64;
+        assert!(matches!(
+            find(&ev, |e| matches!(e, EventKind::Desync { .. })),
+            EventKind::Desync { dir: R, position, offset: None, .. } if *position == second_at
+        ));
+        assert!(matches!(
+            find(&ev, |e| matches!(e, EventKind::Resumed { .. })),
+            EventKind::Resumed { dir: R, position, passed, offset: None }
+                if *position == second_at + second.len() as u64
+                    && *passed == second.len() as u64 - 10
+        ));
     }
 
     #[test]

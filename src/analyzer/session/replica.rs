@@ -6,7 +6,7 @@ use super::{Pending, ReplicaPhase, Role, Session};
 use crate::analyzer::event::{Channel, EventKind, WarningKind};
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::protocol::handshake;
-use crate::protocol::resp::{Command, Item, Name};
+use crate::protocol::resp::{self, Command, Item, Name};
 
 impl Session {
     pub(super) fn feed_requests(&mut self, at: Timestamp, bytes: &[u8]) {
@@ -17,16 +17,32 @@ impl Session {
             return self.lose_requests(at, 0, why.to_string());
         }
         let mut from = 0;
-        if let ReplicaPhase::Resync(finder) = &mut self.replica_phase {
+        if let ReplicaPhase::Resync { finder, after_gap } = &mut self.replica_phase {
             let Some(found) = finder.find(bytes) else {
                 self.seen[0] += bytes.len() as u64;
                 return;
             };
+            let (dir, after_gap) = (Direction::ReplicaToMaster, *after_gap);
             self.replica_phase = ReplicaPhase::Commands;
-            let (dir, skipped) = (Direction::ReplicaToMaster, found.skipped);
-            self.emit(at, EventKind::JoinedLate { dir, skipped });
-            self.requests_origin = skipped;
-            self.parse_requests(at, found.header(), skipped);
+            // The header may have begun in earlier chunks: count back from where it ends.
+            let header_at = self.seen[0] + found.resume as u64 - found.header().len() as u64;
+            if after_gap {
+                let (position, offset, passed) = (header_at, None, found.skipped);
+                self.emit(
+                    at,
+                    EventKind::Resumed {
+                        dir,
+                        position,
+                        offset,
+                        passed,
+                    },
+                );
+            } else {
+                let skipped = found.skipped;
+                self.emit(at, EventKind::JoinedLate { dir, skipped });
+            }
+            self.requests_origin = header_at;
+            self.parse_requests(at, found.header(), header_at);
             from = found.resume;
         }
         self.parse_requests(at, &bytes[from..], self.seen[0] + from as u64);
@@ -211,10 +227,30 @@ impl Session {
     }
 
     /// Bytes were skipped: the command stream cannot be followed past them.
+    /// `len` bytes of the replica's direction went by unseen. Commands are parsed again from
+    /// the next command boundary after them; the command they cut is lost.
     pub(super) fn skip_requests(&mut self, at: Timestamp, len: u64, reason: String) {
-        let position = self.seen[0];
+        let cut =
+            (self.requests.command_start()).map_or(0, |start| self.requests.consumed() - start);
+        let position = self.seen[0] - cut;
         self.seen[0] += len;
-        self.lose_requests(at, position, reason);
+        match &mut self.replica_phase {
+            ReplicaPhase::Commands => {
+                self.desync(Direction::ReplicaToMaster, at, position, None, reason);
+                self.requests = resp::Parser::new(self.cfg.limits);
+                self.replica_phase = ReplicaPhase::Resync {
+                    finder: resp::BoundaryFinder::default(),
+                    after_gap: true,
+                };
+            }
+            ReplicaPhase::Resync {
+                finder,
+                after_gap: true,
+            } => *finder = resp::BoundaryFinder::default(),
+            ReplicaPhase::Resync { .. } | ReplicaPhase::Lost => {
+                self.lose_requests(at, position, reason)
+            }
+        }
     }
 
     /// Stops the analysis of the replica's direction (once): what broke it begins at
