@@ -26,8 +26,9 @@
 //! - Only the drivers ([`live`], [`capture`]) perform IO or read the clock; the analyzer is fed
 //!   timestamps.
 //!   File IO and packet capture happen only in [`capture`]; terminal output only in
-//!   [`render::sinks`] and the binary. The only `unsafe` is the packet socket's system calls
-//!   ([`capture::socket`]), each with its reason.
+//!   [`render::sinks`] and the binary. The only `unsafe` is in system calls: the packet socket's
+//!   ([`capture::socket`]) and the analysis thread's scheduler slice ([`live::sched`]), each
+//!   with its reason.
 //! - Forwarding never waits on analysis (see [`live::proxy`]).
 //! - No length read from the wire is used to allocate; every buffer has a stated bound.
 //! - Malformed input is an event ([`EventKind::Desync`]), never a panic or an error return;

@@ -17,8 +17,12 @@
 //! bytes): when the analysis is more than `analysis_budget` bytes behind, the relay does not
 //! queue the chunk at all and later tells the analysis how many bytes it missed (an
 //! [`InputKind::Gap`]). That direction is then reported as desynced (offsets stay exact where
-//! the framing allows), and the bytes flow on. No relay ever awaits the analysis, takes a
-//! lock it holds, or waits for channel capacity.
+//! the framing allows), its analysis goes on at the next command, and the bytes flow on. No
+//! relay ever awaits the analysis, takes a lock it holds, or waits for channel capacity.
+//!
+//! The budget is therefore also the memory a burst can take: bytes that leave a kernel buffer
+//! at memory speed outrun any parser for a moment. The analysis thread asks for a short
+//! scheduler slice ([`super::sched`]) so that moment is as short as the cores allow.
 //!
 //! Each chunk is handed over *before* it is written, so a request always reaches the analysis
 //! before the reply it provokes.
@@ -302,6 +306,11 @@ pub async fn run(
         std::thread::Builder::new()
             .name("analysis".into())
             .spawn(move || {
+                // Run promptly when woken, so a burst waits in the queue (and in memory) for
+                // as short a time as the cores allow.
+                if let Err(e) = super::sched::request_slice(super::sched::ANALYSIS_SLICE_NS) {
+                    tracing::debug!("the analysis thread keeps the default slice: {e}");
+                }
                 // Whether bytes were analysed since this thread last slept.
                 let mut busy = false;
                 loop {
