@@ -199,9 +199,12 @@ pub(crate) struct ProxyArgs {
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub(crate) max_connections: usize,
 
-    /// Most megabytes queued for analysis; past that the analysis skips bytes (and says so)
-    /// rather than slowing replication.
-    #[arg(long, value_name = "MB", default_value_t = 64)]
+    /// Most bytes queued for analysis, over all connections: a number of megabytes, or a size
+    /// like 512K, 4M, 1G. Past that the analysis skips bytes rather than slowing replication:
+    /// it reports a desync with the offset and goes on at the next command, offsets exact.
+    /// It is also the most memory repl-sniff holds for a burst the analysis has not caught up
+    /// with (a burst out of a kernel buffer comes at memory speed, faster than any parser).
+    #[arg(long, value_name = "SIZE", default_value = "64", value_parser = analysis_size)]
     pub(crate) analysis_buffer: usize,
 
     /// Also write every session to this pcapng file (Wireshark; `repl-sniff replay`). AUTH
@@ -312,4 +315,54 @@ pub(crate) struct OutputArgs {
 pub(crate) enum Format {
     Text,
     Json,
+}
+
+/// `--analysis-buffer`: megabytes, or a size with a K, M or G suffix (binary units), at least
+/// 64K (the queue that wakes the analysis thread).
+fn analysis_size(spec: &str) -> Result<usize, String> {
+    let spec = spec.trim();
+    let split = spec
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(spec.len());
+    let (digits, unit) = spec.split_at(split);
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "M" | "MB" | "MIB" => 20,
+        "K" | "KB" | "KIB" => 10,
+        "G" | "GB" | "GIB" => 30,
+        _ => {
+            return Err(format!(
+                "'{spec}' is not a size (examples: 64, 512K, 4M, 1G)"
+            ))
+        }
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("'{spec}' is not a size (examples: 64, 512K, 4M, 1G)"))?;
+    let bytes = n
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("'{spec}' is too large"))?;
+    if bytes < 64 << 10 {
+        return Err(format!(
+            "'{spec}' is below the smallest analysis buffer, 64K"
+        ));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::analysis_size;
+
+    #[test]
+    fn analysis_buffer_sizes_are_megabytes_unless_they_say_otherwise() {
+        assert_eq!(analysis_size("64"), Ok(64 << 20));
+        assert_eq!(analysis_size("512K"), Ok(512 << 10));
+        assert_eq!(analysis_size("4m"), Ok(4 << 20));
+        assert_eq!(analysis_size("1G"), Ok(1 << 30));
+        assert!(analysis_size("0").unwrap_err().contains("smallest"));
+        assert!(analysis_size("32K").unwrap_err().contains("smallest"));
+        assert!(analysis_size("ten").unwrap_err().contains("not a size"));
+        assert!(analysis_size("5T").unwrap_err().contains("not a size"));
+        assert!(analysis_size("99999999999999999999G").is_err());
+    }
 }

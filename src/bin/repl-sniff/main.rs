@@ -174,7 +174,7 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
     let cfg = ProxyConfig {
         upstream: upstream.clone(),
         connect_timeout: Duration::from_secs_f64(args.connect_timeout.max(0.001)),
-        analysis_budget: args.analysis_buffer.max(1) << 20,
+        analysis_budget: args.analysis_buffer,
         on_tick: None,
         max_connections: args.max_connections.max(1),
         ..ProxyConfig::default()
