@@ -50,6 +50,8 @@ struct Flow {
     /// Replica bytes held back, starting at byte `held_pos` of that direction.
     held: Vec<u8>,
     held_pos: u64,
+    /// Where the command the held bytes end inside began, as of the last replica bytes.
+    hold: Option<u64>,
     secrets: Vec<(u64, u64)>,
 }
 
@@ -251,6 +253,7 @@ impl Recorder {
                 next: [c1, s1],
                 held: Vec::new(),
                 held_pos: 0,
+                hold: None,
                 secrets: Vec::new(),
             },
         );
@@ -270,6 +273,7 @@ impl Recorder {
         }
         flow.held.extend_from_slice(bytes);
         flow.secrets.extend_from_slice(secrets);
+        flow.hold = hold;
         let overflow = flow.held.len() > MAX_HELD;
         // Held bytes must go before the command that may be `AUTH` is complete: mask all of it
         // seen so far (framing too) rather than risk showing a password.
@@ -290,6 +294,15 @@ impl Recorder {
 
     fn skip(&mut self, id: u64, dir: Direction, at: Timestamp, len: u64) {
         if dir == Direction::ReplicaToMaster {
+            // The command held back may have been an `AUTH` the gap cut: it never completes,
+            // so mask what there is of it before letting it go.
+            if let Some(flow) = self.flows.get_mut(&id) {
+                let start = flow.held_pos;
+                if let Some(from) = flow.hold.take().filter(|_| self.mask_secrets) {
+                    let from = from.saturating_sub(start).min(flow.held.len() as u64);
+                    flow.held[from as usize..].fill(b'*');
+                }
+            }
             self.release_held(id, at);
         }
         if let Some(flow) = self.flows.get_mut(&id) {

@@ -8,7 +8,7 @@ use repl_sniff::capture::record::Recorder;
 use repl_sniff::render::sinks::TextLines;
 use repl_sniff::report::monitor::Monitor;
 use repl_sniff::{
-    Chunk, Config, Direction, Event, EventKind, Input, InputKind, Session, Timestamp,
+    Chunk, Config, Direction, Event, EventKind, Input, InputKind, Session, Skipped, Timestamp,
 };
 
 use crate::splits::{assert_same, same_events_at_every_split, session_events, Split};
@@ -133,6 +133,47 @@ fn an_auth_longer_than_the_hold_back_is_masked_whole() {
         );
         assert!(got.ends_with(PING), "{split:?}");
     }
+}
+
+/// Bytes the analysis skipped can cut an `AUTH` in two. What came before the gap was held back
+/// while the command might carry a password; it is masked, not released as it was.
+#[test]
+fn an_auth_cut_by_skipped_bytes_is_masked_up_to_the_gap() {
+    let file = temp_dir("masking-gap").join("gap.pcapng");
+    let recorder = Recorder::create(&file, true).unwrap();
+    let mut monitor = Monitor::new(Config::default(), vec![]).with_tap(Box::new(recorder));
+    let at = Timestamp(1_000_000);
+    let before = b"*2\r\n$4\r\nAUTH\r\n$12\r\nsecret-p".as_slice(); // then "ass1\r\n", skipped
+    let gap = InputKind::Gap {
+        dir: R,
+        len: 6,
+        why: Skipped::Behind,
+    };
+    let inputs = [
+        open(),
+        data(R, Bytes::from_static(before)),
+        gap,
+        data(R, Bytes::from_static(PING)),
+        close(),
+    ];
+    for kind in inputs {
+        monitor.handle(&Input { conn: 1, at, kind });
+    }
+    drop(monitor);
+
+    let mut out = Vec::new();
+    for input in crate::fixtures::reassembled(&file) {
+        if let InputKind::Data { dir: R, bytes } = &input.kind {
+            out.extend_from_slice(&bytes[..]);
+        }
+    }
+    assert_eq!(out.len(), before.len() + PING.len());
+    assert!(
+        !String::from_utf8_lossy(&out).contains("secret"),
+        "a part of the password was recorded: {}",
+        String::from_utf8_lossy(&out)
+    );
+    assert!(out.ends_with(PING), "{}", String::from_utf8_lossy(&out));
 }
 
 // ----- 2. Offsets beyond the servers' range -------------------------------------------------
