@@ -114,7 +114,11 @@ fn session(h: &mut String, s: &Value) {
             .map(|m| format!(" — {}", esc(&m)))
             .unwrap_or_default(),
         text(&s["desync"])
-            .map(|d| format!(" — <span class=\"bad\">desync: {}</span>", esc(&d)))
+            .map(|d| format!(
+                " — <span class=\"bad\">desync: {}</span>{}",
+                esc(&d),
+                resumed(s)
+            ))
             .unwrap_or_default(),
         or_dash(&s["end_reason"]),
     );
@@ -438,6 +442,19 @@ fn rdb(h: &mut String, rdb: &Value) {
         }
         h.push_str("</table>");
     }
+}
+
+/// How many of the session's desyncs the analysis went on after (bytes it missed), if any.
+fn resumed(s: &Value) -> String {
+    let desyncs = s["desyncs"].as_array().map_or(&[][..], |d| d.as_slice());
+    let resumed = desyncs.iter().filter(|d| d["resumed"].is_object()).count();
+    if resumed == 0 {
+        return String::new();
+    }
+    format!(
+        " (the analysis went on at the next command after {resumed} of {})",
+        desyncs.len()
+    )
 }
 
 /// Warnings and the desync on the session's time axis.

@@ -429,4 +429,17 @@ fn a_lost_stream_segment_desyncs_where_it_begins_and_the_analysis_resumes_after_
     // Byte counting goes on across the gap: the end offset is still the master's.
     assert_eq!(num(&s["offsets"]["end"]), 8542);
     assert_eq!(num(&s["offsets"]["acked"]), 8542);
+    // The summary and the HTML page say it went on.
+    let html = scratch("lossy.html");
+    let out = crate::support::repl_sniff_ok(&[
+        OsStr::new("replay"),
+        lossy.as_os_str(),
+        OsStr::new("--report-html"),
+        html.as_os_str(),
+    ]);
+    let text = String::from_utf8([out.stdout, out.stderr].concat()).unwrap();
+    assert!(text.contains("resumed after 1 of 1 desync(s)"), "{text}");
+    assert!(text.contains("RESUMED M->R"), "{text}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("the analysis went on at the next command after 1 of 1"));
 }
