@@ -451,8 +451,14 @@ fn resumed(s: &Value) -> String {
     if resumed == 0 {
         return String::new();
     }
+    let all = s["desync_count"].as_u64().unwrap_or(0);
+    let all = if all > desyncs.len() as u64 {
+        format!(", {all} in all")
+    } else {
+        String::new()
+    };
     format!(
-        " (the analysis went on at the next command after {resumed} of {})",
+        " (the analysis went on at the next command after {resumed} of {} listed{all})",
         desyncs.len()
     )
 }

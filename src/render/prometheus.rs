@@ -67,7 +67,7 @@ impl Totals {
                 self.rdb_seconds += rdb.duration_ms.unwrap_or(0.0) / 1000.0;
             }
         }
-        self.desyncs += s.desyncs.len() as u64;
+        self.desyncs += s.desync_count;
         for (kind, n) in &s.timing.warnings_by_kind {
             *self.warnings.entry(kind.as_str()).or_default() += n;
         }

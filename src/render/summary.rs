@@ -161,10 +161,15 @@ pub fn session(s: &SessionReport) -> String {
         let _ = writeln!(o, "  DESYNC: {d}");
         let resumed = s.desyncs.iter().filter(|d| d.resumed.is_some()).count();
         if resumed > 0 {
-            let gaps = s.desyncs.len();
+            let listed = s.desyncs.len();
+            let all = if s.desync_count > listed as u64 {
+                format!(" ({} in all)", s.desync_count)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 o,
-                "  resumed after {resumed} of {gaps} desync(s) at the next command; \
+                "  resumed after {resumed} of {listed} desync(s){all} at the next command; \
                  commands in the bytes missed are not counted, offsets stay exact"
             );
         }

@@ -48,6 +48,7 @@ impl SessionReport {
             bytes: ByteCounts::default(),
             desync: None,
             desyncs: Vec::new(),
+            desync_count: 0,
             joined_late: false,
             timing: Timing::new(),
             timeline: None,
@@ -227,8 +228,11 @@ impl SessionReport {
                 offset,
                 passed,
             } => {
-                let last = self.desyncs.iter_mut().rev().find(|d| d.direction == *dir);
-                if let Some(d) = last.filter(|d| d.resumed.is_none()) {
+                // Every gap since the analysis last went on (one after another while it
+                // looked for a command) ends here; a desync that stopped it never does.
+                let open = self.desyncs.iter_mut().rev();
+                let open = open.take_while(|d| d.direction != *dir || d.resumed.is_none());
+                for d in open.filter(|d| d.direction == *dir) {
                     d.resumed = Some(ResumedReport {
                         position: *position,
                         offset: *offset,
@@ -398,13 +402,16 @@ impl SessionReport {
             let at = offset.map_or(format!("byte {position}"), |o| format!("offset {o}"));
             self.desync = Some(format!("{} at {at}: {reason}", direction.as_str()));
         }
-        self.desyncs.push(DesyncReport {
-            direction,
-            position,
-            offset,
-            reason,
-            resumed: None,
-        });
+        self.desync_count += 1;
+        if self.desyncs.len() < MAX_LISTED {
+            self.desyncs.push(DesyncReport {
+                direction,
+                position,
+                offset,
+                reason,
+                resumed: None,
+            });
+        }
     }
 
     /// A connection of a two-connection sync ended: its entry says when, why, and its bytes.

@@ -29,7 +29,7 @@ pub struct ReplicaHistory {
     pub full_syncs: u64,
     /// Partial syncs.
     pub partial_syncs: u64,
-    /// Handshake errors, refusals and desyncs.
+    /// Handshake errors and refusals, and sessions with desyncs.
     pub errors: u64,
     /// Bytes forwarded both ways (both connections of a two-connection sync).
     pub bytes: u64,
@@ -256,7 +256,8 @@ impl History {
             SyncType::Partial => h.partial_syncs += 1,
             _ => {}
         }
-        h.errors += (s.handshake.errors.len() + s.desyncs.len()) as u64;
+        // A session's desyncs count once: with skips, a busy link can have hundreds.
+        h.errors += s.handshake.errors.len() as u64 + u64::from(s.desync_count > 0);
         h.errors += u64::from(s.sync.rejected.is_some());
         h.bytes += s.bytes.to_master + s.bytes.to_replica;
         let partner = s.channels.iter().filter(|c| c.session != s.id);

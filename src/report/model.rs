@@ -101,8 +101,11 @@ pub struct SessionReport {
     pub bytes: ByteCounts,
     /// Null, or why the analysis lost track (the first desync, with direction and offset).
     pub desync: Option<String>,
-    /// Every desync, in detail.
+    /// The desyncs, in detail: the first [`MAX_LISTED`](super::fold::MAX_LISTED) (a link
+    /// whose analysis falls behind again and again has one per skip).
     pub desyncs: Vec<DesyncReport>,
+    /// Every desync, counted.
+    pub desync_count: u64,
     /// Returns true if and only if the capture began after the connection did (replay only).
     pub joined_late: bool,
     /// Ack latency, heartbeat intervals, lag, throughput and warnings (README "Timing").

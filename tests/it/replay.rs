@@ -441,5 +441,5 @@ fn a_lost_stream_segment_desyncs_where_it_begins_and_the_analysis_resumes_after_
     assert!(text.contains("resumed after 1 of 1 desync(s)"), "{text}");
     assert!(text.contains("RESUMED M->R"), "{text}");
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(page.contains("the analysis went on at the next command after 1 of 1"));
+    assert!(page.contains("the analysis went on at the next command after 1 of 1 listed)"));
 }

@@ -504,14 +504,12 @@ impl Session {
                 let first = self.seen[1] + rdb_part;
                 self.lose_stream_bytes(at, first, len - rdb_part, reason);
             }
-            Phase::Stream => self.lose_stream_bytes(at, self.seen[1], len, reason),
-            Phase::Resync {
+            // Still looking after an earlier gap: this one is said too, and the search starts
+            // over after it.
+            Phase::Stream
+            | Phase::Resync {
                 after_gap: true, ..
-            } => {
-                // Still looking after an earlier gap: the bytes count, and the search starts over.
-                self.stream.bytes += len;
-                self.resync_after_gap();
-            }
+            } => self.lose_stream_bytes(at, self.seen[1], len, reason),
             Phase::Opaque | Phase::Lost => {
                 if self.stream.started {
                     self.stream.bytes += len;

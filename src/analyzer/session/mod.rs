@@ -693,6 +693,51 @@ mod tests {
         assert_eq!(end_of(&ev), (55, Some(155)));
     }
 
+    /// Gaps one after another, before a command boundary was found, are each said; the report
+    /// shows all of them resumed where the analysis went on, and counts every desync while it
+    /// lists the first 64.
+    #[test]
+    fn back_to_back_gaps_are_each_a_desync_and_all_resume_at_the_next_command() {
+        use crate::report::fold::MAX_LISTED;
+        use crate::report::model::SessionReport;
+
+        let ping = b"*1\r\n$4\r\nping\r\n";
+        let psync = format!("*3\r\n$5\r\nPSYNC\r\n$40\r\n{ID}\r\n$3\r\n101\r\n");
+        let mut s = Session::new(1, Timestamp(0), "r", "m", Config::default());
+        let feed = |s: &mut Session, dir, bytes: &[u8]| {
+            let at = Timestamp(1);
+            s.feed(Chunk { dir, at, bytes });
+        };
+        feed(&mut s, R, psync.as_bytes());
+        feed(&mut s, M, format!("+CONTINUE {ID}\r\n").as_bytes());
+        feed(&mut s, M, ping); // 101..=114
+        s.skip(M, Timestamp(2), 5, Skipped::Behind); // 115..=119
+        feed(&mut s, M, b"xx"); // 120..=121, passed over
+        s.skip(M, Timestamp(2), 3, Skipped::Behind); // 122..=124
+        feed(&mut s, M, ping); // 125..=138
+        for _ in 0..MAX_LISTED {
+            s.skip(M, Timestamp(3), 1, Skipped::Behind);
+            feed(&mut s, M, ping);
+        }
+        s.finish(Timestamp(4), "end");
+        let mut report = SessionReport::new(1, Timestamp(0));
+        while let Some(e) = s.poll_event() {
+            report.fold(&e);
+        }
+
+        assert_eq!(report.desync_count, 2 + MAX_LISTED as u64);
+        assert_eq!(report.desyncs.len(), MAX_LISTED);
+        let offsets: Vec<Option<u64>> = report.desyncs.iter().map(|d| d.offset).collect();
+        assert_eq!(offsets[..3], [Some(115), Some(122), Some(139)]);
+        let resumed: Vec<(Option<u64>, u64)> = report.desyncs[..3]
+            .iter()
+            .map(|d| d.resumed.as_ref().map(|r| (r.offset, r.passed)).unwrap())
+            .collect();
+        assert_eq!(resumed, [(Some(125), 0), (Some(125), 0), (Some(140), 0)]);
+        assert!(report.desyncs.iter().all(|d| d.resumed.is_some()));
+        assert_eq!(report.commands["PING"].count, 2 + MAX_LISTED as u64);
+    }
+
     /// The same on the replica's side: its ACKs are parsed again after the gap.
     #[test]
     fn bytes_missed_in_the_replicas_direction_cost_one_ack() {

@@ -235,7 +235,12 @@ impl Session {
         let position = self.seen[0] - cut;
         self.seen[0] += len;
         match &mut self.replica_phase {
-            ReplicaPhase::Commands => {
+            // Still looking after an earlier gap: this one is said too, and the search starts
+            // over after it.
+            ReplicaPhase::Commands
+            | ReplicaPhase::Resync {
+                after_gap: true, ..
+            } => {
                 self.desync(Direction::ReplicaToMaster, at, position, None, reason);
                 self.requests = resp::Parser::new(self.cfg.limits);
                 self.replica_phase = ReplicaPhase::Resync {
@@ -243,10 +248,6 @@ impl Session {
                     after_gap: true,
                 };
             }
-            ReplicaPhase::Resync {
-                finder,
-                after_gap: true,
-            } => *finder = resp::BoundaryFinder::default(),
             ReplicaPhase::Resync { .. } | ReplicaPhase::Lost => {
                 self.lose_requests(at, position, reason)
             }
