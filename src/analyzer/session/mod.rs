@@ -634,27 +634,37 @@ mod tests {
         assert_eq!(end_of(&ev), (38, Some(138)));
     }
 
+    const PING: &[u8] = b"*1\r\n$4\r\nping\r\n"; // 14 bytes
+
+    fn psync_101() -> String {
+        format!("*3\r\n$5\r\nPSYNC\r\n$40\r\n{ID}\r\n$3\r\n101\r\n")
+    }
+
+    /// `PSYNC <ID> 101` answered `+CONTINUE`: the next stream byte has offset 101.
+    fn continued_at_101() -> Session {
+        let mut s = Session::new(1, Timestamp(0), "r", "m", Config::default());
+        feed(&mut s, R, psync_101().as_bytes());
+        feed(&mut s, M, format!("+CONTINUE {ID}\r\n").as_bytes());
+        s
+    }
+
+    fn feed(s: &mut Session, dir: Direction, bytes: &[u8]) {
+        let at = Timestamp(1);
+        s.feed(Chunk { dir, at, bytes });
+    }
+
     /// Missing bytes (the analysis fell behind, a capture dropped a segment) cost the commands
     /// they touch, not the rest of the session: the desync is where the command they cut began;
     /// the analysis goes on at the next command; offsets stay exact across the gap.
     #[test]
     fn bytes_missed_mid_command_cost_that_command_and_the_analysis_resumes_after_it() {
         let set = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"; // 27 bytes
-        let ping = b"*1\r\n$4\r\nping\r\n"; // 14 bytes
-        let psync = format!("*3\r\n$5\r\nPSYNC\r\n$40\r\n{ID}\r\n$3\r\n101\r\n");
-        let cont = format!("+CONTINUE {ID}\r\n");
-        let mut s = Session::new(1, Timestamp(0), "r", "m", Config::default());
-        let feed = |s: &mut Session, dir, bytes: &[u8]| {
-            let at = Timestamp(1);
-            s.feed(Chunk { dir, at, bytes });
-        };
-        feed(&mut s, R, psync.as_bytes());
-        feed(&mut s, M, cont.as_bytes());
-        feed(&mut s, M, ping); // offsets 101..=114
+        let mut s = continued_at_101();
+        feed(&mut s, M, PING); // offsets 101..=114
         feed(&mut s, M, &set[..10]); // the SET begins at 115
         s.skip(M, Timestamp(2), 10, Skipped::Behind);
         feed(&mut s, M, &set[20..]); // 7 bytes passed over
-        feed(&mut s, M, ping); // 142..=155
+        feed(&mut s, M, PING); // 142..=155
         feed(
             &mut s,
             R,
@@ -665,7 +675,7 @@ mod tests {
             .map(|e| e.kind)
             .collect();
 
-        let at_ping_end = (cont.len() + ping.len()) as u64;
+        let at_ping_end = (format!("+CONTINUE {ID}\r\n").len() + PING.len()) as u64;
         assert!(matches!(
             find(&ev, |e| matches!(e, EventKind::Desync { .. })),
             EventKind::Desync { dir: M, position, offset: Some(115), .. } if *position == at_ping_end
@@ -701,23 +711,15 @@ mod tests {
         use crate::report::fold::MAX_LISTED;
         use crate::report::model::SessionReport;
 
-        let ping = b"*1\r\n$4\r\nping\r\n";
-        let psync = format!("*3\r\n$5\r\nPSYNC\r\n$40\r\n{ID}\r\n$3\r\n101\r\n");
-        let mut s = Session::new(1, Timestamp(0), "r", "m", Config::default());
-        let feed = |s: &mut Session, dir, bytes: &[u8]| {
-            let at = Timestamp(1);
-            s.feed(Chunk { dir, at, bytes });
-        };
-        feed(&mut s, R, psync.as_bytes());
-        feed(&mut s, M, format!("+CONTINUE {ID}\r\n").as_bytes());
-        feed(&mut s, M, ping); // 101..=114
+        let mut s = continued_at_101();
+        feed(&mut s, M, PING); // 101..=114
         s.skip(M, Timestamp(2), 5, Skipped::Behind); // 115..=119
         feed(&mut s, M, b"xx"); // 120..=121, passed over
         s.skip(M, Timestamp(2), 3, Skipped::Behind); // 122..=124
-        feed(&mut s, M, ping); // 125..=138
+        feed(&mut s, M, PING); // 125..=138
         for _ in 0..MAX_LISTED {
             s.skip(M, Timestamp(3), 1, Skipped::Behind);
-            feed(&mut s, M, ping);
+            feed(&mut s, M, PING);
         }
         s.finish(Timestamp(4), "end");
         let mut report = SessionReport::new(1, Timestamp(0));
@@ -747,18 +749,8 @@ mod tests {
                 o.len()
             )
         };
-        let psync = format!("*3\r\n$5\r\nPSYNC\r\n$40\r\n{ID}\r\n$3\r\n101\r\n");
-        let mut s = Session::new(1, Timestamp(0), "r", "m", Config::default());
-        let feed = |s: &mut Session, dir, bytes: &[u8]| {
-            let at = Timestamp(1);
-            s.feed(Chunk { dir, at, bytes });
-        };
-        feed(&mut s, R, psync.as_bytes());
-        feed(
-            &mut s,
-            M,
-            format!("+CONTINUE {ID}\r\n*1\r\n$4\r\nping\r\n").as_bytes(),
-        );
+        let mut s = continued_at_101();
+        feed(&mut s, M, PING);
         feed(&mut s, R, ack("110").as_bytes());
         let second = ack("112");
         feed(&mut s, R, &second.as_bytes()[..5]);
@@ -778,7 +770,7 @@ mod tests {
             })
             .collect();
         assert_eq!(acks, [110, 114]);
-        let second_at = (psync.len() + ack("110").len()) as u64;
+        let second_at = (psync_101().len() + ack("110").len()) as u64;
         assert!(matches!(
             find(&ev, |e| matches!(e, EventKind::Desync { .. })),
             EventKind::Desync { dir: R, position, offset: None, .. } if *position == second_at
