@@ -220,26 +220,9 @@ impl SessionReport {
                 position,
                 offset,
                 reason,
-            } => self.add_desync(*dir, *position, *offset, reason.clone()),
+            } => self.add_desync(e.session, *dir, *position, *offset, reason.clone()),
             EventKind::JoinedLate { .. } => self.joined_late = true,
-            EventKind::Resumed {
-                dir,
-                position,
-                offset,
-                passed,
-            } => {
-                // Every gap since the analysis last went on (one after another while it
-                // looked for a command) ends here; a desync that stopped it never does.
-                let open = self.desyncs.iter_mut().rev();
-                let open = open.take_while(|d| d.direction != *dir || d.resumed.is_none());
-                for d in open.filter(|d| d.direction == *dir) {
-                    d.resumed = Some(ResumedReport {
-                        position: *position,
-                        offset: *offset,
-                        passed: *passed,
-                    });
-                }
-            }
+            EventKind::Resumed { .. } => self.resumed(e),
             EventKind::Anchored { offset } => {
                 let l = &self.stream.ledger;
                 let seen = l.data + l.ping + l.getack + l.select + l.multi_exec;
@@ -384,15 +367,43 @@ impl SessionReport {
                 reason,
             } => {
                 let reason = format!("RDB connection (session {}): {reason}", e.session);
-                self.add_desync(*dir, *position, *offset, reason);
+                self.add_desync(e.session, *dir, *position, *offset, reason);
             }
+            EventKind::Resumed { .. } => self.resumed(e),
             EventKind::SessionEnd { .. } => self.channel_ended(e),
             _ => {}
         }
     }
 
+    /// The analysis of a direction of `e`'s connection went on: every gap on it since it last
+    /// did (one after another while it looked for a command) ends here. A desync that stopped
+    /// the analysis is never followed by this.
+    fn resumed(&mut self, e: &Event) {
+        let EventKind::Resumed {
+            dir,
+            position,
+            offset,
+            passed,
+        } = &e.kind
+        else {
+            return;
+        };
+        let ours = |d: &DesyncReport| d.session == e.session && d.direction == *dir;
+        let open = self.desyncs.iter_mut().rev();
+        for d in open.take_while(|d| !ours(d) || d.resumed.is_none()) {
+            if ours(d) {
+                d.resumed = Some(ResumedReport {
+                    position: *position,
+                    offset: *offset,
+                    passed: *passed,
+                });
+            }
+        }
+    }
+
     fn add_desync(
         &mut self,
+        session: u64,
         direction: Direction,
         position: u64,
         offset: Option<u64>,
@@ -405,6 +416,7 @@ impl SessionReport {
         self.desync_count += 1;
         if self.desyncs.len() < MAX_LISTED {
             self.desyncs.push(DesyncReport {
+                session,
                 direction,
                 position,
                 offset,
@@ -489,5 +501,47 @@ impl SessionReport {
             c.count += 1;
             c.bytes += bytes;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(session: u64, kind: EventKind) -> Event {
+        let ts = Timestamp(1);
+        Event { session, ts, kind }
+    }
+
+    fn gap(position: u64) -> EventKind {
+        EventKind::Desync {
+            dir: Direction::MasterToReplica,
+            position,
+            offset: None,
+            reason: "bytes were not analysed".into(),
+        }
+    }
+
+    /// A two-connection sync's report lists both connections' desyncs: the main connection's
+    /// resumption ends its own gaps, never the RDB connection's.
+    #[test]
+    fn a_resumption_ends_the_gaps_of_its_own_connection_only() {
+        let mut report = SessionReport::new(1, Timestamp(0));
+        report.fold(&event(1, gap(10)));
+        report.fold_partner(&event(2, gap(20)));
+        report.fold(&event(1, gap(30)));
+        let resumed = EventKind::Resumed {
+            dir: Direction::MasterToReplica,
+            position: 40,
+            offset: None,
+            passed: 5,
+        };
+        report.fold(&event(1, resumed));
+
+        let ended: Vec<(u64, bool)> = (report.desyncs.iter())
+            .map(|d| (d.position, d.resumed.is_some()))
+            .collect();
+        assert_eq!(ended, [(10, true), (20, false), (30, true)]);
+        assert_eq!(report.desync_count, 3);
     }
 }

@@ -376,6 +376,10 @@ pub struct ByteCounts {
 /// One desync.
 #[derive(Debug, Clone, Serialize)]
 pub struct DesyncReport {
+    /// The connection it happened on (this session's, or its partner's): not in the JSON,
+    /// whose `reason` names a partner.
+    #[serde(skip)]
+    pub session: u64,
     /// Which direction.
     pub direction: Direction,
     /// Byte position in that direction.

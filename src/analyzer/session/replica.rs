@@ -226,7 +226,6 @@ impl Session {
         }
     }
 
-    /// Bytes were skipped: the command stream cannot be followed past them.
     /// `len` bytes of the replica's direction went by unseen. Commands are parsed again from
     /// the next command boundary after them; the command they cut is lost.
     pub(super) fn skip_requests(&mut self, at: Timestamp, len: u64, reason: String) {
