@@ -32,9 +32,11 @@ pub fn page(report: &Value) -> String {
     );
     let sessions = report["sessions"].as_array().cloned().unwrap_or_default();
     overview(&mut h, &sessions);
+    // Reports written before `settings` existed were measured against the default 60 s.
+    let timeout = report["settings"]["repl_timeout_s"].as_f64();
     for s in &sessions {
         if matches!(text(&s["kind"]).as_deref(), Some("replication" | "sync")) {
-            session(&mut h, s);
+            session(&mut h, s, timeout);
         }
     }
     h.push_str("</body></html>\n");
@@ -102,7 +104,7 @@ fn overview(h: &mut String, sessions: &[Value]) {
     h.push_str("</table>\n");
 }
 
-fn session(h: &mut String, s: &Value) {
+fn session(h: &mut String, s: &Value, repl_timeout_s: Option<f64>) {
     let id = or_dash(&s["id"]);
     let _ = write!(
         h,
@@ -137,7 +139,7 @@ fn session(h: &mut String, s: &Value) {
     line_over_time(h, "lag_bytes", &series("lag_bytes"), "bytes");
     h.push_str("<h3>Lag (age of the oldest unacknowledged byte, ms)</h3>");
     line_over_time(h, "lag_ms", &series("lag_ms"), "ms");
-    heartbeats(h, &s["timing"]["heartbeats"]);
+    heartbeats(h, &s["timing"]["heartbeats"], repl_timeout_s);
     ack_latency(h, &s["timing"]["commands"]);
     rdb(h, &s["rdb"]);
     events(h, s);
@@ -342,7 +344,7 @@ fn human(v: f64) -> String {
     }
 }
 
-fn heartbeats(h: &mut String, hb: &Value) {
+fn heartbeats(h: &mut String, hb: &Value, repl_timeout_s: Option<f64>) {
     h.push_str("<h3>Heartbeat intervals (p50, p99, max) against repl-timeout</h3>");
     let mut rows = Vec::new();
     for (key, name) in [
@@ -359,13 +361,11 @@ fn heartbeats(h: &mut String, hb: &Value) {
             rows.push((format!("{name} {q}"), num(&v[q]) / 1e6));
         }
     }
-    hbars(
-        h,
-        "heartbeats",
-        &rows,
-        "s",
-        Some((60.0, "repl-timeout (default 60 s)")),
-    );
+    let limit = match repl_timeout_s {
+        Some(t) => (t, format!("repl-timeout ({} s)", human(t))),
+        None => (60.0, "repl-timeout (default 60 s)".to_string()),
+    };
+    hbars(h, "heartbeats", &rows, "s", Some((limit.0, &limit.1)));
 }
 
 fn ack_latency(h: &mut String, commands: &Value) {
@@ -546,5 +546,26 @@ mod tests {
         for fetch in ["src=", "href=\"http", "url("] {
             assert!(!page.contains(fetch), "{fetch}");
         }
+    }
+
+    /// The heartbeat chart's limit is the `--repl-timeout` the run used; a report written
+    /// before the report said so is drawn against the default.
+    #[test]
+    fn heartbeats_are_drawn_against_the_runs_repl_timeout() {
+        let with = |settings: serde_json::Value| {
+            page(&serde_json::json!({
+                "settings": settings,
+                "sessions": [{
+                    "id": 1, "kind": "replication", "started_at": 10.0,
+                    "timing": {"heartbeats": {"replica_ack_interval_us":
+                        {"count": 3, "p50": 1_000_000, "p99": 1_100_000, "max": 1_200_000}}}
+                }]
+            }))
+        };
+        let page = with(serde_json::json!({"repl_timeout_s": 7.0}));
+        assert!(page.contains("repl-timeout (7 s)"), "{page}");
+        assert!(page.contains("data-chart=\"heartbeats\" data-points=\"3\""));
+        let old = with(serde_json::Value::Null);
+        assert!(old.contains("repl-timeout (default 60 s)"), "{old}");
     }
 }

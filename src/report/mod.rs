@@ -11,4 +11,4 @@ pub mod model;
 pub mod monitor;
 pub mod timing;
 
-pub use fold::{Report, SessionReport};
+pub use fold::{Report, SessionReport, Settings};

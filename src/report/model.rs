@@ -31,6 +31,20 @@ pub struct Report {
     pub replicas: Vec<ReplicaHistory>,
     /// `sniff` only: packets captured and dropped by the kernel.
     pub capture: Option<CaptureStats>,
+    /// The thresholds the warnings and the advice were measured against; `None` in a
+    /// report built without a monitor.
+    pub settings: Option<Settings>,
+}
+
+/// The thresholds a run's warnings and advice used (`--repl-timeout`, `--lag-warn`, ...).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Settings {
+    /// The replica's `repl-timeout`, in seconds: `master_silent` at half and past it.
+    pub repl_timeout_s: f64,
+    /// Lag, in bytes, past which a `lag` warning is raised.
+    pub lag_warn_bytes: u64,
+    /// The disconnect, in seconds, the advised `repl-backlog-size` survives.
+    pub backlog_survive_s: f64,
 }
 
 /// What a live capture (`sniff`) went through.
@@ -58,6 +72,7 @@ impl Report {
             overall,
             replicas: Vec::new(),
             capture: None,
+            settings: None,
         }
     }
 }

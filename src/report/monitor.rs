@@ -14,7 +14,7 @@ use crate::analyzer::pairing::{Matcher, Pairing};
 use crate::analyzer::session::{Config, Session};
 use crate::report::history::{History, ReplicaHistory};
 use crate::report::timing::Tracker;
-use crate::report::{Report, SessionReport};
+use crate::report::{Report, SessionReport, Settings};
 
 /// Where events go.
 pub trait Sink: Send {
@@ -395,6 +395,11 @@ impl Monitor {
         let mut report = Report::new(sessions, self.connect_failures);
         report.sessions_dropped = self.dropped;
         report.replicas = self.history.replicas().cloned().collect();
+        report.settings = Some(Settings {
+            repl_timeout_s: self.timing.repl_timeout.as_secs_f64(),
+            lag_warn_bytes: self.timing.lag_warn_bytes,
+            backlog_survive_s: self.timing.survive.as_secs_f64(),
+        });
         report
     }
 

@@ -642,6 +642,8 @@ fn a_stalled_master_is_warned_about_before_the_replica_times_out() {
         warned.iter().any(|l| l.contains("half of repl-timeout")),
         "{warned:?}"
     );
+    // The report says what the warnings were measured against.
+    assert_eq!(out.report["settings"]["repl_timeout_s"], 4.0);
     let sessions = out.sessions_of_kind("replication");
     assert_eq!(sessions.len(), 2, "{}", out.report_text);
     // The first link was ended by the replica, not by repl-sniff.
