@@ -108,7 +108,7 @@ fn master_with_small_cob(v: Version) -> Server {
 /// The memory bound is the analysis buffer's: the bursts that fill the frozen replica's socket
 /// buffers come out of the kernel at memory speed, faster than any parser, and whatever the
 /// analysis has not caught up with waits in that buffer (with the default 64 MB, a few MB for a
-/// moment on these two cores). With `--analysis-buffer 256K`, bytes past it are skipped: the
+/// moment on these two cores). With `--analysis-buffer 256kb`, bytes past it are skipped: the
 /// report says where, the analysis goes on at the next command, and the offsets stay the
 /// master's.
 #[test]
@@ -124,7 +124,7 @@ fn a_frozen_replica_is_dropped_by_the_master_as_through_socat_and_repl_sniff_sta
     };
 
     let master = master_with_small_cob(v);
-    let sniffer = Sniffer::start(master.port, &["--analysis-buffer", "256K"]);
+    let sniffer = Sniffer::start(master.port, &["--analysis-buffer", "256kb"]);
     let port = sniffer.port.to_string();
     let replica = Server::start(v, "replica", &["--replicaof", "127.0.0.1", &port]);
     let pid = sniffer.pid();

@@ -200,7 +200,8 @@ pub(crate) struct ProxyArgs {
     pub(crate) max_connections: usize,
 
     /// Most bytes queued for analysis, over all connections: a number of megabytes, or a size
-    /// like 512K, 4M, 1G. Past that the analysis skips bytes rather than slowing replication:
+    /// as redis.conf writes one (512kb, 4mb, 1gb). Past that the analysis skips bytes rather
+    /// than slowing replication:
     /// it reports a desync with the offset and goes on at the next command, offsets exact.
     /// It is also the most memory repl-sniff holds for a burst the analysis has not caught up
     /// with (a burst out of a kernel buffer comes at memory speed, faster than any parser).
@@ -317,36 +318,21 @@ pub(crate) enum Format {
     Json,
 }
 
-/// `--analysis-buffer`: megabytes, or a size with a K, M or G suffix (binary units), at least
-/// 64K (the queue that wakes the analysis thread).
+/// `--analysis-buffer`: a bare number of megabytes (as it has always been), or a redis.conf
+/// size like `--cob-limit`'s; at least 64kb (the queue that wakes the analysis thread).
 fn analysis_size(spec: &str) -> Result<usize, String> {
     let spec = spec.trim();
-    let split = spec
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(spec.len());
-    let (digits, unit) = spec.split_at(split);
-    let shift = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "M" | "MB" | "MIB" => 20,
-        "K" | "KB" | "KIB" => 10,
-        "G" | "GB" | "GIB" => 30,
-        _ => {
-            return Err(format!(
-                "'{spec}' is not a size (examples: 64, 512K, 4M, 1G)"
-            ))
-        }
+    let bytes = match spec.parse::<u64>() {
+        Ok(mb) => mb.checked_mul(1 << 20).ok_or("too large")?,
+        Err(_) => repl_sniff::report::timing::memory_size(spec)
+            .map_err(|e| format!("{e}; examples: 64 (MB), 512kb, 4mb, 1gb"))?,
     };
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("'{spec}' is not a size (examples: 64, 512K, 4M, 1G)"))?;
-    let bytes = n
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("'{spec}' is too large"))?;
     if bytes < 64 << 10 {
         return Err(format!(
-            "'{spec}' is below the smallest analysis buffer, 64K"
+            "'{spec}' is below the smallest analysis buffer, 64kb"
         ));
     }
-    Ok(bytes)
+    usize::try_from(bytes).map_err(|_| format!("'{spec}' is too large"))
 }
 
 #[cfg(test)]
@@ -356,13 +342,14 @@ mod tests {
     #[test]
     fn analysis_buffer_sizes_are_megabytes_unless_they_say_otherwise() {
         assert_eq!(analysis_size("64"), Ok(64 << 20));
-        assert_eq!(analysis_size("512K"), Ok(512 << 10));
-        assert_eq!(analysis_size("4m"), Ok(4 << 20));
-        assert_eq!(analysis_size("1G"), Ok(1 << 30));
+        assert_eq!(analysis_size("256kb"), Ok(256 << 10));
+        assert_eq!(analysis_size("512k"), Ok(512_000));
+        assert_eq!(analysis_size("4MB"), Ok(4 << 20));
+        assert_eq!(analysis_size("1gb"), Ok(1 << 30));
         assert!(analysis_size("0").unwrap_err().contains("smallest"));
-        assert!(analysis_size("32K").unwrap_err().contains("smallest"));
-        assert!(analysis_size("ten").unwrap_err().contains("not a size"));
-        assert!(analysis_size("5T").unwrap_err().contains("not a size"));
-        assert!(analysis_size("99999999999999999999G").is_err());
+        assert!(analysis_size("32kb").unwrap_err().contains("smallest"));
+        assert!(analysis_size("ten").unwrap_err().contains("examples"));
+        assert!(analysis_size("5tb").unwrap_err().contains("unknown unit"));
+        assert!(analysis_size("99999999999999999999").is_err());
     }
 }

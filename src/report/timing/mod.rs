@@ -111,15 +111,16 @@ impl std::str::FromStr for CobLimit {
             .parse()
             .map_err(|_| format!("\"{secs}\" is not a number of seconds"))?;
         Ok(CobLimit {
-            hard: memory(hard)?,
-            soft: memory(soft)?,
+            hard: memory_size(hard)?,
+            soft: memory_size(soft)?,
             soft_seconds: secs,
         })
     }
 }
 
-/// A redis.conf memory size: `64mb`, `1gb`, `512k`, `100`.
-fn memory(v: &str) -> Result<u64, String> {
+/// A redis.conf memory size: `64mb`, `1gb`, `512k`, `100` (`k` is 1000, `kb` 1024; a bare
+/// number is bytes). The command line takes sizes in this form too.
+pub fn memory_size(v: &str) -> Result<u64, String> {
     let lower = v.to_ascii_lowercase();
     let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &lower[digits.len()..];
