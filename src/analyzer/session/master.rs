@@ -531,10 +531,7 @@ impl Session {
     /// boundary after them. They are counted, so offsets stay exact.
     fn lose_stream_bytes(&mut self, at: Timestamp, first: u64, len: u64, reason: String) {
         let dir = Direction::MasterToReplica;
-        let parser = &self.stream.parser;
-        let cut = parser
-            .command_start()
-            .map_or(0, |start| parser.consumed() - start);
+        let cut = self.stream.parser.partial_len();
         // The offset of the stream byte before `first` (the last one seen), less the cut part.
         let before = self.stream.offset_end();
         let offset = before.map(|o| o.saturating_sub(cut).saturating_add(1));

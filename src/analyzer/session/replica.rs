@@ -229,9 +229,7 @@ impl Session {
     /// `len` bytes of the replica's direction went by unseen. Commands are parsed again from
     /// the next command boundary after them; the command they cut is lost.
     pub(super) fn skip_requests(&mut self, at: Timestamp, len: u64, reason: String) {
-        let cut =
-            (self.requests.command_start()).map_or(0, |start| self.requests.consumed() - start);
-        let position = self.seen[0] - cut;
+        let position = self.seen[0] - self.requests.partial_len();
         self.seen[0] += len;
         match &mut self.replica_phase {
             // Still looking after an earlier gap: this one is said too, and the search starts

@@ -82,6 +82,13 @@ impl Parser {
         (!self.at_boundary()).then(|| self.consumed - self.cur.wire_len)
     }
 
+    /// Bytes of the command being parsed consumed so far; 0 between commands. What a gap in
+    /// the input cuts off.
+    pub fn partial_len(&self) -> u64 {
+        self.command_start()
+            .map_or(0, |start| self.consumed - start)
+    }
+
     /// The name of the command being parsed, once its first argument is complete; `None`
     /// between commands and while the name itself is still arriving.
     pub fn partial_name(&self) -> Option<Name> {
