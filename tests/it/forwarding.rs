@@ -46,6 +46,18 @@ fn forwarding_never_waits_on_a_stalled_analysis() {
     assert!(proxy.events.lock().unwrap().is_empty());
     drop(c);
     stall.release();
+    // A relay reports the bytes it skipped with its next queued chunk or at the end of its
+    // connection: stopping the proxy before the close reached the analysis would lose them.
+    wait_until(
+        "the connection's end in the analysis",
+        Duration::from_secs(10),
+        || {
+            let events = proxy.events.lock().unwrap();
+            events
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::SessionEnd { .. }))
+        },
+    );
     let (events, _) = proxy.stop();
     let desync = events.iter().find_map(|e| match &e.kind {
         EventKind::Desync { reason, .. } => Some(reason.clone()),
