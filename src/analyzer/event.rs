@@ -76,6 +76,11 @@ pub enum SyncReason {
     Tool,
     /// Not enough was seen to say (the capture began after the `PSYNC`).
     Unknown,
+    /// `PSYNC ? -1` after the replica's last full sync ended before it was online: it starts
+    /// over.
+    FullSyncRestarted,
+    /// The same, for the second time or more: a full-sync loop.
+    FullSyncLoop,
 }
 
 impl SyncReason {
@@ -91,6 +96,8 @@ impl SyncReason {
             SyncReason::PartialGranted => "partial_granted",
             SyncReason::Tool => "tool",
             SyncReason::Unknown => "unknown",
+            SyncReason::FullSyncRestarted => "full_sync_restarted",
+            SyncReason::FullSyncLoop => "full_sync_loop",
         }
     }
 }

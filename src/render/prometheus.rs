@@ -2,16 +2,17 @@
 //!
 //! Names follow Prometheus conventions (`repl_sniff_` prefix, `_total` counters, base units
 //! `_bytes` and `_seconds`). Labels are bounded: `command` takes at most
-//! [`crate::report::timing::MAX_NAMES`] values per session plus `OTHER`; per-session gauges exist only
-//! for live sessions.
+//! [`crate::report::timing::MAX_NAMES`] values per session plus `OTHER`; per-link gauges exist only
+//! for live links, labelled by the replica's host and listening port (never its ephemeral
+//! source port, which changes with every reconnect).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::analyzer::event::{Role, WarningKind};
 use crate::report::fold::CaptureStats;
-use crate::report::fold::SyncType;
-use crate::report::history::ReplicaHistory;
+use crate::report::fold::{SyncPhase, SyncType};
+use crate::report::history::{History, ReplicaHistory};
 use crate::report::monitor::Snapshot;
 use crate::report::timing::Hist;
 use crate::report::SessionReport;
@@ -108,7 +109,7 @@ type Gauge = (
 );
 
 /// Gauges of each live replication session.
-const GAUGES: [Gauge; 5] = [
+const GAUGES: [Gauge; 7] = [
     (
         "repl_sniff_stream_offset_bytes",
         "Replication offset of the last stream byte forwarded.",
@@ -133,6 +134,21 @@ const GAUGES: [Gauge; 5] = [
         "repl_sniff_max_lag_bytes",
         "Largest lag seen in this session.",
         |s| Some(s.timing.max_lag_bytes as f64),
+    ),
+    (
+        "repl_sniff_rdb_transfer_bytes",
+        "RDB payload bytes of the link's transfer so far (it moves during the transfer).",
+        |s| s.rdb.as_ref().map(|r| r.bytes as f64),
+    ),
+    (
+        "repl_sniff_rdb_transfer_size_bytes",
+        "The RDB's announced length (disk-based transfers; a diskless one says it at its end).",
+        |s| {
+            s.rdb
+                .as_ref()
+                .and_then(|r| r.declared_bytes)
+                .map(|v| v as f64)
+        },
     ),
 ];
 
@@ -167,7 +183,7 @@ pub fn render(run: &Snapshot<'_>) -> String {
     counter(
         &mut out,
         "repl_sniff_rdb_bytes_total",
-        "RDB payload bytes transferred.",
+        "RDB payload bytes transferred (transfers under way included, as they go).",
         totals.rdb_bytes,
     );
     counter(
@@ -216,7 +232,7 @@ pub fn render(run: &Snapshot<'_>) -> String {
 
 /// Per replica (host and listening port), over its links: the indicators replication
 /// dashboards track.
-fn replicas(out: &mut String, replicas: &[&ReplicaHistory]) {
+fn replicas(out: &mut String, replicas: &[ReplicaHistory]) {
     type Counter = (&'static str, &'static str, fn(&ReplicaHistory) -> u64);
     const COUNTERS: [Counter; 5] = [
         (
@@ -295,15 +311,36 @@ fn sessions(out: &mut String, run: &Snapshot<'_>) {
     }
 }
 
-/// Per-session gauges, for live replication sessions only (bounded labels).
+/// Per-link gauges of the live replication links, labelled by the replica alone (its host and
+/// listening port, which a reconnect keeps): one series per replica, however often it
+/// reconnects. Should one replica have two live links, the newer one is shown.
 fn gauges(out: &mut String, live: &[&SessionReport]) {
+    let mut links: BTreeMap<String, &SessionReport> = BTreeMap::new();
+    for s in live.iter().filter(|s| s.kind != Role::Client) {
+        links.insert(History::key(s), s);
+    }
     for (name, help, get) in GAUGES {
         header(out, name, "gauge", help);
-        for s in live.iter().filter(|s| s.kind != Role::Client) {
+        for (replica, s) in &links {
             if let Some(v) = get(s) {
-                let labels = format!("session=\"{}\",replica=\"{}\"", s.id, escape(&s.replica));
-                let _ = writeln!(out, "{name}{{{labels}}} {v}");
+                let _ = writeln!(out, "{name}{{replica=\"{}\"}} {v}", escape(replica));
             }
+        }
+    }
+    let name = "repl_sniff_sync_phase";
+    let help = "1 for the phase the replica's sync is in (handshake, preparing, transfer, \
+                loading, catch_up, online), 0 for the others.";
+    header(out, name, "gauge", help);
+    for (replica, s) in &links {
+        let now = match (&s.timeline, s.sync.kind) {
+            (Some(t), _) => t.phase,
+            (None, SyncType::None) => SyncPhase::Handshake,
+            (None, _) => SyncPhase::Online,
+        };
+        for phase in SyncPhase::ALL {
+            let v = u8::from(phase == now);
+            let (replica, phase) = (escape(replica), phase.as_str());
+            let _ = writeln!(out, "{name}{{replica=\"{replica}\",phase=\"{phase}\"}} {v}");
         }
     }
 }

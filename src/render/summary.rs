@@ -4,9 +4,9 @@ use std::fmt::Write as _;
 
 use crate::analyzer::event::Role;
 use crate::protocol::rdb::Checksum;
-use crate::report::fold::Timeline;
+use crate::report::fold::{SyncPhase, Timeline};
 use crate::report::history::human;
-use crate::report::timing::Hist;
+use crate::report::timing::{BacklogAdvice, Hist};
 use crate::report::{Report, SessionReport};
 
 /// The human-readable summary printed at exit.
@@ -129,18 +129,10 @@ pub fn session(s: &SessionReport) -> String {
             o.push_str(&line);
         }
         if let Some(t) = &s.timeline {
-            o.push_str(&timeline(t));
+            o.push_str(&timeline(t, s.ended_at.is_some()));
         }
         if let Some(b) = &s.timing.backlog {
-            let _ = writeln!(
-                o,
-                "  backlog: stream {}/s on average, {}/s in the busiest minute; to survive a {} s \
-                 disconnect with a partial resync, repl-backlog-size >= {}",
-                human(b.mean_bytes_per_s as u64),
-                human(b.peak_bytes_per_s as u64),
-                b.survive_s,
-                human(b.advised_bytes)
-            );
+            o.push_str(&backlog(b));
         }
     }
     if !s.commands.is_empty() {
@@ -177,14 +169,13 @@ pub fn session(s: &SessionReport) -> String {
     o
 }
 
-/// The ack-latency and heartbeat tables of the summary.
-/// A full sync's steps, on one line.
-fn timeline(t: &Timeline) -> String {
+/// A full sync's steps, on one line: each phase from one marker on the wire to the next.
+fn timeline(t: &Timeline, ended: bool) -> String {
     let ms = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.0} ms"));
     let mut line = format!("  full sync: handshake {:.0} ms", t.handshake_ms);
     let _ = write!(
         line,
-        ", wait for the RDB {} ({} keep-alives)",
+        ", master preparing the RDB {} ({} keep-alives)",
         ms(t.bgsave_wait_ms),
         t.bgsave_keepalives
     );
@@ -203,8 +194,45 @@ fn timeline(t: &Timeline) -> String {
             ms(t.catch_up_ms)
         );
     }
+    match (t.phase, t.duration_ms) {
+        (SyncPhase::Online, Some(total)) => {
+            let _ = write!(line, "; {total:.0} ms in all");
+        }
+        (phase, _) if ended => {
+            let _ = write!(line, "; the link ended {}", phase.describe());
+        }
+        (phase, _) => {
+            let _ = write!(line, "; now {}", phase.as_str().replace('_', "-"));
+        }
+    }
     line.push('\n');
     line
+}
+
+/// The backlog advice: measured over the busiest window, or a lower bound from a shorter
+/// stream.
+pub fn backlog(b: &BacklogAdvice) -> String {
+    if b.lower_bound {
+        format!(
+            "  backlog: the stream lasted {} s and wrote {} ({}/s on average); a {} s \
+             disconnect needs at least that: repl-backlog-size >= {}, more if the writes go on\n",
+            b.based_on_s,
+            human(b.window_bytes),
+            human(b.mean_bytes_per_s as u64),
+            b.survive_s,
+            human(b.advised_bytes)
+        )
+    } else {
+        format!(
+            "  backlog: stream {}/s on average; the busiest {} s wrote {}; to survive a {} s \
+             disconnect with a partial resync, repl-backlog-size >= {}\n",
+            human(b.mean_bytes_per_s as u64),
+            b.survive_s,
+            human(b.window_bytes),
+            b.survive_s,
+            human(b.advised_bytes)
+        )
+    }
 }
 
 /// The offset ledger, when the stream carried anything but data.
@@ -219,16 +247,20 @@ fn ledger(s: &SessionReport) -> Option<String> {
     })
 }
 
+/// The ack-latency and heartbeat tables of the summary.
 fn timing_tables(s: &SessionReport) -> String {
     let t = &s.timing;
     let mut o = String::new();
-    // A histogram with no sample shows "–", not a latency of 0.
+    // A histogram with no sample shows "–", not a latency of 0. The extremes are exact; a
+    // percentile is good to 3 significant digits, and printed so.
     let ms = |h: &Hist, q: Option<f64>| {
         if h.count() == 0 {
             return "–".to_string();
         }
-        let us = q.map_or_else(|| h.max(), |q| h.quantile(q));
-        format!("{:.1}", us as f64 / 1000.0)
+        match q {
+            Some(q) if h.min() != h.max() => sig3(h.quantile(q) as f64 / 1000.0),
+            _ => format!("{:.1}", h.max() as f64 / 1000.0),
+        }
     };
     if !t.commands.is_empty() {
         let _ = writeln!(
@@ -276,6 +308,14 @@ fn timing_tables(s: &SessionReport) -> String {
         ("keep-alive M->R", &hb.master_keepalive_interval_us),
         ("keep-alive R->M", &hb.replica_keepalive_interval_us),
     ];
+    if hb.buffered_pings > 0 {
+        let _ = writeln!(
+            o,
+            "  {} master PING(s) came while the replica loaded its RDB: buffered, so not counted \
+             as heartbeats",
+            hb.buffered_pings
+        );
+    }
     if rows.iter().any(|(_, h)| h.count() > 0) {
         let _ = writeln!(
             o,
@@ -304,6 +344,20 @@ fn timing_tables(s: &SessionReport) -> String {
         t.warnings.len()
     );
     o
+}
+
+/// A percentile in ms as precisely as the histogram holds it (3 significant digits), and
+/// never rounded past a whole millisecond, so it cannot print above the exact maximum.
+fn sig3(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
 }
 
 /// A replica that asked for an RDB without checksum (`REPLCONF rdb-no-checksum 1`, Redis 8.8)

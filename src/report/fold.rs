@@ -9,6 +9,10 @@ use crate::report::timing::Timing;
 
 pub use crate::report::model::*;
 
+/// How close before a replica's ACK a read of stream may be forwarded and still have crossed
+/// that ACK on the wire (a one-way trip on a LAN is well under it).
+const CROSSING: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Most handshake requests and errors listed per session.
 pub const MAX_LISTED: usize = 64;
 
@@ -16,6 +20,45 @@ pub const MAX_LISTED: usize = 64;
 /// first one past the cap raises an `analysis_limit` warning (the tracker's, which sees the
 /// same events). A real stream has a few dozen names; only garbage or an attack has more.
 pub const MAX_COMMAND_NAMES: usize = 256;
+
+impl Timeline {
+    /// The timeline of a sync requested at `psync` on a connection opened at `start`.
+    fn begun(start: Timestamp, psync: Timestamp) -> Timeline {
+        let mut t = Timeline::default();
+        t.marks.start = Some(start);
+        t.marks.psync = Some(psync);
+        t.settle();
+        t
+    }
+
+    /// Derives the phases and the current one from the markers: each phase is the time
+    /// between two consecutive markers.
+    fn settle(&mut self) {
+        let m = self.marks;
+        let ms = |from: Option<Timestamp>, to: Option<Timestamp>| {
+            Some(to?.since(from?).as_secs_f64() * 1000.0)
+        };
+        self.handshake_ms = ms(m.start, m.psync).unwrap_or(0.0);
+        self.bgsave_wait_ms = ms(m.psync, m.rdb_start);
+        self.transfer_ms = ms(m.rdb_start, m.rdb_end);
+        self.load_ms = ms(m.rdb_end, m.loaded);
+        self.catch_up_ms = ms(m.loaded, m.caught_up);
+        self.duration_ms = ms(m.start, m.caught_up);
+        self.phase = if m.caught_up.is_some() {
+            SyncPhase::Online
+        } else if m.loaded.is_some() {
+            SyncPhase::CatchUp
+        } else if m.rdb_end.is_some() {
+            SyncPhase::Loading
+        } else if m.rdb_start.is_some() {
+            SyncPhase::Transfer
+        } else if m.psync.is_some() {
+            SyncPhase::Preparing
+        } else {
+            SyncPhase::Handshake
+        };
+    }
+}
 
 impl SessionReport {
     /// An empty report for a session that has just started.
@@ -86,7 +129,14 @@ impl SessionReport {
                     self.kind = *role;
                 }
             }
-            EventKind::Request { name, args } => self.observe_request(name.as_str(), args),
+            EventKind::Request { name, args } => {
+                if matches!(name.as_bytes(), b"PSYNC" | b"SYNC") && self.timeline.is_none() {
+                    // The sync request ends the handshake; what the answer makes of it is
+                    // seen later (a partial resync has no timeline).
+                    self.timeline = Some(Timeline::begun(self.started_at, e.ts));
+                }
+                self.observe_request(name.as_str(), args)
+            }
             EventKind::Reply { reply, .. } => {
                 if reply.starts_with('-') && self.handshake.errors.len() < MAX_LISTED {
                     self.handshake.errors.push(reply.clone());
@@ -134,11 +184,14 @@ impl SessionReport {
                 if self.sync.mode != Some(mode) || self.sync.at.is_none() {
                     self.sync.at = Some(e.ts);
                 }
-                if kind == SyncType::Full && self.timeline.is_none() {
-                    self.timeline = Some(Timeline {
-                        handshake_ms: e.ts.since(self.started_at).as_secs_f64() * 1000.0,
-                        ..Timeline::default()
-                    });
+                match kind {
+                    // No PSYNC seen (a capture that began after it): the answer is the best
+                    // marker there is.
+                    SyncType::Full if self.timeline.is_none() => {
+                        self.timeline = Some(Timeline::begun(self.started_at, e.ts));
+                    }
+                    SyncType::Full => {}
+                    _ => self.timeline = None,
                 }
                 self.sync.kind = kind;
                 self.sync.mode = Some(mode);
@@ -163,6 +216,7 @@ impl SessionReport {
             }
             EventKind::SyncRejected { reply } => {
                 self.sync.rejected = Some(reply.clone());
+                self.timeline = None;
             }
             EventKind::RdbEnd { .. } => {
                 self.fold_rdb(e);
@@ -172,7 +226,8 @@ impl SessionReport {
             }
             EventKind::RdbStart { .. }
             | EventKind::RdbContents { .. }
-            | EventKind::RdbAborted { .. } => self.fold_rdb(e),
+            | EventKind::RdbAborted { .. }
+            | EventKind::Status { rdb: Some(_), .. } => self.fold_rdb(e),
             EventKind::Command {
                 end,
                 name,
@@ -201,6 +256,16 @@ impl SessionReport {
                         ledger.getack += bytes;
                     }
                     _ => ledger.data += bytes,
+                }
+                if let Some(t) = self
+                    .timeline
+                    .as_mut()
+                    .filter(|t| t.phase == SyncPhase::Loading)
+                {
+                    // Commands of one read share its timestamp.
+                    if t.marks.last_read.is_none_or(|(read, _)| read != e.ts) {
+                        t.marks.last_read = Some((e.ts, self.offsets.end));
+                    }
                 }
                 if end.is_some() {
                     self.offsets.end = *end;
@@ -248,42 +313,37 @@ impl SessionReport {
         }
     }
 
-    /// A keep-alive: the master's while the replica waits for the RDB, the replica's while
-    /// it loads.
+    /// A keep-alive: the master's while it prepares the RDB, the replica's while it loads.
     fn timeline_keepalive(&mut self, dir: Direction) {
         let Some(t) = &mut self.timeline else { return };
-        match (dir, &self.rdb) {
-            (Direction::MasterToReplica, None) => t.bgsave_keepalives += 1,
-            (Direction::ReplicaToMaster, Some(r)) if r.complete && t.load_ms.is_none() => {
-                t.load_keepalives += 1
-            }
+        match (dir, t.phase) {
+            (Direction::MasterToReplica, SyncPhase::Preparing) => t.bgsave_keepalives += 1,
+            (Direction::ReplicaToMaster, SyncPhase::Loading) => t.load_keepalives += 1,
             _ => {}
         }
     }
 
     /// An ACK after the RDB: the first ends the load and measures what was buffered; the one
-    /// covering that ends the catch-up.
+    /// that reaches what was forwarded by then ends the catch-up.
     fn timeline_ack(&mut self, at: Timestamp, offset: u64) {
-        let (Some(t), Some(rdb)) = (&mut self.timeline, &self.rdb) else {
-            return;
-        };
-        let Some(duration) = rdb.duration_ms.filter(|_| rdb.complete) else {
-            return;
-        };
-        let since_end = |at: Timestamp| at.since(rdb.started_at).as_secs_f64() * 1000.0 - duration;
-        if t.load_ms.is_none() {
-            t.load_ms = Some(since_end(at).max(0.0));
+        let Some(t) = &mut self.timeline else { return };
+        if t.phase == SyncPhase::Loading {
+            t.marks.loaded = Some(at);
+            // A read forwarded just before the ACK crossed it on the wire: the replica had
+            // not seen it, and it is the live stream, not what the master buffered.
+            t.marks.target = match t.marks.last_read {
+                Some((read, before)) if at.since(read) < CROSSING => before,
+                _ => self.offsets.end,
+            };
             if let (Some(start), Some(end)) = (self.offsets.start, self.offsets.end) {
                 t.buffered_bytes = Some(end.saturating_add(1).saturating_sub(start));
             }
         }
-        let target = match (self.offsets.start, t.buffered_bytes) {
-            (Some(start), Some(b)) => start.saturating_add(b).saturating_sub(1),
-            _ => return,
-        };
-        if t.catch_up_ms.is_none() && offset >= target {
-            t.catch_up_ms = Some(since_end(at).max(0.0));
+        let reached = t.marks.target.is_none_or(|target| offset >= target);
+        if t.phase >= SyncPhase::Loading && t.marks.caught_up.is_none() && reached {
+            t.marks.caught_up = Some(at);
         }
+        t.settle();
     }
 
     /// The RDB transfer's events: this connection's, or its RDB connection's.
@@ -293,8 +353,9 @@ impl SessionReport {
                 framing,
                 declared_bytes,
             } => {
-                if let (Some(t), Some(answered)) = (&mut self.timeline, self.sync.at) {
-                    t.bgsave_wait_ms = Some(e.ts.since(answered).as_secs_f64() * 1000.0);
+                if let Some(t) = &mut self.timeline {
+                    t.marks.rdb_start = Some(e.ts);
+                    t.settle();
                 }
                 self.rdb = Some(RdbReport {
                     framing: *framing,
@@ -315,7 +376,13 @@ impl SessionReport {
                     rdb.complete = true;
                 }
                 if let Some(t) = &mut self.timeline {
-                    t.transfer_ms = Some(*duration_us as f64 / 1000.0);
+                    t.marks.rdb_end = Some(e.ts);
+                    if self.sync.mode == Some(SyncMode::Sync) {
+                        // A legacy SYNC client never ACKs: the sync ends with its RDB.
+                        t.marks.loaded = Some(e.ts);
+                        t.marks.caught_up = Some(e.ts);
+                    }
+                    t.settle();
                 }
             }
             EventKind::RdbContents { contents } => {
@@ -326,6 +393,15 @@ impl SessionReport {
             EventKind::RdbAborted { bytes, .. } => {
                 if let Some(rdb) = &mut self.rdb {
                     rdb.bytes = *bytes;
+                }
+            }
+            // A transfer under way: the report (and the metrics read from it) move with it.
+            EventKind::Status {
+                rdb: Some(progress),
+                ..
+            } => {
+                if let Some(rdb) = self.rdb.as_mut().filter(|r| !r.complete) {
+                    rdb.bytes = rdb.bytes.max(progress.bytes);
                 }
             }
             _ => {}
@@ -354,7 +430,8 @@ impl SessionReport {
             EventKind::RdbStart { .. }
             | EventKind::RdbEnd { .. }
             | EventKind::RdbContents { .. }
-            | EventKind::RdbAborted { .. } => self.fold_rdb(e),
+            | EventKind::RdbAborted { .. }
+            | EventKind::Status { rdb: Some(_), .. } => self.fold_rdb(e),
             EventKind::Reply { reply, .. } | EventKind::SyncRejected { reply }
                 if reply.starts_with('-') && self.handshake.errors.len() < MAX_LISTED =>
             {

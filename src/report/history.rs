@@ -98,9 +98,24 @@ impl History {
         }
     }
 
-    /// Every replica seen, in name order.
-    pub fn replicas(&self) -> impl Iterator<Item = &ReplicaHistory> {
-        self.replicas.values()
+    /// Every replica's history, with the `live` links counted as they stand (their sync, bytes
+    /// and errors so far): what the report and the metrics show, so the per-replica counters
+    /// agree with the sessions at any moment. In name order.
+    pub fn replicas_with<'a>(
+        &self,
+        live: impl IntoIterator<Item = &'a SessionReport>,
+    ) -> Vec<ReplicaHistory> {
+        let mut all = self.replicas.clone();
+        for s in live {
+            if s.kind != Role::Replication || s.sync.mode.is_none() {
+                continue;
+            }
+            let key = Self::key(s);
+            all.entry(key.clone())
+                .or_insert_with(|| ReplicaHistory::new(key, s.started_at))
+                .count(s);
+        }
+        all.into_values().collect()
     }
 
     /// Why the sync `s` just started happened; `None` while it cannot be said yet (a
@@ -129,20 +144,26 @@ impl History {
         };
         let mut args = requested.split_whitespace();
         let (id, off) = (args.next()?, args.next()?.parse::<i64>().ok()?);
-        let last = self
-            .replicas
-            .get(&Self::key(s))
-            .and_then(|h| h.last.as_ref());
+        let history = self.replicas.get(&Self::key(s));
+        let last = history.and_then(|h| h.last.as_ref());
         let ago = |l: &LastLink| at.since(l.ended_at).as_secs_f64();
         if id == "?" {
             return match last {
                 Some(l) if l.unfinished_full.is_some() => {
+                    // This sync drops the last one: `sync_started` counts it right after.
+                    let dropped = history.map_or(0, |h| h.dropped_full_syncs) + 1;
+                    let (reason, what) = if dropped >= 2 {
+                        let what = format!("a full-sync loop: {dropped} full syncs dropped so far");
+                        (SyncReason::FullSyncLoop, what)
+                    } else {
+                        (SyncReason::FullSyncRestarted, "it starts over".to_string())
+                    };
                     let message = format!(
-                        "the replica's last full sync ended {:.1} s ago before it was online: it \
-                         starts over (PSYNC ? -1)",
+                        "the replica's last full sync ended {:.1} s ago before it was online: \
+                         {what} (PSYNC ? -1)",
                         ago(l)
                     );
-                    why(SyncReason::FirstSync, None, message)
+                    why(reason, None, message)
                 }
                 Some(l) => {
                     let message = format!(
@@ -235,35 +256,10 @@ impl History {
         let h = self
             .replicas
             .entry(key.clone())
-            .or_insert_with(|| ReplicaHistory {
-                replica: key,
-                links: 0,
-                reconnects: 0,
-                full_syncs: 0,
-                partial_syncs: 0,
-                errors: 0,
-                bytes: 0,
-                dropped_full_syncs: 0,
-                last: None,
-                seen: at,
-            });
-        h.links += 1;
-        h.reconnects = h.links - 1;
+            .or_insert_with(|| ReplicaHistory::new(key, at));
+        h.count(s);
         h.seen = at;
         let full = s.sync.kind == SyncType::Full;
-        match s.sync.kind {
-            SyncType::Full => h.full_syncs += 1,
-            SyncType::Partial => h.partial_syncs += 1,
-            _ => {}
-        }
-        // A session's desyncs count once: with skips, a busy link can have hundreds.
-        h.errors += s.handshake.errors.len() as u64 + u64::from(s.desync_count > 0);
-        h.errors += u64::from(s.sync.rejected.is_some());
-        h.bytes += s.bytes.to_master + s.bytes.to_replica;
-        let partner = s.channels.iter().filter(|c| c.session != s.id);
-        h.bytes += partner
-            .map(|c| c.bytes.to_master + c.bytes.to_replica)
-            .sum::<u64>();
         // Ended before it was online; the run's own end does not count.
         let ours = matches!(
             s.end_reason.as_deref(),
@@ -308,6 +304,40 @@ impl History {
 }
 
 impl ReplicaHistory {
+    fn new(replica: String, seen: Timestamp) -> ReplicaHistory {
+        ReplicaHistory {
+            replica,
+            links: 0,
+            reconnects: 0,
+            full_syncs: 0,
+            partial_syncs: 0,
+            errors: 0,
+            bytes: 0,
+            dropped_full_syncs: 0,
+            last: None,
+            seen,
+        }
+    }
+
+    /// Counts the link `s`: its sync, errors and bytes.
+    fn count(&mut self, s: &SessionReport) {
+        self.links += 1;
+        self.reconnects = self.links - 1;
+        match s.sync.kind {
+            SyncType::Full => self.full_syncs += 1,
+            SyncType::Partial => self.partial_syncs += 1,
+            _ => {}
+        }
+        // A session's desyncs count once: with skips, a busy link can have hundreds.
+        self.errors += s.handshake.errors.len() as u64 + u64::from(s.desync_count > 0);
+        self.errors += u64::from(s.sync.rejected.is_some());
+        self.bytes += s.bytes.to_master + s.bytes.to_replica;
+        let partner = s.channels.iter().filter(|c| c.session != s.id);
+        self.bytes += partner
+            .map(|c| c.bytes.to_master + c.bytes.to_replica)
+            .sum::<u64>();
+    }
+
     /// The replid of its last link, if it had one.
     pub fn last_replid(&self) -> Option<&str> {
         self.last.as_ref()?.replid.as_deref()

@@ -135,17 +135,18 @@ pub struct SessionReport {
 }
 
 /// A full sync step by step (README "Diagnosis"): where the time went, and what the master
-/// had to buffer meanwhile.
+/// had to buffer meanwhile. Each phase runs from one marker on the wire to the next, so the
+/// phases never overlap and add up to `duration_ms`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Timeline {
-    /// From the connection to the master's answer to `PSYNC`/`SYNC`.
+    /// From the connection to the replica's `PSYNC` (or `SYNC`).
     pub handshake_ms: f64,
-    /// From that answer to the RDB's first byte: the master's BGSAVE (or fork) and its
-    /// `repl-diskless-sync-delay`.
+    /// From the `PSYNC` to the RDB's first byte: the master preparing the RDB (its
+    /// `repl-diskless-sync-delay`, the fork, a BGSAVE to disk).
     pub bgsave_wait_ms: Option<f64>,
-    /// `\n` keep-alives the master sent while the replica waited.
+    /// `\n` keep-alives the master sent meanwhile.
     pub bgsave_keepalives: u64,
-    /// The RDB transfer.
+    /// The RDB transfer, from its first byte to its last.
     pub transfer_ms: Option<f64>,
     /// From the RDB's end to the replica's first ACK: it flushed and loaded the RDB.
     pub load_ms: Option<f64>,
@@ -154,8 +155,93 @@ pub struct Timeline {
     /// Stream bytes forwarded by the first ACK: what the master had buffered for the replica
     /// during the sync (compare with `client-output-buffer-limit replica`).
     pub buffered_bytes: Option<u64>,
-    /// From the RDB's end to the ACK covering those bytes: the replica caught up.
+    /// From the replica's first ACK to the ACK covering those bytes: it caught up.
     pub catch_up_ms: Option<f64>,
+    /// From the connection to the end of the catch-up: the sum of the phases (null until the
+    /// replica caught up).
+    pub duration_ms: Option<f64>,
+    /// The phase the sync is in, or was in when its link ended.
+    pub phase: SyncPhase,
+    /// When each phase began, as seen on the wire.
+    #[serde(skip)]
+    pub marks: Marks,
+}
+
+/// The steps of a full sync, in order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncPhase {
+    /// Before the `PSYNC`.
+    #[default]
+    Handshake,
+    /// The master prepares the RDB.
+    Preparing,
+    /// The RDB crosses the link.
+    Transfer,
+    /// The replica loads it.
+    Loading,
+    /// The replica applies what the master buffered meanwhile.
+    CatchUp,
+    /// Caught up: the sync is done.
+    Online,
+}
+
+impl SyncPhase {
+    /// Every phase, in order.
+    pub const ALL: [SyncPhase; 6] = [
+        SyncPhase::Handshake,
+        SyncPhase::Preparing,
+        SyncPhase::Transfer,
+        SyncPhase::Loading,
+        SyncPhase::CatchUp,
+        SyncPhase::Online,
+    ];
+
+    /// The name used in the report and the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncPhase::Handshake => "handshake",
+            SyncPhase::Preparing => "preparing",
+            SyncPhase::Transfer => "transfer",
+            SyncPhase::Loading => "loading",
+            SyncPhase::CatchUp => "catch_up",
+            SyncPhase::Online => "online",
+        }
+    }
+
+    /// For people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SyncPhase::Handshake => "in the handshake",
+            SyncPhase::Preparing => "while the master prepared the RDB",
+            SyncPhase::Transfer => "during the RDB transfer",
+            SyncPhase::Loading => "while the replica loaded the RDB",
+            SyncPhase::CatchUp => "during the catch-up",
+            SyncPhase::Online => "after the sync",
+        }
+    }
+}
+
+/// When each phase of a full sync began (the markers on the wire), and the offset the
+/// catch-up must reach.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Marks {
+    /// The connection was opened.
+    pub start: Option<Timestamp>,
+    /// The replica's `PSYNC`/`SYNC`.
+    pub psync: Option<Timestamp>,
+    /// The RDB's first byte.
+    pub rdb_start: Option<Timestamp>,
+    /// Its last byte.
+    pub rdb_end: Option<Timestamp>,
+    /// The replica's first ACK after it.
+    pub loaded: Option<Timestamp>,
+    /// The stream offset forwarded by then: the catch-up ends when an ACK reaches it.
+    pub target: Option<u64>,
+    /// During the load, the last read of stream forwarded: when, and the offset before it.
+    pub last_read: Option<(Timestamp, Option<u64>)>,
+    /// The ACK that did.
+    pub caught_up: Option<Timestamp>,
 }
 
 /// One connection of a two-connection full sync.
@@ -229,7 +315,8 @@ pub struct SyncReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct ReasonReport {
     /// `first_sync`, `replica_restarted`, `replid_mismatch`, `offset_outside_backlog`,
-    /// `replica_ahead`, `failover`, `partial_granted`, `tool` or `unknown`.
+    /// `replica_ahead`, `failover`, `partial_granted`, `tool`, `unknown`,
+    /// `full_sync_restarted` or `full_sync_loop`.
     pub code: SyncReason,
     /// The backlog a full sync would have needed, or the gap a partial one filled.
     pub gap_bytes: Option<u64>,

@@ -61,8 +61,8 @@ pub struct Snapshot<'a> {
     pub ended: Vec<&'a SessionReport>,
     /// Accepted connections closed because the upstream was unreachable.
     pub upstream_connect_failures: u64,
-    /// Each replica's history across its links.
-    pub replicas: Vec<&'a ReplicaHistory>,
+    /// Each replica's history across its links, live ones included.
+    pub replicas: Vec<ReplicaHistory>,
 }
 
 /// How many ended sessions the report keeps; older ones are dropped (and counted), so a
@@ -362,7 +362,7 @@ impl Monitor {
             live: self.live_reports().collect(),
             ended: self.ended_reports().collect(),
             upstream_connect_failures: self.connect_failures,
-            replicas: self.history.replicas().collect(),
+            replicas: self.history.replicas_with(self.live_reports()),
         }
     }
 
@@ -394,7 +394,7 @@ impl Monitor {
         }
         let mut report = Report::new(sessions, self.connect_failures);
         report.sessions_dropped = self.dropped;
-        report.replicas = self.history.replicas().cloned().collect();
+        report.replicas = self.history.replicas_with(self.live_reports());
         report.settings = Some(Settings {
             repl_timeout_s: self.timing.repl_timeout.as_secs_f64(),
             lag_warn_bytes: self.timing.lag_warn_bytes,

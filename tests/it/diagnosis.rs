@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{free_port, wait_for_quiescence, wait_until, Server, Sniffer, Version};
+use crate::support::{
+    free_port, wait_for_quiescence, wait_until, Outcome, Server, Sniffer, Version,
+};
 
 fn signal(server: &Server, sig: &str) {
     crate::support::process::signal(server.pid(), sig);
@@ -215,6 +217,25 @@ fn a_full_sync_loop_from_a_tiny_output_buffer_is_diagnosed_with_its_count() {
     let message = loops.last().unwrap()["message"].as_str().unwrap();
     assert!(message.contains(&format!("{dropped} times")), "{message}");
     assert!(message.contains("client-output-buffer-limit"), "{message}");
+    // The reason codes say what the text says: the first sync, its restart, then the loop.
+    let codes: Vec<&str> = sessions_reasons(&out);
+    assert_eq!(
+        codes[..3],
+        ["first_sync", "full_sync_restarted", "full_sync_loop"],
+        "{codes:?}"
+    );
+    assert!(
+        codes[2..].iter().all(|c| *c == "full_sync_loop"),
+        "{codes:?}"
+    );
+}
+
+/// The reason code of every replication session's sync, in order.
+fn sessions_reasons(out: &Outcome) -> Vec<&str> {
+    out.sessions_of_kind("replication")
+        .into_iter()
+        .filter_map(|s| s["sync"]["reason"]["code"].as_str())
+        .collect()
 }
 
 // ----- anomalies, from byte streams ----------------------------------------------------------

@@ -301,7 +301,7 @@ fn a_master_killed_mid_transfer_is_reported_and_the_replica_released() {
     assert_eq!(first["end_reason"], "master closed the connection");
     let last = sessions.last().unwrap();
     assert_eq!(last["rdb"]["complete"], true);
-    assert_eq!(last["sync"]["reason"]["code"], "first_sync");
+    assert_eq!(last["sync"]["reason"]["code"], "full_sync_restarted");
     assert!(last["sync"]["reason"]["message"]
         .as_str()
         .unwrap()
@@ -388,7 +388,10 @@ fn a_master_killed_while_preparing_or_mid_disk_transfer_is_reported_so() {
         }
         let last = sessions.last().unwrap();
         assert_eq!(last["rdb"]["complete"], true, "{moment}");
-        assert_eq!(last["sync"]["reason"]["code"], "first_sync", "{moment}");
+        assert_eq!(
+            last["sync"]["reason"]["code"], "full_sync_restarted",
+            "{moment}"
+        );
     }
 }
 

@@ -286,7 +286,7 @@ pub(crate) struct ReplayArgs {
     pub(crate) output: OutputArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct OutputArgs {
     /// Event output. Proxy: `text` logs lines on stderr; `json` also writes one JSON event
     /// per line on stdout. Replay: events go to stdout as text lines or JSON (README,
@@ -301,6 +301,13 @@ pub(crate) struct OutputArgs {
     /// Write the report as one self-contained HTML page (charts, no network) at exit.
     #[arg(long, value_name = "PATH")]
     pub(crate) report_html: Option<PathBuf>,
+
+    /// Live runs (proxy, sniff): also rewrite --report-json and --report-html every this many
+    /// seconds, so a crash loses at most one interval (each write goes to a temporary file
+    /// that is then renamed: a reader never sees half a report). SIGHUP writes them at once
+    /// and keeps running. 0 writes them only at exit and on SIGHUP.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub(crate) report_interval: u64,
 
     /// More detail on stderr: -v shows every stream command with its offsets and every ACK,
     /// -vv also client commands and keep-alives. RUST_LOG overrides.

@@ -112,32 +112,123 @@ impl io::Write for LogWriter {
     }
 }
 
-/// Fails early, before any work, if the report file cannot be written.
-fn check_report_path(output: &OutputArgs) -> Result<()> {
-    for path in [&output.report_json, &output.report_html]
-        .into_iter()
-        .flatten()
-    {
-        std::fs::write(path, b"")
-            .with_context(|| format!("cannot write the report file {}", path.display()))?;
-    }
-    Ok(())
+/// Fails early, before any work, if a report file cannot be written: writes the (empty)
+/// report of a run that has not begun, so the file is valid from the start.
+fn check_report_path(output: &OutputArgs, report: &repl_sniff::Report) -> Result<()> {
+    write_report(output, report)
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it, renamed over it: a reader
+/// (or a crash) never finds half a report.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 fn write_report(output: &OutputArgs, report: &repl_sniff::Report) -> Result<()> {
     if let Some(path) = &output.report_json {
         let json = serde_json::to_vec_pretty(report)?;
-        std::fs::write(path, json)
+        write_atomically(path, &json)
             .with_context(|| format!("cannot write the report file {}", path.display()))?;
     }
     if let Some(path) = &output.report_html {
         // Drawn from the JSON text, as `repl-sniff report` draws a saved one: the same page.
         let json: serde_json::Value = serde_json::from_slice(&serde_json::to_vec(report)?)?;
         let page = repl_sniff::render::html::page(&json);
-        std::fs::write(path, page)
+        write_atomically(path, page.as_bytes())
             .with_context(|| format!("cannot write the HTML report {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Rewrites a live run's reports every `--report-interval` and when SIGHUP asks, so they
+/// survive a crash, a `kill -9` or a dropped terminal.
+struct ReportWriter {
+    output: OutputArgs,
+    every: Option<Duration>,
+    last: Instant,
+    hup: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ReportWriter {
+    fn new(output: &OutputArgs, hup: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        ReportWriter {
+            output: output.clone(),
+            every: (output.report_interval > 0)
+                .then(|| Duration::from_secs(output.report_interval)),
+            last: Instant::now(),
+            hup,
+        }
+    }
+
+    /// Writes the reports if an interval has passed or SIGHUP came since the last write.
+    fn tick(&mut self, report: impl FnOnce() -> repl_sniff::Report) {
+        if self.output.report_json.is_none() && self.output.report_html.is_none() {
+            return;
+        }
+        let hup = self.hup.swap(false, std::sync::atomic::Ordering::Relaxed);
+        let due = self.every.is_some_and(|e| self.last.elapsed() >= e);
+        if !hup && !due {
+            return;
+        }
+        self.last = Instant::now();
+        match write_report(&self.output, &report()) {
+            Ok(()) if hup => tracing::info!("SIGHUP: reports written; still running"),
+            Ok(()) => {}
+            Err(e) => tracing::warn!("{e:#}"),
+        }
+    }
+}
+
+/// Turns SIGHUP (a closed terminal, `kill -HUP`) into a request to write the reports, instead
+/// of the default, which ends the process and with it the replica's link.
+fn on_sighup(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+            Err(e) => tracing::warn!("cannot handle SIGHUP: {e}"),
+        }
+    }
+}
+
+/// The last lines of a proxy run: the replicas it was serving now point at a port nobody
+/// listens on, and how to point each back at the master.
+fn orphaned_replicas(report: &repl_sniff::Report, upstream: &str) -> String {
+    let (host, port) = upstream.rsplit_once(':').unwrap_or((upstream, "6379"));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = String::new();
+    for s in &report.sessions {
+        let shut = s.end_reason.as_deref() == Some("proxy shutdown");
+        if !shut || s.kind != repl_sniff::Role::Replication {
+            continue;
+        }
+        let replica_host = s
+            .replica
+            .rsplit_once(':')
+            .map_or(s.replica.as_str(), |(h, _)| h);
+        let Some(listening) = s.handshake.listening_port else {
+            continue;
+        };
+        if seen.insert((replica_host.to_string(), listening)) {
+            out.push_str(&format!(
+                "replica {replica_host}:{listening} still points at this proxy, which is gone; \
+                 to replicate from the master again: redis-cli -h {replica_host} -p {listening} \
+                 REPLICAOF {host} {port}\n"
+            ));
+        }
+    }
+    out
 }
 
 /// `repl-sniff report REPORT.json --html OUT.html`.
@@ -179,7 +270,7 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
         max_connections: args.max_connections.max(1),
         ..ProxyConfig::default()
     };
-    check_report_path(&output)?;
+    check_report_path(&output, &monitor.report())?;
 
     // One thread forwards every connection: the I/O driver wakes each relay on the thread that
     // polls it, with no hand-over between workers on the forwarding path. Analysis has a
@@ -189,10 +280,14 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let mut cfg = cfg;
+    let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut reports = ReportWriter::new(&output, std::sync::Arc::clone(&hup));
     let monitor = runtime.block_on(async {
+        on_sighup(hup);
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        let mut endpoint = None;
         if let Some(addr) = &args.metrics {
             let metrics = tokio::net::TcpListener::bind(addr)
                 .await
@@ -201,11 +296,15 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
                 "Prometheus metrics at http://{}/metrics",
                 metrics.local_addr()?
             );
-            let endpoint = MetricsEndpoint::serve(metrics, prometheus::render(&monitor.snapshot()));
-            cfg.on_tick = Some(Box::new(move |m: &Monitor| {
-                endpoint.publish(prometheus::render(&m.snapshot()))
-            }));
+            let initial = prometheus::render(&monitor.snapshot());
+            endpoint = Some(MetricsEndpoint::serve(metrics, initial));
         }
+        cfg.on_tick = Some(Box::new(move |m: &Monitor| {
+            if let Some(endpoint) = &endpoint {
+                endpoint.publish(prometheus::render(&m.snapshot()));
+            }
+            reports.tick(|| m.report());
+        }));
         tracing::info!(
             "listening on {}, forwarding to {upstream}",
             listener
@@ -220,11 +319,12 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
     let report = monitor.report();
     drop(monitor); // closes the recording
     write_report(&output, &report)?;
+    let mut end = String::new();
     if !output.quiet {
-        let _ = io::stderr()
-            .lock()
-            .write_all(repl_sniff::render::summary::report(&report).as_bytes());
+        end = repl_sniff::render::summary::report(&report);
     }
+    end.push_str(&orphaned_replicas(&report, &upstream));
+    let _ = io::stderr().lock().write_all(end.as_bytes());
     Ok(())
 }
 
@@ -247,9 +347,9 @@ fn live_sinks(output: &OutputArgs) -> Vec<Box<dyn Sink>> {
 
 fn run_sniff(args: SniffArgs) -> Result<()> {
     let output = &args.output;
-    check_report_path(output)?;
-    let mut sock = repl_sniff::capture::socket::PacketSocket::open(&args.interface, args.port)?;
     let mut monitor = args.timing.monitor(live_sinks(output));
+    check_report_path(output, &monitor.report())?;
+    let mut sock = repl_sniff::capture::socket::PacketSocket::open(&args.interface, args.port)?;
     if let Some(path) = &args.record {
         let recorder = Recorder::create(path, !args.record_secrets)
             .with_context(|| format!("cannot create the recording {}", path.display()))?;
@@ -267,6 +367,9 @@ fn run_sniff(args: SniffArgs) -> Result<()> {
         shutdown_signal().await;
         flag.store(true, std::sync::atomic::Ordering::Relaxed);
     });
+    let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut reports = ReportWriter::new(output, std::sync::Arc::clone(&hup));
+    runtime.block_on(async { on_sighup(hup) });
     let endpoint = match &args.metrics {
         Some(addr) => {
             let addr = proxy::endpoint(addr).map_err(anyhow::Error::msg)?;
@@ -299,6 +402,11 @@ fn run_sniff(args: SniffArgs) -> Result<()> {
             if let Some(e) = &endpoint {
                 e.publish(prometheus::render(&m.snapshot()) + &prometheus::capture(c));
             }
+            reports.tick(|| {
+                let mut report = m.report();
+                report.capture = Some(*c);
+                report
+            });
             seconds += 1;
             if seconds % every == 0 {
                 tracing::info!(
@@ -324,7 +432,6 @@ fn run_sniff(args: SniffArgs) -> Result<()> {
 
 fn run_replay(args: ReplayArgs) -> Result<()> {
     let output = &args.output;
-    check_report_path(output)?;
     let stdout = || io::BufWriter::with_capacity(256 * 1024, io::stdout());
     let sinks: Vec<Box<dyn Sink>> = match (output.format, output.quiet) {
         (Format::Json, _) => vec![Box::new(JsonLines::new(stdout()))],
@@ -332,6 +439,7 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
         (Format::Text, true) => vec![],
     };
     let mut monitor = args.timing.monitor(sinks);
+    check_report_path(output, &monitor.report())?;
     let opts = replay::Options {
         port: args.port,
         ..replay::Options::default()

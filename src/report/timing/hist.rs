@@ -5,38 +5,66 @@ use serde::{Serialize, Serializer};
 
 use super::{LATENCY_BUCKETS_US, SIZE_BUCKETS};
 
-/// A bounded histogram of microseconds or bytes.
+/// A bounded histogram of microseconds or bytes, with its count, extremes and sum kept
+/// exactly beside the buckets: a single value reads as itself, and no percentile lies
+/// outside what was recorded.
 #[derive(Debug, Clone)]
 pub struct Hist {
     h: Histogram<u64>,
     buckets: &'static [u64],
+    /// The largest value accepted (larger ones are recorded as it).
+    high: u64,
+    min: u64,
+    max: u64,
+    sum: u128,
 }
 
+/// The largest latency or interval recorded: one hour, in µs.
+const MAX_MICROS: u64 = 3_600_000_000;
+
 impl Hist {
-    /// Microseconds, 1 µs to 1 hour.
+    /// Microseconds, 1 µs to 1 hour, at 3 significant digits. The buckets grow with the
+    /// largest value seen, so a histogram of sub-second latencies stays small.
     pub fn micros() -> Hist {
-        Hist {
-            h: Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds"),
-            buckets: LATENCY_BUCKETS_US,
-        }
+        let mut h = Histogram::new_with_bounds(1, 1 << 12, 3).expect("valid bounds");
+        h.auto(true);
+        Hist::of(h, LATENCY_BUCKETS_US, MAX_MICROS)
     }
 
-    /// Bytes, 1 B to 1 TiB.
+    /// Bytes, 1 B to 1 TiB, at 2 significant digits (sizes are compared in powers of two).
     pub fn bytes() -> Hist {
+        let h = Histogram::new_with_bounds(1, 1 << 40, 2).expect("valid bounds");
+        Hist::of(h, SIZE_BUCKETS, 1 << 40)
+    }
+
+    fn of(h: Histogram<u64>, buckets: &'static [u64], high: u64) -> Hist {
         Hist {
-            h: Histogram::new_with_bounds(1, 1 << 40, 2).expect("valid bounds"),
-            buckets: SIZE_BUCKETS,
+            h,
+            buckets,
+            high,
+            min: u64::MAX,
+            max: 0,
+            sum: 0,
         }
     }
 
     /// Records one value (clamped into the bounds).
     pub fn record(&mut self, v: u64) {
-        self.h.saturating_record(v.max(1));
+        self.record_n(v, 1);
     }
 
     /// Records `n` equal values.
     pub fn record_n(&mut self, v: u64, n: u64) {
-        let _ = self.h.record_n(v.max(1).min(self.h.high()), n);
+        if n == 0 {
+            return;
+        }
+        let v = v.clamp(1, self.high);
+        if self.h.record_n(v, n).is_err() {
+            return;
+        }
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        self.sum += u128::from(v) * u128::from(n);
     }
 
     /// Number of values recorded.
@@ -44,27 +72,42 @@ impl Hist {
         self.h.len()
     }
 
-    /// The value at quantile `q` (0..=1), 0 when empty.
+    /// The value at quantile `q` (0..=1), within the smallest and largest recorded; 0 when
+    /// empty.
     pub fn quantile(&self, q: f64) -> u64 {
         if self.h.is_empty() {
             0
         } else {
-            self.h.value_at_quantile(q)
+            self.h.value_at_quantile(q).clamp(self.min, self.max)
         }
     }
 
-    /// The largest value recorded, 0 when empty.
-    pub fn max(&self) -> u64 {
+    /// The smallest value recorded, exactly; 0 when empty.
+    pub fn min(&self) -> u64 {
         if self.h.is_empty() {
             0
         } else {
-            self.h.max()
+            self.min
         }
     }
 
-    /// Sum of the values (approximate: each value counts as its bucket's equivalent).
+    /// The largest value recorded, exactly; 0 when empty.
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    /// Sum of the values, exactly.
     pub fn sum(&self) -> f64 {
-        self.h.mean() * self.h.len() as f64
+        self.sum as f64
+    }
+
+    /// The mean, exactly; 0 when empty.
+    pub fn mean(&self) -> f64 {
+        if self.h.is_empty() {
+            0.0
+        } else {
+            self.sum as f64 / self.h.len() as f64
+        }
     }
 
     /// `(upper bound, cumulative count)` at each fixed bucket bound.
@@ -86,7 +129,12 @@ impl Hist {
 
     /// Adds another histogram of the same kind.
     pub fn add(&mut self, other: &Hist) {
-        let _ = self.h.add(&other.h);
+        if other.h.is_empty() || self.h.add(&other.h).is_err() {
+            return;
+        }
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
     }
 }
 
@@ -95,6 +143,8 @@ impl Hist {
 pub struct HistSummary {
     /// Values recorded.
     pub count: u64,
+    /// Smallest, exactly.
+    pub min: u64,
     /// Median.
     pub p50: u64,
     /// 90th percentile.
@@ -103,9 +153,9 @@ pub struct HistSummary {
     pub p99: u64,
     /// 99.9th percentile.
     pub p999: u64,
-    /// Largest.
+    /// Largest, exactly.
     pub max: u64,
-    /// Mean.
+    /// Mean, exactly.
     pub mean: f64,
     /// Cumulative counts at fixed upper bounds: `[[le, count], …]`.
     pub buckets: Vec<(u64, u64)>,
@@ -115,16 +165,13 @@ impl Serialize for Hist {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         HistSummary {
             count: self.count(),
+            min: self.min(),
             p50: self.quantile(0.5),
             p90: self.quantile(0.9),
             p99: self.quantile(0.99),
             p999: self.quantile(0.999),
             max: self.max(),
-            mean: if self.h.is_empty() {
-                0.0
-            } else {
-                self.h.mean()
-            },
+            mean: self.mean(),
             buckets: self.cumulative(),
         }
         .serialize(s)

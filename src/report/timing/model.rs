@@ -45,6 +45,10 @@ pub struct Heartbeats {
     pub solicited_acks: u64,
     /// From forwarding a GETACK to the ACK that answers it, µs.
     pub getack_round_trip_us: Hist,
+    /// Master `PING`s forwarded while the replica loaded its RDB (between the RDB's end and
+    /// its first ACK): they waited in the master's buffer, so their spacing says nothing of
+    /// the master's heartbeat, and they are not in `master_ping_interval_us`.
+    pub buffered_pings: u64,
 }
 
 /// Timing over every session of a run: the per-session histograms added together.
@@ -90,6 +94,7 @@ impl Overall {
             a.getacks += b.getacks;
             a.solicited_acks += b.solicited_acks;
             a.getack_round_trip_us.add(&b.getack_round_trip_us);
+            a.buffered_pings += b.buffered_pings;
         }
         o
     }
@@ -105,6 +110,7 @@ impl Heartbeats {
             getacks: 0,
             solicited_acks: 0,
             getack_round_trip_us: Hist::micros(),
+            buffered_pings: 0,
         }
     }
 }
@@ -114,12 +120,22 @@ impl Heartbeats {
 pub struct BacklogAdvice {
     /// Stream bytes per second, over the whole session.
     pub mean_bytes_per_s: f64,
-    /// Stream bytes per second in the busiest minute.
+    /// Stream bytes per second in the busiest window of `survive_s` seconds (or over the
+    /// whole stream, when it is shorter than that).
     pub peak_bytes_per_s: f64,
     /// The disconnect to survive (`--survive`).
     pub survive_s: u64,
-    /// `peak × survive`, with a quarter more, rounded up to a MiB.
+    /// The backlog that holds `window_bytes`: a quarter more, rounded up to a MiB.
     pub advised_bytes: u64,
+    /// Stream bytes written in the busiest `survive_s` seconds: what a disconnect at the worst
+    /// moment would have needed. Measured, never extrapolated.
+    pub window_bytes: u64,
+    /// Seconds of stream the advice rests on: `survive_s`, or the stream's own length when
+    /// shorter.
+    pub based_on_s: u64,
+    /// Returns true if and only if the stream was shorter than `survive_s`: `window_bytes` is
+    /// then all it wrote, a lower bound of what such a disconnect needs.
+    pub lower_bound: bool,
 }
 
 /// Throughput during one second.
@@ -220,35 +236,35 @@ impl Timing {
     }
 
     /// The backlog that lets a replica survive a disconnect of `survive` at the busiest
-    /// minute's write rate; `None` before any stream.
+    /// moment: the most stream bytes written in any window of that length. A stream shorter
+    /// than the window gives what it wrote, as a lower bound. `None` before any stream.
     pub fn backlog_advice(&self, survive: std::time::Duration) -> Option<BacklogAdvice> {
         let (first, last) = (self.rates.front()?, self.rates.back()?);
         let total: u64 = self.rates.iter().map(|s| s.bytes).sum();
+        if total == 0 {
+            return None;
+        }
         let span = last.t - first.t + 1;
-        // The busiest 60 s window (seconds with no commands are not stored).
+        let window_s = survive.as_secs().max(1);
         let mut peak = 0u64;
         let mut window = 0u64;
         let mut head = self.rates.iter().peekable();
         for s in self.rates.iter() {
             window += s.bytes;
-            while let Some(h) = head.peek() {
-                if h.t + 60 <= s.t {
-                    window -= h.bytes;
-                    head.next();
-                } else {
-                    break;
-                }
+            while let Some(h) = head.next_if(|h| h.t + window_s <= s.t) {
+                window -= h.bytes;
             }
             peak = peak.max(window);
         }
-        let per_minute = span.min(60);
-        let peak_per_s = peak as f64 / per_minute as f64;
-        let needed = (peak_per_s * survive.as_secs_f64()).ceil() as u64;
+        let based_on_s = span.min(window_s);
         Some(BacklogAdvice {
             mean_bytes_per_s: total as f64 / span as f64,
-            peak_bytes_per_s: peak_per_s,
+            peak_bytes_per_s: peak as f64 / based_on_s as f64,
             survive_s: survive.as_secs(),
-            advised_bytes: super::super::history::backlog_for(needed),
+            advised_bytes: super::super::history::backlog_for(peak),
+            window_bytes: peak,
+            based_on_s,
+            lower_bound: span < window_s,
         })
     }
 

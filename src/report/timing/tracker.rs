@@ -28,6 +28,9 @@ pub struct Tracker {
     pending: VecDeque<Pending>,
     forwarded: Option<u64>,
     acked: Option<u64>,
+    /// The offset just before the stream's first byte: what lag counts from until the first
+    /// ACK, so a catch-up after a full sync shows its lag before the replica speaks.
+    base: Option<u64>,
     last: [Option<Timestamp>; 4],
     last_master_bytes: Option<Timestamp>,
     silence_warned: u8,
@@ -43,7 +46,13 @@ pub struct Tracker {
     not_draining: Option<Timestamp>,
     /// More than [`MAX_COMMAND_NAMES`] distinct names came (warned once).
     names_capped: bool,
+    /// Between this connection's RDB end and the replica's first ACK: it loads, and what the
+    /// master sends meanwhile waits.
+    loading: bool,
 }
+
+/// A replica's ACK period (`replicationCron`, once a second), with room for its jitter.
+const ACK_PERIOD_MS: f64 = 1100.0;
 
 /// GETACKs remembered while waiting for their answers.
 const MAX_GETACKS: usize = 1024;
@@ -64,6 +73,7 @@ impl Tracker {
             pending: VecDeque::new(),
             forwarded: None,
             acked: None,
+            base: None,
             last: [None; 4],
             last_master_bytes: None,
             silence_warned: 0,
@@ -73,6 +83,7 @@ impl Tracker {
             rdb_end: None,
             not_draining: None,
             names_capped: false,
+            loading: false,
         }
     }
 
@@ -137,6 +148,7 @@ impl Tracker {
                     SyncKind::Partial => offset.map(|o| o.saturating_sub(1)),
                     SyncKind::Sync | SyncKind::SlotSnapshot => None,
                 };
+                self.base = self.forwarded;
                 self.acked = None;
                 self.pending.clear();
                 self.getacks.clear();
@@ -169,7 +181,10 @@ impl Tracker {
                     t.commands.insert(key.clone(), c);
                 }
                 count_second(t, at, *bytes);
-                if name.is("PING") {
+                if name.is("PING") && self.loading {
+                    t.heartbeats.buffered_pings += 1;
+                    self.last[PING] = None;
+                } else if name.is("PING") {
                     self.interval(t, PING, at);
                 }
                 if name.is("REPLCONF") && sub.is_some_and(|s| s.is("GETACK")) {
@@ -189,6 +204,7 @@ impl Tracker {
                 }
             }
             EventKind::Ack { offset, .. } => {
+                self.loading = false;
                 // GETACKs the replica answered with a larger offset are answered no more.
                 while self.getacks.front().is_some_and(|(o, _)| o < offset) {
                     self.getacks.pop_front();
@@ -220,6 +236,10 @@ impl Tracker {
                         });
                     }
                 }
+                // The lag in ms peaks just before an ACK settles what it covers.
+                let before = self.lag_at(at);
+                t.max_lag_ms = t.max_lag_ms.max(before.1);
+                note_lag(t, at, before);
                 self.acked = Some(*offset);
                 self.settle(t, *offset, at);
                 self.update_lag(t, at, &mut warnings);
@@ -230,8 +250,17 @@ impl Tracker {
                 Direction::MasterToReplica => self.interval(t, KA_MASTER, at),
                 Direction::ReplicaToMaster => self.interval(t, KA_REPLICA, at),
             },
-            EventKind::RdbEnd { .. } => self.rdb_end = self.forwarded.map(|f| (f, false)),
-            EventKind::Anchored { offset } => self.forwarded = Some(*offset),
+            EventKind::RdbEnd { .. } => {
+                self.rdb_end = self.forwarded.map(|f| (f, false));
+                self.loading = true;
+            }
+            EventKind::Anchored { offset } => {
+                // Joined mid-stream: what came before is unknown, so lag counts from here.
+                self.forwarded = Some(*offset);
+                self.base = self.base.or(Some(*offset));
+            }
+            // The summary's "now" is the session's end.
+            EventKind::SessionEnd { .. } => self.update_lag(t, at, &mut warnings),
             EventKind::RdbContents { contents } => warnings.extend(rdb_warning(contents)),
             _ => {}
         }
@@ -242,14 +271,26 @@ impl Tracker {
         warnings
     }
 
-    /// Time passes without events: warns when the master has been silent too long.
+    /// Time passes without events: brings the lag up to `now`, and warns when the master has
+    /// been silent too long.
     pub fn tick(&mut self, t: &mut Timing, now: Timestamp) -> Vec<Warning> {
         let mut warnings = Vec::new();
-        let Some(last) = self.last_master_bytes else {
-            return warnings;
-        };
+        if self.forwarded.is_some() {
+            // Lag grows between events too: the status line, the metrics and the report's
+            // series read the same value as of now.
+            open_second(t, now);
+            self.update_lag(t, now, &mut warnings);
+        }
+        warnings.extend(self.silence(now));
+        keep(t, now, &warnings);
+        warnings
+    }
+
+    /// A warning when the master has said nothing for half of `repl-timeout`, and past it.
+    fn silence(&mut self, now: Timestamp) -> Option<Warning> {
+        let last = self.last_master_bytes?;
         if !self.syncing || self.not_draining.is_some() {
-            return warnings;
+            return None;
         }
         let silent = now.since(last);
         let timeout = self.cfg.repl_timeout;
@@ -260,29 +301,29 @@ impl Tracker {
         } else {
             0
         };
-        if level > self.silence_warned {
-            self.silence_warned = level;
-            let what = if level == 2 {
-                "past repl-timeout: the replica drops the link now"
-            } else {
-                "half of repl-timeout"
-            };
-            warnings.push(Warning {
-                kind: WarningKind::MasterSilent,
-                message: format!(
-                    "no bytes from the master for {:.1} s ({what}, repl-timeout {} s)",
-                    silent.as_secs_f64(),
-                    timeout.as_secs()
-                ),
-            });
+        if level <= self.silence_warned {
+            return None;
         }
-        keep(t, now, &warnings);
-        warnings
+        self.silence_warned = level;
+        let what = if level == 2 {
+            "past repl-timeout: the replica drops the link now"
+        } else {
+            "half of repl-timeout"
+        };
+        Some(Warning {
+            kind: WarningKind::MasterSilent,
+            message: format!(
+                "no bytes from the master for {:.1} s ({what}, repl-timeout {} s)",
+                silent.as_secs_f64(),
+                timeout.as_secs()
+            ),
+        })
     }
 
-    /// Lag as of `now` (bytes, ms).
+    /// Lag as of `now` (bytes, ms): the stream bytes forwarded and not acknowledged (from the
+    /// stream's first byte until the first ACK), and the age of the oldest of them.
     pub fn lag_at(&self, now: Timestamp) -> (u64, f64) {
-        let bytes = match (self.forwarded, self.acked) {
+        let bytes = match (self.forwarded, self.acked.or(self.base)) {
             (Some(f), Some(a)) => f.saturating_sub(a),
             _ => 0,
         };
@@ -448,10 +489,20 @@ impl Tracker {
         note_lag(t, at, (bytes, ms));
         if bytes > self.cfg.lag_warn_bytes && !self.lag_warned {
             self.lag_warned = true;
+            // The replica ACKs once a second: a stream that writes faster than lag-warn bytes
+            // a second always shows that much lag, however healthy the replica.
+            let period = if ms <= ACK_PERIOD_MS {
+                format!(
+                    "; all of it forwarded in the last {ms:.0} ms, within the replica's 1 s ACK \
+                     period: a busy stream rather than a slow replica"
+                )
+            } else {
+                String::new()
+            };
             warnings.push(Warning {
                 kind: WarningKind::Lag,
                 message: format!(
-                    "replica lags {bytes} bytes ({ms:.0} ms) behind the stream (warning at {})",
+                    "replica lags {bytes} bytes ({ms:.0} ms) behind the stream (warning at {}){period}",
                     self.cfg.lag_warn_bytes
                 ),
             });
@@ -497,25 +548,27 @@ fn warnings_from_session(t: &mut Timing, at: Timestamp, kind: WarningKind, messa
 }
 
 fn count_second(t: &mut Timing, at: Timestamp, bytes: u64) {
+    let s = open_second(t, at);
+    s.bytes += bytes;
+    s.commands += 1;
+}
+
+/// The entry of `at`'s second in the per-second series, added if it is not the last one.
+fn open_second(t: &mut Timing, at: Timestamp) -> &mut Second {
     let second = at.0 / 1_000_000;
-    match t.rates.back_mut() {
-        Some(s) if s.t == second => {
-            s.bytes += bytes;
-            s.commands += 1;
+    if t.rates.back().is_none_or(|s| s.t != second) {
+        if t.rates.len() == MAX_RATE_SECONDS {
+            t.rates.pop_front();
         }
-        _ => {
-            if t.rates.len() == MAX_RATE_SECONDS {
-                t.rates.pop_front();
-            }
-            t.rates.push_back(Second {
-                t: second,
-                bytes,
-                commands: 1,
-                lag_bytes: 0,
-                lag_ms: 0.0,
-            });
-        }
+        t.rates.push_back(Second {
+            t: second,
+            bytes: 0,
+            commands: 0,
+            lag_bytes: 0,
+            lag_ms: 0.0,
+        });
     }
+    t.rates.back_mut().expect("just ensured")
 }
 
 /// Keeps the worst lag of the current second (a second with stream commands).
@@ -616,6 +669,41 @@ mod tests {
         assert!(near(t.heartbeats.replica_ack_interval_us.max(), 15_000));
     }
 
+    /// During the catch-up after a full sync the replica has not ACKed yet: what was forwarded
+    /// since the stream began is its lag, and the oldest of it gives the lag in ms.
+    #[test]
+    fn lag_before_the_first_ack_counts_from_the_streams_first_byte() {
+        let mut t = Both::new(Config::default());
+        let full = EventKind::SyncStart {
+            sync: SyncKind::Full,
+            replid: None,
+            offset: Some(100),
+        };
+        t.observe(ms(0), &full);
+        t.observe(ms(10), &cmd(130, "SET"));
+        t.observe(ms(20), &cmd(160, "SET"));
+        assert_eq!(t.tracker.lag_at(ms(20)), (60, 10.0));
+        assert_eq!((t.lag_bytes, t.max_lag_bytes), (60, 60));
+        // Time passes with no event: the tick brings the lag in ms up to date.
+        t.tick(ms(510));
+        assert_eq!((t.lag_bytes, t.lag_ms), (60, 500.0));
+        // The ACK settles everything: its moment is the lag's peak.
+        t.observe(
+            ms(700),
+            &EventKind::Ack {
+                offset: 160,
+                fack: None,
+            },
+        );
+        assert_eq!((t.lag_bytes, t.lag_ms, t.max_lag_ms), (0, 0.0, 690.0));
+        let second = t
+            .rates
+            .iter()
+            .find(|s| s.t == ms(700).0 / 1_000_000)
+            .unwrap();
+        assert_eq!(second.lag_ms, 690.0, "the series keeps the peak too");
+    }
+
     #[test]
     fn pending_tracking_is_bounded_and_coarsens() {
         let mut t = Both::new(Config::default());
@@ -651,15 +739,12 @@ mod tests {
         t.tracker.master_bytes(ms(0));
         t.observe(ms(1), &cmd(10, "SET"));
         let w = t.observe(ms(2), &cmd(20, "SET"));
-        assert!(w.is_empty(), "no ACK yet: lag in bytes is unknown");
-        t.observe(
-            ms(3),
-            &EventKind::Ack {
-                offset: 0,
-                fack: None,
-            },
+        assert_eq!(
+            w[0].kind,
+            WarningKind::Lag,
+            "no ACK yet: lag counts from offset 1"
         );
-        assert_eq!(t.warnings.back().unwrap().warning.kind, WarningKind::Lag);
+        assert!(w[0].message.contains("within the replica's 1 s ACK period"));
         let w = t.observe(
             ms(4),
             &EventKind::Ack {
