@@ -30,6 +30,7 @@ mod diagnosis;
 mod faults;
 mod faults_link;
 mod faults_load;
+mod figures;
 mod fixtures;
 mod forwarding;
 mod html;

@@ -475,6 +475,24 @@ impl Sniffer {
             .is_some_and(|c| c.try_wait().unwrap().is_none())
     }
 
+    /// Where it writes its JSON report.
+    pub fn report_path(&self) -> PathBuf {
+        self.dir.join("report.json")
+    }
+
+    /// SIGKILL, then keeps the report file it left at `to` (its directory goes with it).
+    pub fn kill_keeping(self, to: &Path) {
+        let from = self.report_path();
+        self.kill_then(|| std::fs::copy(&from, to).map(drop).unwrap());
+    }
+
+    fn kill_then(mut self, after: impl FnOnce()) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        after();
+    }
+
     /// SIGKILL: no summary, no report, no goodbye; waits until the process is gone.
     pub fn kill(mut self) {
         let mut child = self.child.take().unwrap();
