@@ -18,10 +18,32 @@ const LEFT: f64 = 70.0;
 /// The page for a report (the JSON of [`Report`](crate::Report)).
 pub fn page(report: &Value) -> String {
     let mut h = String::new();
-    let title = format!(
-        "repl-sniff {} report",
-        text(&report["version"]).unwrap_or_default()
-    );
+    let sessions = report["sessions"].as_array().cloned().unwrap_or_default();
+    let replication: Vec<&Value> = sessions
+        .iter()
+        .filter(|s| matches!(text(&s["kind"]).as_deref(), Some("replication" | "sync")))
+        .collect();
+    let start = sessions
+        .iter()
+        .filter_map(|s| s["started_at"].as_f64())
+        .reduce(f64::min);
+    let mut masters: Vec<String> = replication
+        .iter()
+        .filter_map(|s| text(&s["upstream"]))
+        .collect();
+    masters.dedup();
+    let title = match start {
+        Some(t) => format!(
+            "Replication of {} — {} UTC",
+            if masters.is_empty() {
+                "–".to_string()
+            } else {
+                masters.join(", ")
+            },
+            utc(t)
+        ),
+        None => "Replication report (no session)".to_string(),
+    };
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -30,8 +52,9 @@ pub fn page(report: &Value) -> String {
         esc(&title),
         esc(&title)
     );
-    let sessions = report["sessions"].as_array().cloned().unwrap_or_default();
+    run(&mut h, report, &sessions, &replication, start);
     overview(&mut h, &sessions);
+    replicas(&mut h, &report["replicas"]);
     // Reports written before `settings` existed were measured against the default 60 s.
     let timeout = report["settings"]["repl_timeout_s"].as_f64();
     for s in &sessions {
@@ -75,6 +98,137 @@ fn or_dash(v: &Value) -> String {
     text(v).map_or_else(|| "–".to_string(), |s| esc(&s))
 }
 
+/// `ts` (seconds since the epoch) as `2026-12-07 10:12:03` (UTC).
+fn utc(ts: f64) -> String {
+    let secs = ts.max(0.0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date (the proleptic Gregorian calendar).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// The replica a session served, as the servers name it: its host and listening port (the
+/// connection's source port changes with every reconnect).
+fn identity(s: &Value) -> String {
+    let replica = text(&s["replica"]).unwrap_or_default();
+    let host = replica
+        .rsplit_once(':')
+        .map_or(replica.as_str(), |(h, _)| h);
+    match s["handshake"]["listening_port"].as_u64() {
+        Some(port) => format!("{host}:{port}"),
+        None => replica.clone(),
+    }
+}
+
+/// The server that wrote the session's RDB, from its AUX fields.
+fn master_version(s: &Value) -> Option<String> {
+    let aux = &s["rdb"]["contents"]["aux"];
+    text(&aux["valkey-ver"])
+        .map(|v| format!("Valkey {v}"))
+        .or_else(|| text(&aux["redis-ver"]).map(|v| format!("Redis {v}")))
+}
+
+/// When the run began and ended, who took part, on which versions.
+fn run(
+    h: &mut String,
+    report: &Value,
+    sessions: &[Value],
+    replication: &[&Value],
+    start: Option<f64>,
+) {
+    let Some(start) = start else { return };
+    let end = sessions
+        .iter()
+        .map(|s| s["ended_at"].as_f64().unwrap_or(start))
+        .fold(start, f64::max);
+    let mut versions: Vec<String> = replication
+        .iter()
+        .filter_map(|s| master_version(s))
+        .collect();
+    versions.sort();
+    versions.dedup();
+    let mut replicas: Vec<String> = replication.iter().map(|s| identity(s)).collect();
+    replicas.sort();
+    replicas.dedup();
+    let mut replids: Vec<String> = replication
+        .iter()
+        .filter_map(|s| text(&s["sync"]["replid"]))
+        .collect();
+    replids.dedup();
+    let _ = write!(
+        h,
+        "<p data-chart=\"run\" data-points=\"{}\">From {} to {} UTC ({:.1} s), \
+         by repl-sniff {}.<br>Master: {}{}.<br>Replicas: {}.<br>Replication ids: {}.</p>",
+        replication.len(),
+        utc(start),
+        utc(end),
+        end - start,
+        esc(&text(&report["version"]).unwrap_or_default()),
+        esc(&replication
+            .first()
+            .and_then(|s| text(&s["upstream"]))
+            .unwrap_or("–".into())),
+        if versions.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", esc(&versions.join(", ")))
+        },
+        if replicas.is_empty() {
+            "–".to_string()
+        } else {
+            esc(&replicas.join(", "))
+        },
+        if replids.is_empty() {
+            "–".to_string()
+        } else {
+            esc(&replids.join(", "))
+        },
+    );
+}
+
+/// Each replica across its links (reconnects, syncs, errors).
+fn replicas(h: &mut String, replicas: &Value) {
+    let Some(list) = replicas.as_array().filter(|l| !l.is_empty()) else {
+        return;
+    };
+    let _ = write!(
+        h,
+        "<h2>Replicas</h2><table data-chart=\"replicas\" data-points=\"{}\"><tr><th>replica</th>\
+         <th>links</th><th>reconnects</th><th>full syncs</th><th>partial syncs</th>\
+         <th>full syncs dropped</th><th>errors</th><th>bytes</th></tr>",
+        list.len()
+    );
+    for r in list {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td></tr>",
+            or_dash(&r["replica"]),
+            or_dash(&r["links"]),
+            or_dash(&r["reconnects"]),
+            or_dash(&r["full_syncs"]),
+            or_dash(&r["partial_syncs"]),
+            or_dash(&r["dropped_full_syncs"]),
+            or_dash(&r["errors"]),
+            human(num(&r["bytes"])),
+        );
+    }
+    h.push_str("</table>\n");
+}
+
 fn overview(h: &mut String, sessions: &[Value]) {
     h.push_str("<h2>Sessions</h2><table data-chart=\"overview\" data-points=\"");
     let _ = write!(h, "{}\">", sessions.len());
@@ -91,7 +245,7 @@ fn overview(h: &mut String, sessions: &[Value]) {
             "<tr><td><a href=\"#s{id}\">{id}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             or_dash(&s["kind"]),
-            or_dash(&s["replica"]),
+            esc(&identity(s)),
             or_dash(&s["sync"]["type"]),
             or_dash(&s["sync"]["reason"]["code"]),
             or_dash(&s["rdb"]["bytes"]),
@@ -106,11 +260,25 @@ fn overview(h: &mut String, sessions: &[Value]) {
 
 fn session(h: &mut String, s: &Value, repl_timeout_s: Option<f64>) {
     let id = or_dash(&s["id"]);
+    let mode = match text(&s["sync"]["mode"]).as_deref() {
+        Some("rdb_channel") => " over two connections (Redis RDB channel)",
+        Some("dual_channel") => " over two connections (Valkey dual channel)",
+        Some("sync") => " (legacy SYNC)",
+        _ => "",
+    };
     let _ = write!(
         h,
-        "<h2 id=\"s{id}\">Session {id}: {} → {}</h2><p>{} sync{}{}; ended: {}</p>",
-        or_dash(&s["replica"]),
+        "<h2 id=\"s{id}\">Session {id}: replica {} → master {}</h2>\
+         <p class=\"note\">Connected from {} at {} UTC{}{}{}.</p><p>{} sync{mode}{}{}; ended: {}</p>",
+        esc(&identity(s)),
         or_dash(&s["upstream"]),
+        or_dash(&s["replica"]),
+        utc(num(&s["started_at"])),
+        text(&s["sync"]["replid"]).map(|r| format!("; replid {}", esc(&r))).unwrap_or_default(),
+        master_version(s).map(|v| format!("; master {}", esc(&v))).unwrap_or_default(),
+        text(&s["handshake"]["options"]["version"])
+            .map(|v| format!("; replica announces version {}", esc(&v)))
+            .unwrap_or_default(),
         or_dash(&s["sync"]["type"]),
         text(&s["sync"]["reason"]["message"])
             .map(|m| format!(" — {}", esc(&m)))
@@ -125,6 +293,7 @@ fn session(h: &mut String, s: &Value, repl_timeout_s: Option<f64>) {
         or_dash(&s["end_reason"]),
     );
     timeline(h, s);
+    ledger_and_backlog(h, s);
     let rates = s["timing"]["rates"].as_array().cloned().unwrap_or_default();
     let t0 = rates.first().map_or(0.0, |r| num(&r["t"]));
     let series = |field: &str| -> Vec<(f64, f64)> {
@@ -145,12 +314,54 @@ fn session(h: &mut String, s: &Value, repl_timeout_s: Option<f64>) {
     events(h, s);
 }
 
+/// What the offset counted, and the backlog the stream calls for.
+fn ledger_and_backlog(h: &mut String, s: &Value) {
+    let l = &s["stream"]["ledger"];
+    if l.is_object() && num(&s["stream"]["bytes"]) > 0.0 {
+        let _ = write!(
+            h,
+            "<p data-chart=\"ledger\" data-points=\"5\">Offset ledger: data {} B, PING {} B, \
+             GETACK {} B, SELECT {} B, MULTI/EXEC {} B.</p>",
+            or_dash(&l["data"]),
+            or_dash(&l["ping"]),
+            or_dash(&l["getack"]),
+            or_dash(&l["select"]),
+            or_dash(&l["multi_exec"])
+        );
+    }
+    let b = &s["timing"]["backlog"];
+    if b.is_object() {
+        let advice = if b["lower_bound"] == true {
+            format!(
+                "the stream lasted {} s and wrote {}; a {} s disconnect needs at least \
+                 repl-backlog-size {}, more if the writes go on",
+                or_dash(&b["based_on_s"]),
+                size(num(&b["window_bytes"])),
+                or_dash(&b["survive_s"]),
+                size(num(&b["advised_bytes"]))
+            )
+        } else {
+            format!(
+                "the busiest {} s wrote {}; to survive such a disconnect with a partial \
+                 resync, repl-backlog-size {}",
+                or_dash(&b["survive_s"]),
+                size(num(&b["window_bytes"])),
+                size(num(&b["advised_bytes"]))
+            )
+        };
+        let _ = write!(
+            h,
+            "<p data-chart=\"backlog\" data-points=\"1\">Backlog: {advice}.</p>"
+        );
+    }
+}
+
 /// The full sync's phases as one bar.
 fn timeline(h: &mut String, s: &Value) {
     let t = &s["timeline"];
     let phases = [
         ("handshake", &t["handshake_ms"], "#8da0cb"),
-        ("BGSAVE wait", &t["bgsave_wait_ms"], "#fc8d62"),
+        ("master preparing", &t["bgsave_wait_ms"], "#fc8d62"),
         ("RDB transfer", &t["transfer_ms"], "#66c2a5"),
         ("load", &t["load_ms"], "#e78ac3"),
         ("catch-up", &t["catch_up_ms"], "#a6d854"),
@@ -182,13 +393,15 @@ fn timeline(h: &mut String, s: &Value) {
     }
     let mut lx = 0.0;
     for (name, ms, color) in &shown {
+        let label = format!("{name} {ms:.0} ms");
         let _ = write!(
             h,
             "<rect x=\"{lx:.0}\" y=\"40\" width=\"10\" height=\"10\" fill=\"{color}\"/>\
-             <text x=\"{:.0}\" y=\"49\">{name} {ms:.0} ms</text>",
+             <text x=\"{:.0}\" y=\"49\">{label}</text>",
             lx + 14.0
         );
-        lx += 150.0;
+        // About 6.5 px a character at the page's 11 px: each label gets its own room.
+        lx += 30.0 + label.len() as f64 * 6.5;
     }
     h.push_str("</svg>");
 }
@@ -204,10 +417,19 @@ fn axis(h: &mut String, max: f64, unit: &str, span: f64) {
     );
 }
 
+/// An empty chart says what it would have shown.
 fn empty(h: &mut String, chart: &str) {
+    let what = match chart {
+        "throughput" | "lag_bytes" | "lag_ms" => "No stream command on this link.",
+        "heartbeats" => "No heartbeat interval yet (two of a kind are needed).",
+        "ack_latency" => "No command acknowledged.",
+        "rdb_types" => "The RDB holds no key.",
+        "events" => "No warning and no desync.",
+        _ => "Nothing to show.",
+    };
     let _ = write!(
         h,
-        "<p class=\"note\" data-chart=\"{chart}\" data-points=\"0\">No data.</p>"
+        "<p class=\"note\" data-chart=\"{chart}\" data-points=\"0\">{what}</p>"
     );
 }
 
@@ -260,13 +482,24 @@ fn line_over_time(h: &mut String, chart: &str, points: &[(f64, f64)], unit: &str
     let _ = write!(
         h,
         "<svg data-chart=\"{chart}\" data-points=\"{}\" width=\"{WIDTH}\" height=\"{}\" \
-         viewBox=\"0 0 {WIDTH} {}\" role=\"img\"><polyline fill=\"none\" stroke=\"#e45756\" \
-         stroke-width=\"1.5\" points=\"{}\"/>",
+         viewBox=\"0 0 {WIDTH} {}\" role=\"img\">",
         points.len(),
         HEIGHT + 20.0,
         HEIGHT + 20.0,
-        coords.join(" ")
     );
+    // One line per run of consecutive seconds: where no second was measured, the line
+    // breaks instead of drawing a ramp that never happened.
+    let mut from = 0;
+    for i in 1..=points.len() {
+        if i == points.len() || points[i].0 - points[i - 1].0 > 1.0 {
+            let _ = write!(
+                h,
+                "<polyline fill=\"none\" stroke=\"#e45756\" stroke-width=\"1.5\" points=\"{}\"/>",
+                coords[from..i].join(" ")
+            );
+            from = i;
+        }
+    }
     // Dots as well: a series of one second is a point, not a line.
     for c in coords.iter().take(120) {
         let (x, y) = c.split_once(',').unwrap_or(("0", "0"));
@@ -330,6 +563,11 @@ fn hbars(
         );
     }
     h.push_str("</svg>");
+}
+
+/// Bytes for people, as the summary writes them (`1.5 MB`, `512 kB`, `80 B`).
+fn size(v: f64) -> String {
+    crate::report::history::human(v.max(0.0) as u64)
 }
 
 fn human(v: f64) -> String {
@@ -405,7 +643,7 @@ fn rdb(h: &mut String, rdb: &Value) {
         })
         .unwrap_or_default();
     hbars(h, "rdb_types", &types, "keys", None);
-    if let Some(dbs) = c["dbs"].as_object() {
+    if let Some(dbs) = c["dbs"].as_object().filter(|d| !d.is_empty()) {
         h.push_str("<table data-chart=\"rdb_dbs\" data-points=\"");
         let _ = write!(
             h,

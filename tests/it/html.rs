@@ -217,8 +217,10 @@ fn the_html_report_of_a_live_full_sync_with_writes_draws_its_data_in_a_browser()
     let dir = temp_dir("html-live");
     let html = dir.join("live.html");
     let sniffer = Sniffer::start(master.port, &["--report-html", html.to_str().unwrap()]);
-    let replica = Server::start(
+    let replica_port = crate::support::free_port();
+    let replica = Server::start_on(
         v,
+        replica_port,
         "replica",
         &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
     );
@@ -229,4 +231,36 @@ fn the_html_report_of_a_live_full_sync_with_writes_draws_its_data_in_a_browser()
     check_page("live-full-sync", &out.report, &html);
     let s = out.sessions_of_kind("replication")[0];
     assert!(s["timing"]["rates"].as_array().unwrap().len() >= 2);
+
+    // A page to share: when (the date, in UTC, as the browser shows it), who (the replica
+    // by the port it listens on, not its connection's source port), which history (the
+    // replid) and which server.
+    let out_dom = chromium(&["--dump-dom"], &html);
+    let dom = String::from_utf8_lossy(&out_dom.stdout);
+    let today = {
+        let d = std::process::Command::new("date")
+            .args(["-u", "+%Y-%m-%d"])
+            .output()
+            .unwrap();
+        String::from_utf8(d.stdout).unwrap().trim().to_string()
+    };
+    let replid = master.info("replication")["master_replid"].clone();
+    let version = format!("Redis {}", master.info("server")["redis_version"]);
+    for (what, want) in [
+        ("the date", today.as_str()),
+        (
+            "the replica's listening port",
+            &format!("127.0.0.1:{replica_port}"),
+        ),
+        ("the replid", &replid),
+        ("the master's version", &version),
+    ] {
+        assert!(dom.contains(want), "the page lacks {what} ({want})");
+    }
+    // DEBUG POPULATE's keys are "key:<n>": none is named without --show-keys.
+    assert!(!dom.contains("key:"), "a key name is on the page");
+    assert!(
+        !out.all_output().contains("key:"),
+        "a key name is in the output"
+    );
 }

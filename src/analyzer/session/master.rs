@@ -471,7 +471,7 @@ impl Session {
     pub(super) fn rdb_aborted(&mut self, at: Timestamp, bytes: u64, declared: Option<u64>) {
         let Some(rdb) = &mut self.rdb else { return };
         let framing = rdb.framing;
-        let contents = Box::new(rdb.contents.finish());
+        let contents = rdb_summary(&mut rdb.contents, self.cfg.show_keys);
         let aborted = EventKind::RdbAborted {
             framing,
             bytes,
@@ -559,7 +559,7 @@ impl Session {
                 bytes: rdb.bytes,
                 duration_us: at.since(rdb.started).as_micros() as u64,
             };
-            let contents = Box::new(rdb.contents.finish());
+            let contents = rdb_summary(&mut rdb.contents, self.cfg.show_keys);
             self.emit(at, kind);
             self.emit(at, EventKind::RdbContents { contents });
         }
@@ -687,4 +687,16 @@ impl Session {
         };
         self.emit(at, kind);
     }
+}
+
+/// The RDB's summary as events carry it: key names hidden unless asked for.
+fn rdb_summary(
+    parser: &mut crate::protocol::rdb::Parser,
+    show_keys: bool,
+) -> Box<crate::protocol::rdb::Summary> {
+    let mut summary = parser.finish();
+    if !show_keys {
+        summary.hide_keys();
+    }
+    Box::new(summary)
 }

@@ -56,6 +56,9 @@ pub struct Config {
     pub max_pending: usize,
     /// How many of the biggest keys an RDB analysis keeps.
     pub rdb_top: usize,
+    /// Returns true if and only if key names may appear in events and reports
+    /// (`--show-keys`); otherwise each is a short hash of it.
+    pub show_keys: bool,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             max_reply_line: 4096,
             max_pending: 1024,
             rdb_top: 10,
+            show_keys: false,
         }
     }
 }

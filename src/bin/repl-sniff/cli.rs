@@ -177,6 +177,10 @@ pub(crate) struct RdbArgs {
     /// `text` tables or the `json` summary on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
+
+    /// Show the biggest keys' names; by default each is a short hash of its name (#1a2b3c4d).
+    #[arg(long)]
+    pub(crate) show_keys: bool,
 }
 
 #[derive(Debug, Args)]
@@ -254,15 +258,20 @@ pub(crate) struct TimingArgs {
 }
 
 impl TimingArgs {
-    /// A monitor with these thresholds and status period, its events going to `sinks`.
-    pub(crate) fn monitor(&self, sinks: Vec<Box<dyn Sink>>) -> Monitor {
+    /// A monitor with these thresholds and status period, its events going to `sinks`; key
+    /// names shown only if `show_keys`.
+    pub(crate) fn monitor(&self, sinks: Vec<Box<dyn Sink>>, show_keys: bool) -> Monitor {
         let timing = repl_sniff::report::timing::Config {
             lag_warn_bytes: self.lag_warn,
             repl_timeout: Duration::from_secs(self.repl_timeout.max(1)),
             cob_limit: self.cob_limit,
             survive: Duration::from_secs(self.survive.max(1)),
         };
-        Monitor::new(Config::default(), sinks)
+        let cfg = Config {
+            show_keys,
+            ..Config::default()
+        };
+        Monitor::new(cfg, sinks)
             .with_timing(timing)
             .with_status_every(Duration::from_secs(self.interval.max(1)))
     }
@@ -317,6 +326,12 @@ pub(crate) struct OutputArgs {
     /// Only warnings and errors on stderr; no summary (proxy) or no per-event lines (replay).
     #[arg(short, long, conflicts_with = "verbose")]
     pub(crate) quiet: bool,
+
+    /// Show key names (the RDB's biggest keys) in events, reports and pages. Off by default:
+    /// each key is then a short hash of its name (#1a2b3c4d), the same for the same key, so
+    /// a report can be shared. Arguments of commands are never shown.
+    #[arg(long)]
+    pub(crate) show_keys: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

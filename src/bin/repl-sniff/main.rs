@@ -256,7 +256,7 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
     let (Some(listen), Some(upstream)) = (args.listen, args.upstream) else {
         anyhow::bail!("--listen and --upstream are both required");
     };
-    let mut monitor = args.timing.monitor(live_sinks(&output));
+    let mut monitor = args.timing.monitor(live_sinks(&output), output.show_keys);
     if let Some(path) = &args.record {
         let recorder = Recorder::create(path, !args.record_secrets)
             .with_context(|| format!("cannot create the recording {}", path.display()))?;
@@ -347,7 +347,7 @@ fn live_sinks(output: &OutputArgs) -> Vec<Box<dyn Sink>> {
 
 fn run_sniff(args: SniffArgs) -> Result<()> {
     let output = &args.output;
-    let mut monitor = args.timing.monitor(live_sinks(output));
+    let mut monitor = args.timing.monitor(live_sinks(output), output.show_keys);
     check_report_path(output, &monitor.report())?;
     let mut sock = repl_sniff::capture::socket::PacketSocket::open(&args.interface, args.port)?;
     if let Some(path) = &args.record {
@@ -438,7 +438,7 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
         (Format::Text, false) => vec![Box::new(TextLines::new(stdout()))],
         (Format::Text, true) => vec![],
     };
-    let mut monitor = args.timing.monitor(sinks);
+    let mut monitor = args.timing.monitor(sinks, output.show_keys);
     check_report_path(output, &monitor.report())?;
     let opts = replay::Options {
         port: args.port,
@@ -508,12 +508,15 @@ fn run_rdb(args: RdbArgs) -> Result<()> {
         let what = format!("reading {}", args.file.display());
         progress().file(&what, len.unwrap_or(0))
     });
-    let summary = dump::analyse(input, args.top, |read| {
+    let mut summary = dump::analyse(input, args.top, |read| {
         if let Some(b) = &bar {
             b.set_position(read);
         }
     })
     .context("read error")?;
+    if !args.show_keys {
+        summary.hide_keys();
+    }
     if let Some(b) = bar {
         b.finish_and_clear();
     }

@@ -18,7 +18,9 @@ mod parser;
 pub mod summary;
 
 pub use parser::{Parser, MAX_VERSION};
-pub use summary::{BigKey, Checksum, DbStats, Error, ErrorKind, Place, Summary, TypeStats};
+pub use summary::{
+    key_hash, BigKey, Checksum, DbStats, Error, ErrorKind, Place, Summary, TypeStats,
+};
 
 /// Analyses a whole RDB held in memory (tests, small files).
 pub fn analyse(bytes: &[u8], top_n: usize) -> Summary {

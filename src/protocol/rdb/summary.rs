@@ -175,6 +175,27 @@ pub struct TypeStats {
     pub bytes: u64,
 }
 
+impl Summary {
+    /// Replaces each key name by a stable short hash of it (`#` and 8 hex digits), so a
+    /// report can be shared without the keys' names and still tell the same key apart.
+    pub fn hide_keys(&mut self) {
+        for k in &mut self.biggest {
+            k.key = key_hash(k.key.as_bytes());
+        }
+    }
+}
+
+/// `#` and the first 8 hex digits of the key's FNV-1a hash: the same key always reads the
+/// same, and the name cannot be read back from it.
+pub fn key_hash(name: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in name {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("#{:08x}", h >> 32)
+}
+
 /// One of the biggest keys.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct BigKey {
@@ -182,7 +203,8 @@ pub struct BigKey {
     pub bytes: u64,
     /// The database.
     pub db: u64,
-    /// The key, non-printable bytes escaped, long names shortened.
+    /// The key, non-printable bytes escaped, long names shortened; a short hash of it
+    /// (`#1a2b3c4d`) unless key names were asked for (`--show-keys`).
     pub key: String,
     /// The type (`string`, `hash`, …).
     #[serde(rename = "type")]
