@@ -23,7 +23,7 @@ use crate::analyzer::input::Timestamp;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file could not be opened or read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The file.
         path: String,
@@ -78,8 +78,11 @@ pub struct Segment<'a> {
     pub fin: bool,
     /// RST flag.
     pub rst: bool,
-    /// The payload.
+    /// The payload, as captured.
     pub payload: &'a [u8],
+    /// Payload bytes that were on the wire after `payload` but not in the capture (a snap
+    /// length, `tcpdump -s 200`, cut the packet short): a gap of known length.
+    pub cut: u64,
 }
 
 /// A file that counts what was read from it (for progress).
@@ -204,13 +207,21 @@ impl Reader {
         };
         let frame = match &mut self.inner {
             Inner::Pcap(r) => {
-                let link = r.header().datalink;
-                match r.next_packet()? {
-                    Ok(p) => Frame {
-                        ts: Timestamp(p.timestamp.as_micros() as u64),
-                        link,
-                        data: p.data.into_owned(),
-                    },
+                let (link, nanos) = (r.header().datalink, r.header().ts_resolution);
+                // Raw records: pcap-file's checked ones refuse a packet longer on the wire
+                // than the snap length, which is what every packet a snap length cut is.
+                match r.next_raw_packet()? {
+                    Ok(p) => {
+                        let frac = match nanos {
+                            pcap_file::TsResolution::NanoSecond => u64::from(p.ts_frac) / 1000,
+                            pcap_file::TsResolution::MicroSecond => u64::from(p.ts_frac),
+                        };
+                        Frame {
+                            ts: Timestamp(u64::from(p.ts_sec) * 1_000_000 + frac),
+                            link,
+                            data: p.data.into_owned(),
+                        }
+                    }
                     Err(e) => return Some(Err(damaged(&self.path, e))),
                 }
             }
@@ -276,6 +287,54 @@ fn interface(link: DataLink, options: &[InterfaceDescriptionOption<'_>]) -> (Dat
 
 /// Decodes a TCP segment out of a frame; `None` for anything that is not TCP over IP.
 pub fn decode(frame: &Frame) -> Option<Segment<'_>> {
+    decode_whole(frame).or_else(|| decode_cut(frame))
+}
+
+/// A frame the capture cut short (its snap length): the headers are whole, the payload is
+/// not; what the IP header says was on the wire beyond it is the segment's `cut`.
+fn decode_cut(frame: &Frame) -> Option<Segment<'_>> {
+    use etherparse::{LaxNetSlice, LaxSlicedPacket};
+    let data = &frame.data[..];
+    let sliced = match frame.link {
+        DataLink::ETHERNET => LaxSlicedPacket::from_ethernet(data).ok()?,
+        DataLink::LINUX_SLL => LaxSlicedPacket::from_ip(data.get(16..)?).ok()?,
+        DataLink::LINUX_SLL2 => LaxSlicedPacket::from_ip(data.get(20..)?).ok()?,
+        DataLink::NULL | DataLink::LOOP => LaxSlicedPacket::from_ip(data.get(4..)?).ok()?,
+        DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => LaxSlicedPacket::from_ip(data).ok()?,
+        _ => return None,
+    };
+    let TransportSlice::Tcp(tcp) = sliced.transport? else {
+        return None;
+    };
+    let (src_ip, dst_ip, wire): (IpAddr, IpAddr, u64) = match sliced.net? {
+        LaxNetSlice::Ipv4(ip) => {
+            let h = ip.header();
+            let wire = u64::from(h.total_len()).saturating_sub(u64::from(h.ihl()) * 4);
+            (h.source_addr().into(), h.destination_addr().into(), wire)
+        }
+        LaxNetSlice::Ipv6(ip) => {
+            let h = ip.header();
+            let wire = u64::from(h.payload_length());
+            (h.source_addr().into(), h.destination_addr().into(), wire)
+        }
+        LaxNetSlice::Arp(_) => return None,
+    };
+    let header = tcp.slice().len() - tcp.payload().len();
+    let on_wire = wire.saturating_sub(header as u64);
+    Some(Segment {
+        src: SocketAddr::new(src_ip, tcp.source_port()),
+        dst: SocketAddr::new(dst_ip, tcp.destination_port()),
+        seq: tcp.sequence_number(),
+        syn: tcp.syn(),
+        ack: tcp.ack(),
+        fin: tcp.fin(),
+        rst: tcp.rst(),
+        payload: tcp.payload(),
+        cut: on_wire.saturating_sub(tcp.payload().len() as u64),
+    })
+}
+
+fn decode_whole(frame: &Frame) -> Option<Segment<'_>> {
     let data = &frame.data[..];
     let sliced = match frame.link {
         DataLink::ETHERNET => SlicedPacket::from_ethernet(data).ok()?,
@@ -309,6 +368,7 @@ pub fn decode(frame: &Frame) -> Option<Segment<'_>> {
         fin: tcp.fin(),
         rst: tcp.rst(),
         payload: tcp.payload(),
+        cut: 0,
     })
 }
 

@@ -36,6 +36,10 @@ pub struct Stats {
     pub filtered: u64,
     /// Problems that did not stop the replay (a damaged file end, …).
     pub warnings: Vec<String>,
+    /// TCP segments the capture's snap length cut short.
+    pub cut_segments: u64,
+    /// Payload bytes those cuts left out (gaps in the analysis).
+    pub cut_bytes: u64,
 }
 
 /// Progress of a replay, for a progress line.
@@ -94,6 +98,10 @@ pub fn replay(
                 }
             }
             stats.tcp_segments += 1;
+            if seg.cut > 0 {
+                stats.cut_segments += 1;
+                stats.cut_bytes += seg.cut;
+            }
             reassembler.push(frame.ts, &seg);
             drain(&mut reassembler, monitor);
             monitor.tick(frame.ts);

@@ -35,6 +35,9 @@ impl Default for Config {
     }
 }
 
+/// Cut packets remembered per direction ahead of what was delivered.
+const MAX_CUTS: usize = 65_536;
+
 #[derive(Debug, Default)]
 struct Half {
     started: bool,
@@ -44,6 +47,8 @@ struct Half {
     delivered: u64,
     /// Segments beyond a hole, by stream position.
     pending: BTreeMap<u64, Vec<u8>>,
+    /// Bytes a snap length cut off (stream position, length): gaps of known length.
+    cuts: BTreeMap<u64, u64>,
     pending_bytes: usize,
     /// Stream position of the FIN, once seen.
     fin_at: Option<u64>,
@@ -178,12 +183,14 @@ impl Reassembler {
         } else {
             seg.seq
         };
-        if !seg.payload.is_empty() {
+        if !seg.payload.is_empty() || seg.cut > 0 {
             let pos = half.position(data_seq);
-            Self::accept(&mut self.out, self.cfg, id, dir, at, half, pos, seg.payload);
+            let seg_data = (seg.payload, seg.cut);
+            Self::accept(&mut self.out, self.cfg, id, dir, at, half, pos, seg_data);
         }
         if seg.fin {
-            half.fin_at = Some(half.position(data_seq) + seg.payload.len() as u64);
+            let len = seg.payload.len() as u64 + seg.cut;
+            half.fin_at = Some(half.position(data_seq) + len);
         }
         let conn_done = conn.halves.iter().all(Half::done);
         if seg.rst || conn_done {
@@ -213,14 +220,18 @@ impl Reassembler {
         at: Timestamp,
         half: &mut Half,
         pos: u64,
-        payload: &[u8],
+        (payload, cut): (&[u8], u64),
     ) {
-        let end = pos + payload.len() as u64;
+        let end = pos + payload.len() as u64 + cut;
         if end <= half.delivered {
             return; // a retransmission of what was delivered
         }
+        // Bounded like the out-of-order buffer: past the limit a cut is found as a hole.
+        if cut > 0 && half.cuts.len() < MAX_CUTS {
+            half.cuts.insert(pos + payload.len() as u64, cut);
+        }
         if pos > half.delivered {
-            if !half.pending.contains_key(&pos) {
+            if !payload.is_empty() && !half.pending.contains_key(&pos) {
                 half.pending_bytes += payload.len();
                 half.pending.insert(pos, payload.to_vec());
             }
@@ -229,20 +240,44 @@ impl Reassembler {
             }
             return;
         }
-        let fresh = &payload[(half.delivered - pos) as usize..];
-        half.delivered += fresh.len() as u64;
-        let bytes = Bytes::copy_from_slice(fresh);
-        out.push_back(Input {
-            conn: id,
-            at,
-            kind: InputKind::Data { dir, bytes },
-        });
+        let skip = ((half.delivered - pos) as usize).min(payload.len());
+        let fresh = &payload[skip..];
+        if !fresh.is_empty() {
+            half.delivered += fresh.len() as u64;
+            let bytes = Bytes::copy_from_slice(fresh);
+            out.push_back(Input {
+                conn: id,
+                at,
+                kind: InputKind::Data { dir, bytes },
+            });
+        }
         Self::drain(out, id, dir, at, half);
     }
 
-    /// Delivers pending segments that became contiguous.
+    /// Delivers pending segments that became contiguous, and the bytes a snap length cut
+    /// off as gaps as the stream reaches them.
     fn drain(out: &mut VecDeque<Input>, id: u64, dir: Direction, at: Timestamp, half: &mut Half) {
-        while let Some((&pos, _)) = half.pending.first_key_value() {
+        loop {
+            if let Some((&start, &len)) = half.cuts.first_key_value() {
+                if start <= half.delivered {
+                    half.cuts.pop_first();
+                    let missing = (start + len).saturating_sub(half.delivered);
+                    if missing > 0 {
+                        let why = Skipped::NotCaptured;
+                        let len = missing;
+                        out.push_back(Input {
+                            conn: id,
+                            at,
+                            kind: InputKind::Gap { dir, len, why },
+                        });
+                        half.delivered += missing;
+                    }
+                    continue;
+                }
+            }
+            let Some((&pos, _)) = half.pending.first_key_value() else {
+                return;
+            };
             if pos > half.delivered {
                 return;
             }
@@ -318,6 +353,7 @@ mod tests {
             fin: flags.contains('F'),
             rst: flags.contains('R'),
             payload,
+            cut: 0,
         }
     }
 

@@ -33,18 +33,42 @@ impl Sink for LogSink {
 pub struct TextLines<W: Write + Send> {
     out: W,
     failed: bool,
+    verbosity: u8,
 }
 
 impl<W: Write + Send> TextLines<W> {
-    /// Writes to `out`.
+    /// Writes every event to `out`.
     pub fn new(out: W) -> Self {
-        TextLines { out, failed: false }
+        TextLines {
+            out,
+            failed: false,
+            verbosity: u8::MAX,
+        }
+    }
+
+    /// Writes only what the live log shows at the same `-v` count: notable events at 0, the
+    /// stream's commands and the ACKs too at 1, client commands and keep-alives at 2.
+    pub fn verbosity(mut self, verbose: u8) -> Self {
+        self.verbosity = verbose;
+        self
+    }
+
+    fn shows(&self, kind: &EventKind) -> bool {
+        let needs = match kind {
+            EventKind::ClientCommand { .. } | EventKind::KeepAlive { .. } => 2,
+            k if k.is_routine() => 1,
+            _ => 0,
+        };
+        self.verbosity >= needs
     }
 }
 
 impl<W: Write + Send> Sink for TextLines<W> {
     fn event(&mut self, e: &Event) {
-        if !self.failed && writeln!(self.out, "{} {e}", e.ts.time_of_day()).is_err() {
+        if self.failed || !self.shows(&e.kind) {
+            return;
+        }
+        if writeln!(self.out, "{} {e}", e.ts.time_of_day()).is_err() {
             self.failed = true;
         }
     }

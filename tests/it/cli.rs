@@ -31,7 +31,7 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn readme_replay_shows_the_full_sync_the_stream_and_acks() {
     let path = fixture("captures/redis-7.0.15/full-disk.pcap");
-    let out = repl_sniff(&["replay", path.to_str().unwrap()]);
+    let out = repl_sniff(&["replay", "-v", path.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     for expected in [
@@ -48,6 +48,73 @@ fn readme_replay_shows_the_full_sync_the_stream_and_acks() {
             "missing {expected:?} in:\n{stdout}"
         );
     }
+}
+
+/// Without -v, replay shows what the live log shows: the notable events and the summary,
+/// not every command (-v adds those, as --help says).
+#[test]
+fn replay_shows_every_command_only_with_v() {
+    let path = fixture("captures/redis-7.0.15/full-disk.pcap");
+    let out = repl_sniff(&["replay", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("full resync: replid"), "{stdout}");
+    assert!(stdout.contains("offsets: start 1 end 8542"), "{stdout}");
+    assert!(!stdout.contains("M->R SET offset"), "{stdout}");
+    assert!(!stdout.contains("R->M ACK"), "{stdout}");
+    // -q: no event lines, and still the summary: it is the run's answer.
+    let out = repl_sniff(&["replay", "-q", path.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("full resync: replid"), "{stdout}");
+    assert!(stdout.contains("offsets: start 1 end 8542"), "{stdout}");
+}
+
+/// A bare `repl-sniff` is someone finding their way: the help, with every subcommand.
+#[test]
+fn a_bare_invocation_lists_the_subcommands() {
+    let out = repl_sniff(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let help = text(&out.stdout);
+    for sub in ["replay", "sniff", "rdb", "check", "report", "completions"] {
+        assert!(help.contains(sub), "{sub} missing from:\n{help}");
+    }
+}
+
+/// `repl-sniff completions bash | head` closes the pipe early: not a panic, exit 0.
+#[test]
+fn completions_into_a_closed_pipe_end_quietly() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_repl-sniff"))
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before anything was written
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert!(!text(&out.stderr).contains("panicked"));
+}
+
+/// A capture that cannot be read at all is an error (exit 1), said once; so is a missing
+/// file, whose cause is said once too.
+#[test]
+fn an_unreadable_capture_exits_1_and_says_why_once() {
+    let bytes = std::fs::read(fixture("captures/redis-7.0.15/full-disk.pcap")).unwrap();
+    let cut = scratch("cut-at-packet-0.pcap");
+    std::fs::write(&cut, &bytes[..100]).unwrap();
+    let out = repl_sniff(&["replay", cut.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.matches("damaged after packet 0").count(), 1, "{err}");
+    let out = repl_sniff(&["replay", "/no/such/capture.pcap"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
 }
 
 #[test]

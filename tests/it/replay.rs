@@ -443,3 +443,65 @@ fn a_lost_stream_segment_desyncs_where_it_begins_and_the_analysis_resumes_after_
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("the analysis went on at the next command after 1 of 1 listed)"));
 }
+
+/// `src` rewritten as `tcpdump -s <snap>` would have written it: each packet's saved bytes cut
+/// at `snap`, its length on the wire kept (a little-endian pcap, as the fixtures are).
+fn snapped(src: &Path, snap: u32) -> PathBuf {
+    let bytes = std::fs::read(src).unwrap();
+    assert_eq!(bytes[..4], [0xd4, 0xc3, 0xb2, 0xa1], "a little-endian pcap");
+    let le = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap());
+    let mut out = bytes[..24].to_vec();
+    out[16..20].copy_from_slice(&snap.to_le_bytes());
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let incl = le(&bytes[at + 8..at + 12]) as usize;
+        let keep = incl.min(snap as usize);
+        out.extend_from_slice(&bytes[at..at + 8]);
+        out.extend_from_slice(&(keep as u32).to_le_bytes());
+        out.extend_from_slice(&bytes[at + 12..at + 16]);
+        out.extend_from_slice(&bytes[at + 16..at + 16 + keep]);
+        at += 16 + incl;
+    }
+    let to = scratch(&format!("snap-{snap}.pcap"));
+    std::fs::write(&to, out).unwrap();
+    to
+}
+
+/// A capture taken with a snap length (`tcpdump -s 200`, to save space) is not damaged: each
+/// packet it cut short is a gap of the bytes it left out, the analysis goes on at the next
+/// command after each, and the offsets stay the master's.
+#[test]
+fn a_capture_cut_by_a_snap_length_is_analysed_with_a_gap_per_cut_packet() {
+    let full = manifest().join("fixtures/captures/redis-7.0.15/full-disk.pcap");
+    let cut = snapped(&full, 200);
+    let (whole, short) = (report_json(&full), report_json(&cut));
+    let (w, s) = (&whole["sessions"][0], &short["sessions"][0]);
+    assert_eq!(s["offsets"]["end"], w["offsets"]["end"], "{}", s["offsets"]);
+    assert_eq!(s["offsets"]["acked"], w["offsets"]["acked"]);
+    assert_eq!(s["sync"]["replid"], w["sync"]["replid"]);
+    assert!(
+        num(&s["desync_count"]) > 0,
+        "the cut RDB and stream are gaps"
+    );
+    for d in s["desyncs"].as_array().unwrap() {
+        let reason = d["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("missing"),
+            "a gap, not a protocol error: {d}"
+        );
+    }
+    // The small stream commands came whole: the analysis counted them after the gaps.
+    let commands = num(&s["stream"]["commands"]);
+    assert!(
+        commands > 0 && commands <= num(&w["stream"]["commands"]),
+        "{commands}"
+    );
+    assert_eq!(num(&s["acks"]), num(&w["acks"]));
+    let out = crate::support::repl_sniff_ok(&[OsStr::new("replay"), cut.as_os_str()]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!err.contains("damaged"), "{err}");
+    assert!(
+        err.contains("cut short by the capture's snap length"),
+        "{err}"
+    );
+}

@@ -318,12 +318,13 @@ pub(crate) struct OutputArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub(crate) report_interval: u64,
 
-    /// More detail on stderr: -v shows every stream command with its offsets and every ACK,
-    /// -vv also client commands and keep-alives. RUST_LOG overrides.
+    /// More detail (on stderr live, on stdout in replay): -v shows every stream command with
+    /// its offsets and every ACK, -vv also client commands and keep-alives; without it, the
+    /// notable events only (handshake, sync, RDB, warnings). RUST_LOG overrides the live log.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
 
-    /// Only warnings and errors on stderr; no summary (proxy) or no per-event lines (replay).
+    /// Only warnings, errors and the final summary: no per-event lines.
     #[arg(short, long, conflicts_with = "verbose")]
     pub(crate) quiet: bool,
 

@@ -45,7 +45,21 @@ fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes `bytes` to stdout; a reader that went away (`| head`) is not an error.
+fn to_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    match io::stdout().lock().write_all(bytes) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 fn main() -> ExitCode {
+    if std::env::args_os().len() == 1 {
+        // A bare `repl-sniff` is someone finding their way: the whole help, subcommands and
+        // examples, rather than "--listen is required".
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     let output = match &cli.command {
         Some(Command::Replay(r)) => &r.output,
@@ -60,8 +74,9 @@ fn main() -> ExitCode {
         Some(Command::Sniff(args)) => run_sniff(args),
         Some(Command::Completions(args)) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(args.shell, &mut cmd, "repl-sniff", &mut std::io::stdout());
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut cmd, "repl-sniff", &mut script);
+            to_stdout(&script)
         }
         Some(Command::Man(args)) => write_man_pages(&args.dir),
         Some(Command::Report(args)) => run_report(args),
@@ -88,9 +103,21 @@ fn init_logging(cli: &OutputArgs) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| LogWriter)
+        .with_timer(TimeOfDay)
         .with_target(false)
         .with_ansi(io::stderr().is_terminal())
         .init();
+}
+
+/// Log lines carry the time as replay's lines do (`HH:MM:SS.micros`, UTC), so a live run's
+/// log and a replay of its recording read alike.
+struct TimeOfDay;
+
+impl tracing_subscriber::fmt::time::FormatTime for TimeOfDay {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let now = repl_sniff::Timestamp::from_system_time(std::time::SystemTime::now());
+        write!(w, "{}", now.time_of_day())
+    }
 }
 
 /// The terminal's progress bars, shared by every part of a run.
@@ -319,10 +346,8 @@ fn run_proxy(args: ProxyArgs, output: OutputArgs) -> Result<()> {
     let report = monitor.report();
     drop(monitor); // closes the recording
     write_report(&output, &report)?;
-    let mut end = String::new();
-    if !output.quiet {
-        end = repl_sniff::render::summary::report(&report);
-    }
+    // The summary is the run's answer: -q keeps it and drops only the event lines.
+    let mut end = repl_sniff::render::summary::report(&report);
     end.push_str(&orphaned_replicas(&report, &upstream));
     let _ = io::stderr().lock().write_all(end.as_bytes());
     Ok(())
@@ -423,10 +448,8 @@ fn run_sniff(args: SniffArgs) -> Result<()> {
     report.capture = Some(stats);
     drop(monitor); // closes the recording
     write_report(output, &report)?;
-    if !output.quiet {
-        let summary = repl_sniff::render::summary::report(&report);
-        let _ = io::stderr().lock().write_all(summary.as_bytes());
-    }
+    let summary = repl_sniff::render::summary::report(&report);
+    let _ = io::stderr().lock().write_all(summary.as_bytes());
     Ok(())
 }
 
@@ -435,7 +458,9 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
     let stdout = || io::BufWriter::with_capacity(256 * 1024, io::stdout());
     let sinks: Vec<Box<dyn Sink>> = match (output.format, output.quiet) {
         (Format::Json, _) => vec![Box::new(JsonLines::new(stdout()))],
-        (Format::Text, false) => vec![Box::new(TextLines::new(stdout()))],
+        (Format::Text, false) => {
+            vec![Box::new(TextLines::new(stdout()).verbosity(output.verbose))]
+        }
         (Format::Text, true) => vec![],
     };
     let mut monitor = args.timing.monitor(sinks, output.show_keys);
@@ -466,9 +491,22 @@ fn run_replay(args: ReplayArgs) -> Result<()> {
     if let Some((_, b)) = bar {
         b.finish_and_clear();
     }
+    // Nothing read at all: the file is not a capture that can be analysed.
+    if let Some(w) = stats.warnings.first().filter(|_| stats.frames == 0) {
+        anyhow::bail!("{w}");
+    }
     for w in &stats.warnings {
         tracing::warn!("{w}");
     }
+    if stats.cut_segments > 0 {
+        tracing::warn!(
+            "{} TCP segment(s) were cut short by the capture's snap length (tcpdump -s): their \
+             missing {} byte(s) are gaps, and the analysis went on after each",
+            stats.cut_segments,
+            stats.cut_bytes
+        );
+    }
+
     if stats.tcp_segments == 0 {
         tracing::warn!(
             "no TCP segments{} in {} frame(s): nothing to analyse",
