@@ -221,6 +221,61 @@ impl Channel {
     }
 }
 
+/// The steps of a full sync, in order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncPhase {
+    /// Before the `PSYNC`.
+    #[default]
+    Handshake,
+    /// The master prepares the RDB.
+    Preparing,
+    /// The RDB crosses the link.
+    Transfer,
+    /// The replica loads it.
+    Loading,
+    /// The replica applies what the master buffered meanwhile.
+    CatchUp,
+    /// Caught up: the sync is done.
+    Online,
+}
+
+impl SyncPhase {
+    /// Every phase, in order.
+    pub const ALL: [SyncPhase; 6] = [
+        SyncPhase::Handshake,
+        SyncPhase::Preparing,
+        SyncPhase::Transfer,
+        SyncPhase::Loading,
+        SyncPhase::CatchUp,
+        SyncPhase::Online,
+    ];
+
+    /// The name used in the report and the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncPhase::Handshake => "handshake",
+            SyncPhase::Preparing => "preparing",
+            SyncPhase::Transfer => "transfer",
+            SyncPhase::Loading => "loading",
+            SyncPhase::CatchUp => "catch_up",
+            SyncPhase::Online => "online",
+        }
+    }
+
+    /// For people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SyncPhase::Handshake => "in the handshake",
+            SyncPhase::Preparing => "while the master prepared the RDB",
+            SyncPhase::Transfer => "during the RDB transfer",
+            SyncPhase::Loading => "while the replica loaded the RDB",
+            SyncPhase::CatchUp => "during the catch-up",
+            SyncPhase::Online => "after the sync",
+        }
+    }
+}
+
 /// How far an RDB transfer has come.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RdbProgress {
@@ -232,6 +287,11 @@ pub struct RdbProgress {
     pub bytes_per_s: f64,
     /// Seconds to go, when the length is known.
     pub eta_s: Option<f64>,
+    /// Keys read so far (the RDB is parsed as it streams).
+    pub keys: u64,
+    /// Keys the `RESIZEDB` hints of the databases reached so far announce: with `keys`, the
+    /// progress of a diskless transfer, whose length comes only with its end mark.
+    pub keys_announced: Option<u64>,
 }
 
 /// The event payloads.
@@ -434,6 +494,10 @@ pub enum EventKind {
         bytes_per_s: f64,
         /// RDB transfer progress, while one is under way.
         rdb: Option<RdbProgress>,
+        /// The phase of the full sync under way (null when none is, or it is done).
+        phase: Option<SyncPhase>,
+        /// Seconds the sync has been in that phase.
+        phase_s: Option<f64>,
     },
     /// The connection ended.
     SessionEnd {

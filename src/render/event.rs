@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::analyzer::event::{Event, EventKind, Framing, Role, SyncKind};
+use crate::analyzer::event::{Event, EventKind, Framing, Role, SyncKind, SyncPhase};
 
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -200,6 +200,8 @@ impl fmt::Display for Event {
                 commands_per_s,
                 bytes_per_s,
                 rdb,
+                phase,
+                phase_s,
             } => match rdb {
                 Some(p) => {
                     write!(f, "RDB ")?;
@@ -216,7 +218,16 @@ impl fmt::Display for Event {
                             total as f64 / 1e6
                         )?;
                     } else {
-                        write!(f, "{:.1} MB (length unknown until the end mark)", p.bytes as f64 / 1e6)?;
+                        write!(f, "{:.1} MB (diskless: the length comes with the end mark", p.bytes as f64 / 1e6)?;
+                        match p.keys_announced.filter(|a| *a > 0) {
+                            Some(all) => write!(
+                                f,
+                                "; {} of {all} keys, {:.0}%)",
+                                p.keys,
+                                (p.keys as f64 / all as f64 * 100.0).min(100.0)
+                            )?,
+                            None => write!(f, "; {} keys so far)", p.keys)?,
+                        }
                     }
                     write!(f, " at {}", rate(p.bytes_per_s))?;
                     match p.eta_s {
@@ -224,13 +235,28 @@ impl fmt::Display for Event {
                         None => Ok(()),
                     }
                 }
-                None => write!(
-                    f,
-                    "status: offset {} acked {} lag {lag_bytes} B / {lag_ms:.0} ms, {commands_per_s:.0} cmd/s, {}",
-                    opt(offset),
-                    opt(acked),
-                    rate(*bytes_per_s)
-                ),
+                None => {
+                    if let Some(phase) = phase {
+                        let what = match phase {
+                            SyncPhase::Preparing => "the master prepares the RDB",
+                            SyncPhase::Loading => "the replica loads the RDB",
+                            SyncPhase::CatchUp => "the replica catches up",
+                            other => other.as_str(),
+                        };
+                        write!(f, "full sync: {what}")?;
+                        if let Some(s) = phase_s {
+                            write!(f, " for {s:.1} s")?;
+                        }
+                        write!(f, "; ")?;
+                    }
+                    write!(
+                        f,
+                        "status: offset {} acked {} lag {lag_bytes} B / {lag_ms:.0} ms, {commands_per_s:.0} cmd/s, {}",
+                        opt(offset),
+                        opt(acked),
+                        rate(*bytes_per_s)
+                    )
+                }
             },
             EventKind::SessionEnd {
                 reason,

@@ -91,10 +91,11 @@ impl Sink for TransferBars {
                             bar
                         }
                         None => {
-                            // Diskless: the length is known only at its end mark.
+                            // Diskless: the length is known only at its end mark; the keys
+                            // read against those the RDB's RESIZEDB hints announce stand in.
                             let bar = ProgressBar::new_spinner();
                             bar.set_style(bytes_style(
-                                "{prefix} {spinner} {bytes} {bytes_per_sec} (diskless)",
+                                "{prefix} {spinner} {bytes} {bytes_per_sec} (diskless) {msg}",
                             ));
                             bar.enable_steady_tick(Duration::from_millis(200));
                             bar
@@ -104,6 +105,12 @@ impl Sink for TransferBars {
                     self.progress.multi.add(bar)
                 });
                 bar.set_position(p.bytes);
+                if p.total.is_none() {
+                    bar.set_message(match p.keys_announced.filter(|a| *a > 0) {
+                        Some(all) => format!("{} of {all} keys", p.keys),
+                        None => format!("{} keys", p.keys),
+                    });
+                }
             }
             EventKind::RdbEnd { .. }
             | EventKind::RdbAborted { .. }
@@ -130,6 +137,8 @@ mod tests {
             total,
             bytes_per_s: 1e6,
             eta_s: None,
+            keys: 0,
+            keys_announced: None,
         });
         let kind = EventKind::Status {
             offset: None,
@@ -139,6 +148,8 @@ mod tests {
             commands_per_s: 0.0,
             bytes_per_s: 0.0,
             rdb,
+            phase: None,
+            phase_s: None,
         };
         Event {
             session,

@@ -31,6 +31,19 @@ impl Timeline {
         t
     }
 
+    /// When the current phase began (the marker that opened it).
+    pub fn phase_since(&self) -> Option<Timestamp> {
+        let m = &self.marks;
+        match self.phase {
+            SyncPhase::Handshake => m.start,
+            SyncPhase::Preparing => m.psync,
+            SyncPhase::Transfer => m.rdb_start,
+            SyncPhase::Loading => m.rdb_end,
+            SyncPhase::CatchUp => m.loaded,
+            SyncPhase::Online => m.caught_up,
+        }
+    }
+
     /// Derives the phases and the current one from the markers: each phase is the time
     /// between two consecutive markers.
     fn settle(&mut self) {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use crate::analyzer::event::SyncPhase;
 use crate::analyzer::event::{Channel, Framing, Role, SyncReason};
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::report::history::ReplicaHistory;
@@ -165,61 +166,6 @@ pub struct Timeline {
     /// When each phase began, as seen on the wire.
     #[serde(skip)]
     pub marks: Marks,
-}
-
-/// The steps of a full sync, in order.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncPhase {
-    /// Before the `PSYNC`.
-    #[default]
-    Handshake,
-    /// The master prepares the RDB.
-    Preparing,
-    /// The RDB crosses the link.
-    Transfer,
-    /// The replica loads it.
-    Loading,
-    /// The replica applies what the master buffered meanwhile.
-    CatchUp,
-    /// Caught up: the sync is done.
-    Online,
-}
-
-impl SyncPhase {
-    /// Every phase, in order.
-    pub const ALL: [SyncPhase; 6] = [
-        SyncPhase::Handshake,
-        SyncPhase::Preparing,
-        SyncPhase::Transfer,
-        SyncPhase::Loading,
-        SyncPhase::CatchUp,
-        SyncPhase::Online,
-    ];
-
-    /// The name used in the report and the metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncPhase::Handshake => "handshake",
-            SyncPhase::Preparing => "preparing",
-            SyncPhase::Transfer => "transfer",
-            SyncPhase::Loading => "loading",
-            SyncPhase::CatchUp => "catch_up",
-            SyncPhase::Online => "online",
-        }
-    }
-
-    /// For people.
-    pub fn describe(self) -> &'static str {
-        match self {
-            SyncPhase::Handshake => "in the handshake",
-            SyncPhase::Preparing => "while the master prepared the RDB",
-            SyncPhase::Transfer => "during the RDB transfer",
-            SyncPhase::Loading => "while the replica loaded the RDB",
-            SyncPhase::CatchUp => "during the catch-up",
-            SyncPhase::Online => "after the sync",
-        }
-    }
 }
 
 /// When each phase of a full sync began (the markers on the wire), and the offset the

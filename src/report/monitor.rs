@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::analyzer::event::{Event, EventKind};
+use crate::analyzer::event::{Role, SyncPhase};
 use crate::analyzer::input::{Chunk, Direction, Input, InputKind, Skipped, Timestamp};
 use crate::analyzer::pairing::{Matcher, Pairing};
 use crate::analyzer::session::{Config, Session};
@@ -252,7 +253,7 @@ impl Monitor {
         every: Option<std::time::Duration>,
     ) -> Option<EventKind> {
         let every = every?;
-        if live.report.kind == crate::analyzer::event::Role::Client {
+        if live.report.kind == Role::Client {
             return None;
         }
         let rdb = live.session.rdb_progress().map(|(bytes, total, started)| {
@@ -261,16 +262,32 @@ impl Monitor {
             let eta = total
                 .filter(|_| rate > 0.0)
                 .map(|t| t.saturating_sub(bytes) as f64 / rate);
+            let (keys, keys_announced) = live.session.rdb_keys().unwrap_or((0, None));
             crate::analyzer::event::RdbProgress {
                 bytes,
                 total,
                 bytes_per_s: rate,
                 eta_s: eta,
+                keys,
+                keys_announced,
             }
         });
+        // The full sync under way, if one is: a wait for the RDB or its load says nothing on
+        // the wire for seconds, so the status line says where it stands.
+        let phase = (live.report.timeline.as_ref())
+            .filter(|t| t.phase != SyncPhase::Online && live.report.kind != Role::Client)
+            .map(|t| (t.phase, t.phase_since().map(|s| now.since(s).as_secs_f64())));
+        let waiting = matches!(
+            phase,
+            Some((
+                SyncPhase::Preparing | SyncPhase::Transfer | SyncPhase::Loading,
+                _
+            ))
+        );
         // Ticks come about once a second; allow for their jitter.
         let since = now.since(live.last_status) + std::time::Duration::from_millis(200);
-        let due = since >= every || (rdb.is_some() && since >= std::time::Duration::from_secs(1));
+        let every_second = rdb.is_some() || waiting;
+        let due = since >= every || (every_second && since >= std::time::Duration::from_secs(1));
         if !due {
             return None;
         }
@@ -286,6 +303,8 @@ impl Monitor {
             commands_per_s,
             bytes_per_s,
             rdb,
+            phase: phase.map(|p| p.0),
+            phase_s: phase.and_then(|p| p.1),
         })
     }
 

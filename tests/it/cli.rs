@@ -275,3 +275,22 @@ fn help_completions_and_man_pages_agree() {
         }
     }
 }
+
+/// `repl-sniff report REPORT.json` prints the run's text summary, as the run printed it.
+#[test]
+fn a_saved_report_prints_its_text_summary() {
+    let path = fixture("captures/redis-7.0.15/full-disk.pcap");
+    let json = scratch("summary-report.json");
+    let run = repl_sniff(&[
+        "replay",
+        "-q",
+        path.to_str().unwrap(),
+        "--report-json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let later = repl_sniff(&["report", json.to_str().unwrap()]);
+    assert!(later.status.success(), "{}", text(&later.stderr));
+    assert_eq!(text(&later.stdout), text(&run.stdout));
+    assert!(text(&later.stdout).contains("full sync: handshake"));
+}

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    assert_valid_report, free_port, process, temp_dir, wait_for_quiescence, wait_until, Server,
-    Sniffer, Version,
+    assert_valid_report, free_port, process, temp_dir, wait_for_quiescence, wait_until, Outcome,
+    Server, Sniffer, Version,
 };
 use crate::timing::http_get;
 
@@ -189,9 +189,9 @@ fn assert_phases_add_up(t: &Value, seen: Duration) -> f64 {
 }
 
 /// Starts a replica through a fresh proxy, waits until it caught up, and returns the report's
-/// replication session with the time the test saw it take.
-fn sync_through_proxy(v: Version, master: &Server) -> (Value, Duration, String) {
-    let sniffer = Sniffer::start(master.port, &[]);
+/// replication session with the time the test saw it take, and the proxy's outputs.
+fn sync_through_proxy(v: Version, master: &Server) -> (Value, Duration, Outcome) {
+    let sniffer = Sniffer::start(master.port, &["--interval", "1"]);
     let started = Instant::now();
     let replica = Server::start(
         v,
@@ -208,7 +208,7 @@ fn sync_through_proxy(v: Version, master: &Server) -> (Value, Duration, String) 
     let seen = started.elapsed();
     let out = sniffer.stop();
     let s = out.sessions_of_kind("replication")[0].clone();
-    (s, seen, out.stderr)
+    (s, seen, out)
 }
 
 /// Redis 7.0's defaults: diskless, with a 5 s delay before the fork, during which the master
@@ -218,7 +218,8 @@ fn sync_through_proxy(v: Version, master: &Server) -> (Value, Duration, String) 
 fn a_diskless_sync_with_the_default_delay_spends_it_preparing_not_in_the_handshake() {
     let v = Version::V7;
     let master = Server::start(v, "master", &["--repl-diskless-sync-delay", "5"]);
-    let (s, seen, stderr) = sync_through_proxy(v, &master);
+    let (s, seen, out) = sync_through_proxy(v, &master);
+    let stderr = &out.stderr;
     let t = &s["timeline"];
     assert_phases_add_up(t, seen);
     let (handshake, preparing) = (
@@ -232,6 +233,17 @@ fn a_diskless_sync_with_the_default_delay_spends_it_preparing_not_in_the_handsha
         "one keep-alive a second: {t}"
     );
     assert!(stderr.contains("master preparing the RDB"), "{stderr}");
+    // Live, the wait is not silent: a status each second says where the sync stands.
+    let waits: Vec<f64> = (out.events.iter())
+        .filter(|e| e["event"] == "status" && e["phase"] == "preparing")
+        .map(|e| e["phase_s"].as_f64().unwrap())
+        .collect();
+    assert!(waits.len() >= 3, "{waits:?}");
+    assert!(waits.windows(2).all(|w| w[0] < w[1]), "{waits:?}");
+    assert!(
+        stderr.contains("full sync: the master prepares the RDB for"),
+        "{stderr}"
+    );
 }
 
 /// A disk-based sync (the BGSAVE made slow) on 7.0, and the default sync of 8.2.3 (over the
@@ -350,6 +362,17 @@ fn a_scrape_during_an_rdb_transfer_shows_the_bytes_so_far_and_the_phase() {
     let (_, body) = http_get(metrics, "/metrics");
     let out = sniffer.stop();
     let total = u(&out.sessions_of_kind("replication")[0]["rdb"]["bytes"]) as f64;
+    // A diskless transfer's length comes with its end mark: its progress is the keys read
+    // against those the RDB's RESIZEDB hint announces.
+    let keys: Vec<(u64, Value)> = (out.events.iter())
+        .filter(|e| e["event"] == "status" && e["rdb"].is_object())
+        .map(|e| (u(&e["rdb"]["keys"]), e["rdb"]["keys_announced"].clone()))
+        .collect();
+    assert!(
+        keys.iter()
+            .any(|(k, all)| *all == 3000 && 0 < *k && *k < 3000),
+        "{keys:?}"
+    );
     assert!(!during.is_empty(), "no scrape in the transfer phase");
     assert!(
         during.iter().any(|&b| 0.0 < b && b < total),

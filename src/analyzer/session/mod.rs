@@ -262,6 +262,11 @@ impl Session {
         }
     }
 
+    /// Keys the RDB under way has given so far, and those its `RESIZEDB` hints announce.
+    pub fn rdb_keys(&self) -> Option<(u64, Option<u64>)> {
+        Some(self.rdb.as_ref()?.contents.keys_so_far())
+    }
+
     /// Bytes fed so far in direction `dir` (analysed or skipped).
     pub fn bytes_seen(&self, dir: Direction) -> u64 {
         self.seen[dir.index()]

@@ -70,9 +70,9 @@ pub(crate) enum Command {
     /// pointed at a proxy (Sentinel, Cluster) or the link must not be touched; use the proxy
     /// to see a link from its very first byte; use replay for a tcpdump capture.
     Sniff(SniffArgs),
-    /// Render a saved JSON report (--report-json) as one self-contained HTML page: the sync
-    /// timeline, throughput and lag over time, heartbeats, ack latency, the RDB's contents,
-    /// warnings on the time axis.
+    /// Print a saved JSON report's (--report-json) text summary, or with --html render it as
+    /// one self-contained HTML page: the sync timeline, throughput and lag over time,
+    /// heartbeats, ack latency, the RDB's contents, warnings on the time axis.
     Report(ReportArgs),
     /// Print a shell completion script (bash: `repl-sniff completions bash >
     /// /etc/bash_completion.d/repl-sniff`).
@@ -87,9 +87,9 @@ pub(crate) struct ReportArgs {
     #[arg(value_name = "REPORT.json")]
     pub(crate) file: PathBuf,
 
-    /// Where to write the page.
+    /// Where to write the page; without it, the run's text summary is printed.
     #[arg(long, value_name = "OUT.html")]
-    pub(crate) html: PathBuf,
+    pub(crate) html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

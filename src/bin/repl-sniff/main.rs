@@ -155,16 +155,28 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// The report as JSON, with its text summary beside the data (`summary`), so that
+/// `repl-sniff report` can print it later.
+fn report_value(report: &repl_sniff::Report) -> Result<serde_json::Value> {
+    let mut json = serde_json::to_value(report)?;
+    let text = repl_sniff::render::summary::report(report);
+    json["summary"] = serde_json::Value::String(text);
+    Ok(json)
+}
+
 fn write_report(output: &OutputArgs, report: &repl_sniff::Report) -> Result<()> {
+    if output.report_json.is_none() && output.report_html.is_none() {
+        return Ok(());
+    }
+    let report = &report_value(report)?;
     if let Some(path) = &output.report_json {
         let json = serde_json::to_vec_pretty(report)?;
         write_atomically(path, &json)
             .with_context(|| format!("cannot write the report file {}", path.display()))?;
     }
     if let Some(path) = &output.report_html {
-        // Drawn from the JSON text, as `repl-sniff report` draws a saved one: the same page.
-        let json: serde_json::Value = serde_json::from_slice(&serde_json::to_vec(report)?)?;
-        let page = repl_sniff::render::html::page(&json);
+        // Drawn from the JSON, as `repl-sniff report` draws a saved one: the same page.
+        let page = repl_sniff::render::html::page(report);
         write_atomically(path, page.as_bytes())
             .with_context(|| format!("cannot write the HTML report {}", path.display()))?;
     }
@@ -273,9 +285,19 @@ fn run_report(args: ReportArgs) -> Result<()> {
         "{} is JSON but not a repl-sniff report",
         args.file.display()
     );
-    std::fs::write(&args.html, repl_sniff::render::html::page(&report))
-        .with_context(|| format!("cannot write {}", args.html.display()))?;
-    eprintln!("wrote {}", args.html.display());
+    let Some(html) = &args.html else {
+        let Some(summary) = report["summary"].as_str() else {
+            anyhow::bail!(
+                "{} has no text summary (written by a repl-sniff before 0.1.0 of December \
+                 2026); --html OUT.html still draws its page",
+                args.file.display()
+            );
+        };
+        return to_stdout(summary.as_bytes());
+    };
+    std::fs::write(html, repl_sniff::render::html::page(&report))
+        .with_context(|| format!("cannot write {}", html.display()))?;
+    eprintln!("wrote {}", html.display());
     Ok(())
 }
 

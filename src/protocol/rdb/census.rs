@@ -45,6 +45,19 @@ impl Census {
         }
     }
 
+    /// Keys read so far, and the keys the `RESIZEDB` hints of the databases reached so far
+    /// announce (none for an RDB without hints).
+    pub(super) fn keys_so_far(&self) -> (u64, Option<u64>) {
+        let read = self.dbs.values().map(|d| d.keys).sum();
+        let hinted = self
+            .dbs
+            .values()
+            .filter_map(|d| d.resize_hint)
+            .map(|(k, _)| k);
+        let hinted: Vec<u64> = hinted.collect();
+        (read, (!hinted.is_empty()).then(|| hinted.iter().sum()))
+    }
+
     /// `SELECTDB`.
     pub(super) fn select_db(&mut self, db: u64) {
         self.db = db;

@@ -103,6 +103,12 @@ impl Parser {
         self.pos
     }
 
+    /// Keys read so far, and the keys announced by the `RESIZEDB` hints of the databases
+    /// reached so far: the progress of an RDB whose length is not known (a diskless one).
+    pub fn keys_so_far(&self) -> (u64, Option<u64>) {
+        self.census.keys_so_far()
+    }
+
     /// The analysis so far.
     pub fn summary(&self) -> Summary {
         let mut s = self.summary.clone();
