@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::analyzer::event::{Role, WarningKind};
+use crate::analyzer::input::Timestamp;
 use crate::report::fold::CaptureStats;
 use crate::report::fold::{SyncPhase, SyncType};
 use crate::report::history::{History, ReplicaHistory};
@@ -101,11 +102,12 @@ fn histogram_seconds(out: &mut String, name: &str, labels: &str, h: &Hist) {
     let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count());
 }
 
-/// A per-session gauge: name, help, and how to read it from a session's report.
+/// A per-session gauge: name, help, and how to read it from a session's report as of the
+/// snapshot's time.
 type Gauge = (
     &'static str,
     &'static str,
-    fn(&SessionReport) -> Option<f64>,
+    fn(&SessionReport, Timestamp) -> Option<f64>,
 );
 
 /// Gauges of each live replication session.
@@ -113,37 +115,37 @@ const GAUGES: [Gauge; 7] = [
     (
         "repl_sniff_stream_offset_bytes",
         "Replication offset of the last stream byte forwarded.",
-        |s| s.offsets.end.map(|v| v as f64),
+        |s, _| s.offsets.end.map(|v| v as f64),
     ),
     (
         "repl_sniff_ack_offset_bytes",
         "Last offset the replica acknowledged (REPLCONF ACK).",
-        |s| s.offsets.acked.map(|v| v as f64),
+        |s, _| s.offsets.acked.map(|v| v as f64),
     ),
     (
         "repl_sniff_lag_bytes",
         "Forwarded minus acknowledged offset.",
-        |s| Some(s.timing.lag_bytes as f64),
+        |s, _| Some(s.timing.lag_bytes as f64),
     ),
     (
         "repl_sniff_lag_seconds",
         "Age of the oldest forwarded byte not yet acknowledged.",
-        |s| Some(s.timing.lag_ms / 1000.0),
+        |s, now| Some(s.timing.lag_ms_at(now) / 1000.0),
     ),
     (
         "repl_sniff_max_lag_bytes",
         "Largest lag seen in this session.",
-        |s| Some(s.timing.max_lag_bytes as f64),
+        |s, _| Some(s.timing.max_lag_bytes as f64),
     ),
     (
         "repl_sniff_rdb_transfer_bytes",
         "RDB payload bytes of the link's transfer so far (it moves during the transfer).",
-        |s| s.rdb.as_ref().map(|r| r.bytes as f64),
+        |s, _| s.rdb.as_ref().map(|r| r.bytes as f64),
     ),
     (
         "repl_sniff_rdb_transfer_size_bytes",
         "The RDB's announced length (disk-based transfers; a diskless one says it at its end).",
-        |s| {
+        |s, _| {
             s.rdb
                 .as_ref()
                 .and_then(|r| r.declared_bytes)
@@ -177,7 +179,7 @@ pub fn render(run: &Snapshot<'_>) -> String {
         let n = totals.syncs.get(t).copied().unwrap_or(0);
         let _ = writeln!(out, "repl_sniff_syncs_total{{type=\"{t}\"}} {n}");
     }
-    gauges(&mut out, &run.live);
+    gauges(&mut out, &run.live, run.now);
     commands(&mut out, &totals);
     histograms(&mut out, &totals);
     counter(
@@ -314,7 +316,7 @@ fn sessions(out: &mut String, run: &Snapshot<'_>) {
 /// Per-link gauges of the live replication links, labelled by the replica alone (its host and
 /// listening port, which a reconnect keeps): one series per replica, however often it
 /// reconnects. Should one replica have two live links, the newer one is shown.
-fn gauges(out: &mut String, live: &[&SessionReport]) {
+fn gauges(out: &mut String, live: &[&SessionReport], now: Timestamp) {
     let mut links: BTreeMap<String, &SessionReport> = BTreeMap::new();
     for s in live.iter().filter(|s| s.kind != Role::Client) {
         links.insert(History::key(s), s);
@@ -322,7 +324,7 @@ fn gauges(out: &mut String, live: &[&SessionReport]) {
     for (name, help, get) in GAUGES {
         header(out, name, "gauge", help);
         for (replica, s) in &links {
-            if let Some(v) = get(s) {
+            if let Some(v) = get(s, now) {
                 let _ = writeln!(out, "{name}{{replica=\"{}\"}} {v}", escape(replica));
             }
         }

@@ -64,6 +64,8 @@ pub struct Snapshot<'a> {
     pub upstream_connect_failures: u64,
     /// Each replica's history across its links, live ones included.
     pub replicas: Vec<ReplicaHistory>,
+    /// The run's clock when it was taken (the latest input or tick).
+    pub now: Timestamp,
 }
 
 /// How many ended sessions the report keeps; older ones are dropped (and counted), so a
@@ -76,6 +78,8 @@ pub struct Monitor {
     timing: crate::report::timing::Config,
     status_every: Option<std::time::Duration>,
     last_tick: Timestamp,
+    /// The latest time an input or a tick said.
+    now: Timestamp,
     live: BTreeMap<u64, Live>,
     done: std::collections::VecDeque<SessionReport>,
     dropped: u64,
@@ -105,6 +109,7 @@ impl Monitor {
             timing: crate::report::timing::Config::default(),
             status_every: None,
             last_tick: Timestamp(0),
+            now: Timestamp(0),
             live: BTreeMap::new(),
             done: std::collections::VecDeque::new(),
             dropped: 0,
@@ -138,6 +143,7 @@ impl Monitor {
     /// Analyses one input: the one entry point for what happens on connections.
     pub fn handle(&mut self, input: &Input) {
         let (id, at) = (input.conn, input.at);
+        self.now = self.now.max(at);
         match &input.kind {
             InputKind::Open { .. } => {
                 if let Some(session) = Session::opened_by(input, self.cfg) {
@@ -203,6 +209,7 @@ impl Monitor {
     /// silence warnings and status events, and gives up on RDB connections that never came. Cheap to call often (replay calls it per frame):
     /// works at most twice a second.
     pub fn tick(&mut self, now: Timestamp) {
+        self.now = self.now.max(now);
         if now.since(self.last_tick) < std::time::Duration::from_millis(500) {
             return;
         }
@@ -382,6 +389,7 @@ impl Monitor {
             ended: self.ended_reports().collect(),
             upstream_connect_failures: self.connect_failures,
             replicas: self.history.replicas_with(self.live_reports()),
+            now: self.now,
         }
     }
 
@@ -409,7 +417,8 @@ impl Monitor {
         let mut sessions: Vec<SessionReport> = self.done.iter().cloned().collect();
         sessions.extend(self.live_reports().cloned());
         for s in &mut sessions {
-            s.timing.backlog = s.timing.backlog_advice(self.timing.survive);
+            let until = s.ended_at.unwrap_or(self.now);
+            s.timing.backlog = s.timing.backlog_advice(self.timing.survive, until);
         }
         let mut report = Report::new(sessions, self.connect_failures);
         report.sessions_dropped = self.dropped;

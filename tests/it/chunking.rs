@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use repl_sniff::analyzer::event::WarningKind;
 use repl_sniff::{Chunk, Config, Event, EventKind, Input, InputKind, Session};
 
 use crate::fixtures;
@@ -142,8 +143,19 @@ fn split_invariance_of_live_disk_diskless_and_partial_sessions() {
     let coalesced = coalesce(&inputs);
     assert!(coalesced.len() < inputs.len());
     for id in ids {
-        // What the session said; the monitor adds its own (why, status lines).
-        let said = |e: &&Event| !matches!(e.kind, EventKind::Why { .. } | EventKind::Status { .. });
+        // What the session said; the monitor adds its own (why, status lines, and the lag
+        // warnings of its timing: a 2 MB SET in the catch-up is lag before the first ACK).
+        let said = |e: &&Event| {
+            !matches!(
+                e.kind,
+                EventKind::Why { .. }
+                    | EventKind::Status { .. }
+                    | EventKind::Warning {
+                        kind: WarningKind::Lag,
+                        ..
+                    }
+            )
+        };
         let live: Vec<Event> = live
             .iter()
             .filter(|e| e.session == id)

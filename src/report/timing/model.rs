@@ -212,6 +212,10 @@ pub struct Timing {
     pub backlog: Option<BacklogAdvice>,
     /// How many warnings of each kind were raised in all.
     pub warnings_by_kind: BTreeMap<WarningKind, u64>,
+    /// When the oldest byte not yet acknowledged was forwarded: the lag in ms at any moment
+    /// between events ([`Timing::lag_ms_at`]).
+    #[serde(skip)]
+    pub oldest_unacked: Option<Timestamp>,
 }
 
 impl Timing {
@@ -232,19 +236,32 @@ impl Timing {
             warnings: VecDeque::new(),
             warnings_by_kind: Default::default(),
             backlog: None,
+            oldest_unacked: None,
         }
     }
 
+    /// The lag in ms as of `now`: the age of the oldest byte forwarded and not acknowledged
+    /// (the same definition as `lag_ms`, which is as of the last event).
+    pub fn lag_ms_at(&self, now: Timestamp) -> f64 {
+        self.oldest_unacked
+            .map_or(0.0, |at| now.since(at).as_secs_f64() * 1000.0)
+    }
+
     /// The backlog that lets a replica survive a disconnect of `survive` at the busiest
-    /// moment: the most stream bytes written in any window of that length. A stream shorter
-    /// than the window gives what it wrote, as a lower bound. `None` before any stream.
-    pub fn backlog_advice(&self, survive: std::time::Duration) -> Option<BacklogAdvice> {
+    /// moment: the most stream bytes written in any window of that length. A stream watched
+    /// for less than the window (from its first command to `until`, the session's end or the
+    /// run's now) gives what it wrote, as a lower bound. `None` before any stream.
+    pub fn backlog_advice(
+        &self,
+        survive: std::time::Duration,
+        until: Timestamp,
+    ) -> Option<BacklogAdvice> {
         let (first, last) = (self.rates.front()?, self.rates.back()?);
         let total: u64 = self.rates.iter().map(|s| s.bytes).sum();
         if total == 0 {
             return None;
         }
-        let span = last.t - first.t + 1;
+        let span = (until.0 / 1_000_000).max(last.t) - first.t + 1;
         let window_s = survive.as_secs().max(1);
         let mut peak = 0u64;
         let mut window = 0u64;
