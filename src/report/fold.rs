@@ -348,7 +348,7 @@ impl SessionReport {
                 Some((read, before)) if at.since(read) < CROSSING => before,
                 _ => self.offsets.end,
             };
-            if let (Some(start), Some(end)) = (self.offsets.start, self.offsets.end) {
+            if let (Some(start), Some(end)) = (self.offsets.start, t.marks.target) {
                 t.buffered_bytes = Some(end.saturating_add(1).saturating_sub(start));
             }
         }
