@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::analyzer::event::Role;
 use crate::protocol::rdb::Checksum;
-use crate::report::fold::{SyncPhase, Timeline};
+use crate::report::fold::{SyncPhase, SyncType, Timeline};
 use crate::report::history::human;
 use crate::report::timing::{BacklogAdvice, Hist};
 use crate::report::{Report, SessionReport};
@@ -74,6 +74,18 @@ pub fn session(s: &SessionReport) -> String {
         }
         if let Some(r) = &s.sync.rejected {
             let _ = write!(o, ", refused: {r}");
+        }
+        // Asked for, never answered: a sync attempt, and where it stood when the link ended.
+        if let (SyncType::None, Some(t), Some(end)) = (s.sync.kind, &s.timeline, s.ended_at) {
+            let asked = s.sync.requested.as_deref().unwrap_or("?");
+            let after = t.marks.psync.map_or(0.0, |p| end.since(p).as_secs_f64());
+            let _ = write!(
+                o,
+                " (a sync attempt: PSYNC {asked} unanswered; the link ended {after:.1} s after \
+                 it {}, {} keep-alive(s) from the master)",
+                t.phase.describe(),
+                t.bgsave_keepalives
+            );
         }
         o.push('\n');
         if let Some(why) = &s.sync.reason {

@@ -308,6 +308,42 @@ fn a_master_killed_mid_transfer_is_reported_and_the_replica_released() {
         .contains("starts over"));
 }
 
+/// A master killed before it answers the PSYNC (Redis 7.0's diskless delay, keep-alives
+/// arriving): not "no sync" but a sync attempt, with the phase it died in and how long after
+/// the PSYNC.
+#[test]
+fn a_master_killed_before_answering_the_psync_was_a_sync_attempt() {
+    let v = Version::V7;
+    let master = Server::start(v, "master", &["--repl-diskless-sync-delay", "30"]);
+    let sniffer = Sniffer::start(master.port, &[]);
+    let replica = Server::start(
+        v,
+        "replica",
+        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
+    );
+    wait_until("the master's keep-alives", Duration::from_secs(30), || {
+        sniffer.stderr().contains("keep-alive") || sniffer.stderr().contains("PSYNC ? -1")
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    crate::support::process::signal(master.pid(), "-KILL");
+    wait_until("the replica let go", Duration::from_secs(15), || {
+        replica.log().contains("I/O error") || replica.log().contains("closed")
+    });
+    let out = sniffer.stop();
+    let first = out.sessions_of_kind("replication")[0];
+    assert_eq!(first["sync"]["type"], "none", "{}", out.report_text);
+    let t = &first["timeline"];
+    assert_eq!(t["phase"], "preparing", "{t}");
+    assert!(t["bgsave_keepalives"].as_u64().unwrap() >= 1, "{t}");
+    let said = "(a sync attempt: PSYNC ? -1 unanswered; the link ended";
+    assert!(out.stderr.contains(said), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("while the master prepared the RDB"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// Item 2, the other two moments: the master killed while it prepares the RDB (a slow BGSAVE
 /// to disk, nothing sent yet), and in the middle of a disk transfer (slowed to 3 MB/s by the
 /// fault relay). The first is a full sync with no RDB; the second an RDB aborted at byte X of
@@ -377,6 +413,9 @@ fn a_master_killed_while_preparing_or_mid_disk_transfer_is_reported_so() {
         assert_eq!(first["end_reason"], "master closed the connection");
         if preparing {
             assert_eq!(first["rdb"], Value::Null, "{moment}: nothing was sent");
+            assert_eq!(first["timeline"]["phase"], "preparing", "{moment}");
+            let said = "the link ended while the master prepared the RDB";
+            assert!(out.stderr.contains(said), "{moment}: {}", out.stderr);
         } else {
             let (bytes, declared) = (
                 u(&first["rdb"]["bytes"]),
