@@ -806,4 +806,52 @@ mod tests {
         let old = with(serde_json::Value::Null);
         assert!(old.contains("repl-timeout (default 60 s)"), "{old}");
     }
+
+    /// A page to share: when (UTC), who (the replica by its listening port), which history
+    /// and which server; the mode, ledger, backlog and per-replica roll-up; a lag line that
+    /// breaks over seconds with no stream instead of drawing a ramp.
+    #[test]
+    fn a_page_says_when_who_and_what_and_breaks_lines_over_missing_seconds() {
+        let report = serde_json::json!({
+            "version": "0.1.0",
+            "replicas": [{"replica": "127.0.0.1:6380", "links": 2, "reconnects": 1,
+                          "full_syncs": 1, "partial_syncs": 1, "dropped_full_syncs": 0,
+                          "errors": 0, "bytes": 1000}],
+            "sessions": [{
+                "id": 1, "kind": "replication", "replica": "127.0.0.1:51690",
+                "upstream": "127.0.0.1:6379", "started_at": 1_796_640_000.5,
+                "ended_at": 1_796_640_027.0,
+                "handshake": {"listening_port": 6380},
+                "sync": {"type": "full", "mode": "rdb_channel", "replid": "403b08aa"},
+                "rdb": {"bytes": 10, "contents": {"aux": {"redis-ver": "8.2.3"}}},
+                "stream": {"bytes": 100, "ledger": {"data": 80, "ping": 14, "getack": 0,
+                                                     "select": 6, "multi_exec": 0}},
+                "timing": {
+                    "rates": [{"t": 10, "lag_bytes": 1}, {"t": 11, "lag_bytes": 2},
+                              {"t": 20, "lag_bytes": 3}],
+                    "backlog": {"lower_bound": true, "based_on_s": 27, "window_bytes": 100,
+                                "survive_s": 60, "advised_bytes": 1_048_576}
+                }
+            }]
+        });
+        let page = page(&report);
+        for want in [
+            "2026-12-07",
+            "UTC",
+            "replica 127.0.0.1:6380",
+            "Connected from 127.0.0.1:51690",
+            "403b08aa",
+            "Redis 8.2.3",
+            "over two connections (Redis RDB channel)",
+            "Offset ledger: data 80 B",
+            "repl-backlog-size 1.0 MB",
+            "data-chart=\"replicas\" data-points=\"1\"",
+        ] {
+            assert!(page.contains(want), "{want} missing");
+        }
+        // Two runs of seconds (10-11, then 20): two lines in each lag chart, not one.
+        let chart = &page[page.find("data-chart=\"lag_bytes\"").unwrap()..];
+        let chart = &chart[..chart.find("</svg>").unwrap()];
+        assert_eq!(chart.matches("<polyline").count(), 2, "{chart}");
+    }
 }
