@@ -321,7 +321,18 @@ fn decode_cut(frame: &Frame) -> Option<Segment<'_>> {
     };
     let header = tcp.slice().len() - tcp.payload().len();
     let on_wire = wire.saturating_sub(header as u64);
-    Some(Segment {
+    let cut = on_wire.saturating_sub(tcp.payload().len() as u64);
+    Some(segment(src_ip, dst_ip, &tcp, cut))
+}
+
+/// The segment `tcp` carries between the two addresses, `cut` bytes of its payload missing.
+fn segment<'a>(
+    src_ip: IpAddr,
+    dst_ip: IpAddr,
+    tcp: &etherparse::TcpSlice<'a>,
+    cut: u64,
+) -> Segment<'a> {
+    Segment {
         src: SocketAddr::new(src_ip, tcp.source_port()),
         dst: SocketAddr::new(dst_ip, tcp.destination_port()),
         seq: tcp.sequence_number(),
@@ -330,8 +341,8 @@ fn decode_cut(frame: &Frame) -> Option<Segment<'_>> {
         fin: tcp.fin(),
         rst: tcp.rst(),
         payload: tcp.payload(),
-        cut: on_wire.saturating_sub(tcp.payload().len() as u64),
-    })
+        cut,
+    }
 }
 
 fn decode_whole(frame: &Frame) -> Option<Segment<'_>> {
@@ -359,17 +370,7 @@ fn decode_whole(frame: &Frame) -> Option<Segment<'_>> {
     let TransportSlice::Tcp(tcp) = sliced.transport? else {
         return None;
     };
-    Some(Segment {
-        src: SocketAddr::new(src_ip, tcp.source_port()),
-        dst: SocketAddr::new(dst_ip, tcp.destination_port()),
-        seq: tcp.sequence_number(),
-        syn: tcp.syn(),
-        ack: tcp.ack(),
-        fin: tcp.fin(),
-        rst: tcp.rst(),
-        payload: tcp.payload(),
-        cut: 0,
-    })
+    Some(segment(src_ip, dst_ip, &tcp, 0))
 }
 
 #[cfg(test)]
