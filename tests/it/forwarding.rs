@@ -41,7 +41,9 @@ fn forwarding_never_waits_on_a_stalled_analysis() {
     c.cmd_bytes(&[b"SET", b"big", &big]);
     assert_eq!(c.cmd_bytes(&[b"GET", b"big"]), Reply::Bulk(Some(big)));
     assert_eq!(c.cmd(&["PING"]).text(), "PONG");
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // A forwarding that waited on the stalled analysis would never finish: this bound only
+    // turns such a hang into a failure, and is far beyond any busy machine's time for 16 MB.
+    assert!(started.elapsed() < Duration::from_secs(120));
     // All of that went through while the analysis had not processed a single event.
     assert!(proxy.events.lock().unwrap().is_empty());
     drop(c);

@@ -610,6 +610,40 @@ pub fn paced_acked_writes(master: &Server, n: usize, pause: Duration) {
     }
 }
 
+/// `SET <prefix><i> v` then `WAIT 1 0`, `n` times on `c`; returns each pair's round trip as
+/// the client saw it, from sending the SET to the WAIT's answer. A SET's ack latency as any
+/// observer between them measures it lies inside that round trip.
+pub fn acked_writes(c: &mut Client, prefix: &str, n: usize) -> Vec<Duration> {
+    (0..n)
+        .map(|i| {
+            let sent = Instant::now();
+            c.cmd(&["SET", &format!("{prefix}{i}"), "v"]);
+            c.cmd(&["WAIT", "1", "0"]);
+            sent.elapsed()
+        })
+        .collect()
+}
+
+/// Asserts that the report's histogram `h` (µs) is within the client's own `trips`: every
+/// sample lies inside one of them, so its median and maximum can be no larger (with the
+/// histogram's 0.1 % precision). Holds however busy the machine is.
+pub fn assert_within_round_trips(h: &Value, trips: &[Duration], what: &str) {
+    let mut us: Vec<u64> = trips.iter().map(|t| t.as_micros() as u64).collect();
+    us.sort_unstable();
+    let median = us[us.len().div_ceil(2) - 1];
+    let max = us[us.len() - 1];
+    let slack = |v: u64| v + v / 100 + 10;
+    let (p50, hmax) = (h["p50"].as_u64().unwrap(), h["max"].as_u64().unwrap());
+    assert!(
+        p50 <= slack(median),
+        "{what}: p50 {p50} µs, but the client's median round trip was {median} µs: {h}"
+    );
+    assert!(
+        hmax <= slack(max),
+        "{what}: max {hmax} µs, but the client's longest round trip was {max} µs: {h}"
+    );
+}
+
 /// Waits until master and replica agree on the offset and the replica has acknowledged it.
 pub fn wait_for_quiescence(master: &Server, replica: &Server) -> u64 {
     let mut last = None;

@@ -57,11 +57,7 @@ fn heartbeat_intervals_match_the_configured_period(v: Version) {
 fn wait_driven_ack_latency_is_the_round_trip(v: Version) {
     let master = Server::start(v, "master", &[]);
     let (sniffer, replica) = attach(v, &master, &[]);
-    let mut c = master.client();
-    for i in 0..200 {
-        c.cmd(&["SET", &format!("k{i}"), "v"]);
-        c.cmd(&["WAIT", "1", "0"]);
-    }
+    let trips = crate::support::acked_writes(&mut master.client(), "k", 200);
     let end = wait_for_quiescence(&master, &replica);
     let out = sniffer.stop();
     let s = out.sessions_of_kind("replication")[0];
@@ -69,11 +65,8 @@ fn wait_driven_ack_latency_is_the_round_trip(v: Version) {
     let t = &s["timing"];
     let set = &t["commands"]["SET"]["ack_latency_us"];
     assert_eq!(u(&set["count"]), 200, "every SET was acknowledged");
-    assert!(
-        u(&set["p50"]) < 20_000,
-        "SET ack latency p50 {} µs",
-        set["p50"]
-    );
+    // The GETACK's answer, not the 1 s periodic ACK: within the client's own round trips.
+    crate::support::assert_within_round_trips(set, &trips, "SET ack latency");
     assert_eq!(u(&t["unacked_commands"]), 0);
     assert!(u(&t["acked_commands"]) >= 400, "SETs and GETACKs");
     assert!(out.stderr.contains("of") && out.stderr.contains("commands acknowledged"));
@@ -92,10 +85,10 @@ fn acks_answering_getack_are_not_heartbeats() {
     let (sniffer, replica) = attach(v, &master, &[]);
     let mut c = master.client();
     let started = std::time::Instant::now();
+    let mut trips = Vec::new();
     let mut i = 0;
     while started.elapsed() < Duration::from_millis(4500) {
-        c.cmd(&["SET", &format!("k{i}"), "v"]);
-        c.cmd(&["WAIT", "1", "0"]);
+        trips.extend(crate::support::acked_writes(&mut c, &format!("k{i}-"), 1));
         std::thread::sleep(Duration::from_millis(20));
         i += 1;
     }
@@ -110,13 +103,11 @@ fn acks_answering_getack_are_not_heartbeats() {
         "periodic ACK interval p50 {p50} µs: {periodic}"
     );
     assert!(u(&hb["solicited_acks"]) >= 100, "{hb}");
-    assert!(u(&hb["getack_round_trip_us"]["p50"]) < 20_000, "{hb}");
+    // Both inside the client's own SET -> WAIT round trips, however busy the machine.
+    let getack = &hb["getack_round_trip_us"];
+    crate::support::assert_within_round_trips(getack, &trips, "GETACK round trip");
     let set = &s["timing"]["commands"]["SET"]["ack_latency_us"];
-    assert!(
-        u(&set["p50"]) < 20_000,
-        "SET ack latency p50 {}",
-        set["p50"]
-    );
+    crate::support::assert_within_round_trips(set, &trips, "SET ack latency");
     assert!(
         out.stderr.contains("replica ACK (periodic)"),
         "{}",

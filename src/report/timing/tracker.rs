@@ -187,7 +187,8 @@ impl Tracker {
                 } else if name.is("PING") {
                     self.interval(t, PING, at);
                 }
-                if name.is("REPLCONF") && sub.is_some_and(|s| s.is("GETACK")) {
+                let getack = name.is("REPLCONF") && sub.is_some_and(|s| s.is("GETACK"));
+                if getack {
                     t.heartbeats.getacks += 1;
                     // The replica answers with its offset before the GETACK (protocol.md §11).
                     if let Some(end) = end {
@@ -199,7 +200,7 @@ impl Tracker {
                 }
                 if let Some(end) = end {
                     self.forwarded = Some(*end);
-                    self.push_pending(t, *end, at, idx);
+                    self.push_pending(t, *end, at, idx, getack);
                     self.update_lag(t, at, &mut warnings);
                 }
             }
@@ -377,9 +378,12 @@ impl Tracker {
         self.last[which] = Some(at);
     }
 
-    fn push_pending(&mut self, t: &mut Timing, end: u64, at: Timestamp, idx: u16) {
+    /// `getack` starts a group of its own: the replica answers a GETACK with its offset just
+    /// before it, an ACK that covers what came before the GETACK in the same read but not the
+    /// GETACK, so in one group the commands before it would wait for a later ACK.
+    fn push_pending(&mut self, t: &mut Timing, end: u64, at: Timestamp, idx: u16, getack: bool) {
         t.unacked_commands += 1;
-        if let Some(back) = self.pending.back_mut() {
+        if let Some(back) = self.pending.back_mut().filter(|_| !getack) {
             if back.at == at {
                 back.end = end;
                 match back.names.iter_mut().find(|(i, _)| *i == idx) {
@@ -697,6 +701,47 @@ mod tests {
             .find(|s| s.t == ms(700).0 / 1_000_000)
             .unwrap();
         assert_eq!(second.lag_ms, 690.0, "the series keeps the peak too");
+    }
+
+    /// WAIT: a SET and the master's GETACK come in one read; the replica's answer carries the
+    /// offset just before the GETACK. It acknowledges the SET, whatever shares its read.
+    #[test]
+    fn the_answer_to_a_getack_acknowledges_what_came_before_it_in_the_same_read() {
+        let mut t = Both::new(Config::default());
+        let full = EventKind::SyncStart {
+            sync: SyncKind::Full,
+            replid: None,
+            offset: Some(0),
+        };
+        t.observe(ms(0), &full);
+        t.observe(ms(10), &cmd(30, "SET"));
+        let getack = EventKind::Command {
+            start: Some(31),
+            end: Some(67),
+            name: Name::new(b"REPLCONF"),
+            sub: Some(Name::new(b"GETACK")),
+            db: None,
+            in_multi: false,
+            bytes: 37,
+        };
+        t.observe(ms(10), &getack);
+        t.observe(
+            ms(11),
+            &EventKind::Ack {
+                offset: 30,
+                fack: None,
+            },
+        );
+        let set = &t.commands["SET"].ack_latency_us;
+        assert_eq!(
+            (set.count(), set.max()),
+            (1, 1000),
+            "acknowledged by the answer, 1 ms"
+        );
+        assert_eq!(
+            t.unacked_commands, 1,
+            "the GETACK itself waits for a later ACK"
+        );
     }
 
     #[test]
