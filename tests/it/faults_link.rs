@@ -185,7 +185,11 @@ fn partitions_resets_half_close(through_sniffer: bool) -> (Counters, u64, Option
     wait_until(&what, Duration::from_secs(30), || {
         lost(&link.replica) > before
     });
-    assert_eq!(timeouts(&link.replica), timeouts_before, "found by a timeout");
+    assert_eq!(
+        timeouts(&link.replica),
+        timeouts_before,
+        "found by a timeout"
+    );
     link.write("half", 50, 10);
     link.finish()
 }
