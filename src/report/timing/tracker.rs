@@ -151,6 +151,7 @@ impl Tracker {
                 self.base = self.forwarded;
                 self.acked = None;
                 self.pending.clear();
+                t.oldest_unacked = None;
                 self.getacks.clear();
             }
             EventKind::Command {
@@ -628,15 +629,19 @@ mod tests {
         Timestamp(1_000_000_000_000 + n * 1000)
     }
 
+    /// `+FULLRESYNC … <offset>`: the stream starts at `offset + 1`.
+    fn full_sync(offset: u64) -> EventKind {
+        EventKind::SyncStart {
+            sync: SyncKind::Full,
+            replid: None,
+            offset: Some(offset),
+        }
+    }
+
     #[test]
     fn ack_latency_is_from_forwarding_to_the_covering_ack() {
         let mut t = Both::new(Config::default());
-        let full = EventKind::SyncStart {
-            sync: SyncKind::Full,
-            replid: None,
-            offset: Some(0),
-        };
-        t.observe(ms(0), &full);
+        t.observe(ms(0), &full_sync(0));
         t.observe(ms(10), &cmd(10, "SET"));
         t.observe(ms(20), &cmd(20, "SET"));
         t.observe(ms(20), &cmd(30, "INCR"));
@@ -673,12 +678,7 @@ mod tests {
     #[test]
     fn lag_before_the_first_ack_counts_from_the_streams_first_byte() {
         let mut t = Both::new(Config::default());
-        let full = EventKind::SyncStart {
-            sync: SyncKind::Full,
-            replid: None,
-            offset: Some(100),
-        };
-        t.observe(ms(0), &full);
+        t.observe(ms(0), &full_sync(100));
         t.observe(ms(10), &cmd(130, "SET"));
         t.observe(ms(20), &cmd(160, "SET"));
         assert_eq!(t.tracker.lag_at(ms(20)), (60, 10.0));
@@ -701,6 +701,10 @@ mod tests {
             .find(|s| s.t == ms(700).0 / 1_000_000)
             .unwrap();
         assert_eq!(second.lag_ms, 690.0, "the series keeps the peak too");
+        // A new sync starts afresh: nothing of the last one is unacknowledged.
+        t.observe(ms(800), &cmd(170, "SET"));
+        t.observe(ms(900), &full_sync(500));
+        assert_eq!(t.timing.lag_ms_at(ms(1000)), 0.0);
     }
 
     /// WAIT: a SET and the master's GETACK come in one read; the replica's answer carries the
@@ -708,12 +712,7 @@ mod tests {
     #[test]
     fn the_answer_to_a_getack_acknowledges_what_came_before_it_in_the_same_read() {
         let mut t = Both::new(Config::default());
-        let full = EventKind::SyncStart {
-            sync: SyncKind::Full,
-            replid: None,
-            offset: Some(0),
-        };
-        t.observe(ms(0), &full);
+        t.observe(ms(0), &full_sync(0));
         t.observe(ms(10), &cmd(30, "SET"));
         let getack = EventKind::Command {
             start: Some(31),
@@ -770,12 +769,7 @@ mod tests {
             ..Config::default()
         };
         let mut t = Both::new(cfg);
-        let full = EventKind::SyncStart {
-            sync: SyncKind::Full,
-            replid: None,
-            offset: Some(0),
-        };
-        t.observe(ms(0), &full);
+        t.observe(ms(0), &full_sync(0));
         t.tracker.master_bytes(ms(0));
         t.observe(ms(1), &cmd(10, "SET"));
         let w = t.observe(ms(2), &cmd(20, "SET"));
@@ -814,12 +808,7 @@ mod tests {
             ..Config::default()
         };
         let mut t = Both::new(cfg);
-        let full = EventKind::SyncStart {
-            sync: SyncKind::Full,
-            replid: None,
-            offset: Some(100),
-        };
-        t.observe(ms(0), &full);
+        t.observe(ms(0), &full_sync(100));
         let end = EventKind::RdbEnd {
             framing: crate::analyzer::event::Framing::Disk,
             bytes: 10,
