@@ -282,7 +282,7 @@ impl Monitor {
         // The full sync under way, if one is: a wait for the RDB or its load says nothing on
         // the wire for seconds, so the status line says where it stands.
         let phase = (live.report.timeline.as_ref())
-            .filter(|t| t.phase != SyncPhase::Online && live.report.kind != Role::Client)
+            .filter(|t| t.phase != SyncPhase::Online)
             .map(|t| (t.phase, t.phase_since().map(|s| now.since(s).as_secs_f64())));
         let waiting = matches!(
             phase,
