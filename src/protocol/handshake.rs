@@ -107,7 +107,9 @@ fn rdb_channel(i: &[u8]) -> IResult<&[u8], Reply<'_>> {
 fn end_offset(i: &[u8]) -> IResult<&[u8], Reply<'_>> {
     let (i, (_, off, _, id)) = (tag(&b"$ENDOFF:"[..]), dec_u64, space1, hex_id).parse(i)?;
     // `<dbid> <client id>` follow; an older or odd line without them still gives the offset.
-    let ids: IResult<&[u8], u64> = (space1, dec_u64, space1, dec_u64)
+    // The dbid is the stream's selected database, `-1` before the master's first SELECT
+    // (Valkey 9 sends that; 8.0 sent 0).
+    let ids: IResult<&[u8], u64> = (space1, dec_i64, space1, dec_u64)
         .map(|(_, _db, _, cid)| cid)
         .parse(i);
     let (i, client_id) = match ids {
@@ -318,6 +320,14 @@ mod tests {
                 offset: 14,
                 replid: ID,
                 client_id: Some(25),
+            }
+        );
+        assert_eq!(
+            parse_reply(format!("$ENDOFF:0 {ID} -1 5").as_bytes()),
+            Reply::EndOffset {
+                offset: 0,
+                replid: ID,
+                client_id: Some(5),
             }
         );
         assert_eq!(

@@ -13,7 +13,10 @@ impl fmt::Display for Event {
             }
             EventKind::Role { role } => match role {
                 Role::Replication => write!(f, "role: replica (replication stream analysed)"),
-                Role::Sync => write!(f, "role: legacy SYNC (RDB analysed, offsets unknown)"),
+                Role::Sync => write!(
+                    f,
+                    "role: SYNC (RDB analysed, offsets from a paired main connection if any)"
+                ),
                 Role::Client => write!(f, "role: plain client (commands counted, replies not parsed)"),
                 Role::Undetermined => write!(f, "role: undetermined"),
                 Role::SlotMigration => write!(
@@ -72,7 +75,7 @@ impl fmt::Display for Event {
                     opt(replid),
                     opt(offset)
                 ),
-                SyncKind::Sync => write!(f, "legacy SYNC: RDB follows, offsets unknown"),
+                SyncKind::Sync => write!(f, "SYNC: RDB follows, with no offsets of its own"),
                 SyncKind::RdbChannel => write!(
                     f,
                     "RDB channel sync: the RDB comes on another connection, stream offsets unknown here"
@@ -105,6 +108,13 @@ impl fmt::Display for Event {
                     )
                 } else {
                     write!(f, "RDB transfer done ({framing:?}): {bytes} bytes, all in one read")
+                }
+            }
+            EventKind::RdbHeader { header } => {
+                write!(f, "RDB header {}", header.as_written())?;
+                match &header.written_by {
+                    Some(by) => write!(f, ", written by {by}"),
+                    None => Ok(()),
                 }
             }
             EventKind::RdbContents { contents } => write!(f, "RDB contents: {contents}"),
