@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    assert_two_connections_on_redis_8, wait_for_quiescence, wait_until, Client, Server, Sniffer,
-    Version,
+    assert_two_connections_where_expected, wait_for_quiescence, wait_until, Client, Server,
+    Sniffer, Version,
 };
 
 fn u(v: &Value) -> u64 {
@@ -38,7 +38,7 @@ fn from_the_first_byte(v: Version) {
     let sessions = out.sessions_of_kind("replication");
     assert_eq!(sessions.len(), 1, "{}", out.report_text);
     let s = sessions[0];
-    assert_two_connections_on_redis_8(v, s);
+    assert_two_connections_where_expected(v, s);
     assert_eq!(s["sync"]["type"], "full");
     assert_eq!(
         u(&s["offsets"]["end"]),

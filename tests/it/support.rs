@@ -2,10 +2,11 @@
 //! and a driver for the `repl-sniff` binary.
 //!
 //! Binaries: `REPL_SNIFF_REDIS_7` (default `redis-server` on PATH, Debian's 7.0),
-//! `REPL_SNIFF_REDIS_6` (default `.cache/redis-6.0.9/redis_server/bin/redis-server`) and
-//! `REPL_SNIFF_REDIS_8` (default `.cache/redis-8.2.3/redis-server`), the PyPI wheels that
-//! `scripts/test` unpacks. A missing binary fails the test with a hint: these tests never
-//! skip silently.
+//! `REPL_SNIFF_REDIS_6` (default `.cache/redis-6.0.9/redis_server/bin/redis-server`),
+//! `REPL_SNIFF_REDIS_8` (default `.cache/redis-8.2.3/redis-server`), `REPL_SNIFF_VALKEY_8`
+//! (default `.cache/valkey-8.1.8/valkey-server`) and `REPL_SNIFF_VALKEY_9` (default
+//! `.cache/valkey-9.1.2/valkey-server`), the PyPI wheels that `scripts/test` unpacks. A missing
+//! binary fails the test with a hint: these tests never skip silently.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -22,13 +23,18 @@ use repl_sniff::Input;
 use repl_sniff::{Config, Event, Monitor, Sink};
 use serde_json::Value;
 
-/// Which Redis the test runs against.
+/// Which server the test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     V7,
     V6,
     /// 8.2.3: RDB 12, and every full sync over two connections (the RDB channel).
     V8,
+    /// Valkey 8.1.8 with its defaults: diskless, one connection per sync, RDB 11.
+    Valkey8,
+    /// Valkey 9.1.2 with dual-channel replication on: every diskless full sync over two
+    /// connections, RDBs written `VALKEY080` to a replica that announces its version.
+    Valkey9,
 }
 
 impl Version {
@@ -44,6 +50,14 @@ impl Version {
                 "REPL_SNIFF_REDIS_8",
                 Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/redis-8.2.3/redis-server"),
             ),
+            Version::Valkey8 => (
+                "REPL_SNIFF_VALKEY_8",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/valkey-8.1.8/valkey-server"),
+            ),
+            Version::Valkey9 => (
+                "REPL_SNIFF_VALKEY_9",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/valkey-9.1.2/valkey-server"),
+            ),
         };
         let bin = std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
         let ok = Command::new(&bin)
@@ -53,33 +67,43 @@ impl Version {
             .is_ok_and(|s| s.success());
         assert!(
             ok,
-            "{} not found ({var}); run scripts/test, which installs Redis 7.0, 6.0.9 and 8.2.3",
+            "{} not found ({var}); run scripts/test, which installs Redis 7.0, 6.0.9 and 8.2.3 \
+             and Valkey 8.1.8 and 9.1.2",
             bin.display()
         );
         bin
     }
 
+    /// The cli shipped beside the server, else `redis-cli` on PATH (any cli talks to any of
+    /// these servers).
     pub fn cli_binary(self) -> PathBuf {
         let server = self.server_binary();
-        let beside = server.with_file_name("redis-cli");
-        if beside.exists() {
-            beside
-        } else {
-            PathBuf::from("redis-cli")
-        }
+        ["redis-cli", "valkey-cli"]
+            .iter()
+            .map(|name| server.with_file_name(name))
+            .find(|beside| beside.exists())
+            .unwrap_or_else(|| PathBuf::from("redis-cli"))
+    }
+
+    pub fn is_valkey(self) -> bool {
+        matches!(self, Version::Valkey8 | Version::Valkey9)
     }
 }
 
-/// Redis 8 with its defaults (diskless) syncs over two connections: `s` must be that sync,
-/// paired into one session. Other versions sync on one connection.
-pub fn assert_two_connections_on_redis_8(v: Version, s: &Value) {
+/// A diskless full sync (the servers' default) goes over two connections on Redis 8 and on
+/// Valkey 9 as the tests start it: `s` must be that sync, paired into one session. Other
+/// versions sync on one connection.
+pub fn assert_two_connections_where_expected(v: Version, s: &Value) {
     let channels = s["channels"].as_array().map_or(0, Vec::len);
-    if v == Version::V8 {
-        assert_eq!(s["sync"]["mode"], "rdb_channel", "{s:#}");
-        assert_eq!(channels, 2, "main and rdb: {s:#}");
-    } else {
-        assert_eq!(channels, 0, "{s:#}");
-    }
+    let mode = match v {
+        Version::V8 => "rdb_channel",
+        Version::Valkey9 => "dual_channel",
+        Version::V6 | Version::V7 | Version::Valkey8 => {
+            return assert_eq!(channels, 0, "{s:#}");
+        }
+    };
+    assert_eq!(s["sync"]["mode"], mode, "{s:#}");
+    assert_eq!(channels, 2, "main and rdb: {s:#}");
 }
 
 pub fn free_port() -> u16 {
@@ -140,7 +164,15 @@ impl Server {
             .args(match version {
                 // DEBUG DIGEST compares datasets; 7.0 disables DEBUG by default, 6.0 has no
                 // such option.
-                Version::V7 | Version::V8 => &["--enable-debug-command", "yes"][..],
+                Version::V7 | Version::V8 | Version::Valkey8 => {
+                    &["--enable-debug-command", "yes"][..]
+                }
+                Version::Valkey9 => &[
+                    "--enable-debug-command",
+                    "yes",
+                    "--dual-channel-replication-enabled",
+                    "yes",
+                ],
                 Version::V6 => &[],
             })
             .args(extra)

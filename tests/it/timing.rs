@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    assert_two_connections_on_redis_8, assert_valid_report, free_port, python, wait_for_quiescence,
-    wait_until, Server, Sniffer, Version,
+    assert_two_connections_where_expected, assert_valid_report, free_port, python,
+    wait_for_quiescence, wait_until, Server, Sniffer, Version,
 };
 
 on_every_version!(
@@ -61,7 +61,7 @@ fn wait_driven_ack_latency_is_the_round_trip(v: Version) {
     let end = wait_for_quiescence(&master, &replica);
     let out = sniffer.stop();
     let s = out.sessions_of_kind("replication")[0];
-    assert_two_connections_on_redis_8(v, s);
+    assert_two_connections_where_expected(v, s);
     let t = &s["timing"];
     let set = &t["commands"]["SET"]["ack_latency_us"];
     assert_eq!(u(&set["count"]), 200, "every SET was acknowledged");
