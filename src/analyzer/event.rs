@@ -130,6 +130,10 @@ pub enum WarningKind {
     /// An RDB whose checksum does not match, or whose analysis stopped (corrupt, or newer than
     /// this analyzer); the bytes are still forwarded.
     Rdb,
+    /// A two-connection sync's RDB is in an older version than the replica announced on its
+    /// main connection (Valkey's RDB-version trap, valkey #4103): a dataset that needs the
+    /// newer format cannot be saved in it, and the replica full-syncs in a loop.
+    RdbVersion,
     /// One connection of a two-connection sync whose partner never came, or ended before it
     /// gave the offsets.
     Unpaired,
@@ -151,6 +155,7 @@ impl WarningKind {
             WarningKind::NotDraining => "not_draining",
             WarningKind::Unpaired => "unpaired",
             WarningKind::Rdb => "rdb",
+            WarningKind::RdbVersion => "rdb_version",
             WarningKind::WireFormat => "wire_format",
             WarningKind::FullSyncLoop => "full_sync_loop",
             WarningKind::CobLimit => "cob_limit",
@@ -382,6 +387,11 @@ pub enum EventKind {
         bytes: u64,
         /// From the framing line to the last RDB byte, in microseconds.
         duration_us: u64,
+    },
+    /// The RDB's header and the server that wrote it, once its leading AUX fields went by.
+    RdbHeader {
+        /// `REDIS0011` / `VALKEY080`, and `valkey 9.1.2`.
+        header: crate::protocol::rdb::Header,
     },
     /// What the RDB contains (parsed in flight), once the transfer ended.
     RdbContents {

@@ -221,6 +221,7 @@ pub fn render(run: &Snapshot<'_>) -> String {
         WarningKind::FullSyncLoop,
         WarningKind::CobLimit,
         WarningKind::Rdb,
+        WarningKind::RdbVersion,
         WarningKind::WireFormat,
         WarningKind::AuthFailed,
     ] {

@@ -13,11 +13,16 @@ impl std::fmt::Display for Summary {
             .iter()
             .map(|(n, d)| format!("db{n} {}", d.keys))
             .collect();
+        // The header as the file has it: nine bytes, so `REDIS0011` but `VALKEY080`.
+        let header = crate::protocol::rdb::Header {
+            magic: self.magic.clone().unwrap_or_else(|| "?".into()),
+            version: self.version.unwrap_or(0),
+            written_by: None,
+        };
         write!(
             f,
-            "{}{:04}: {keys} keys ({}), checksum {}",
-            self.magic.as_deref().unwrap_or("?"),
-            self.version.unwrap_or(0),
+            "{}: {keys} keys ({}), checksum {}",
+            header.as_written(),
             dbs.join(", "),
             self.checksum
         )?;

@@ -238,6 +238,7 @@ impl SessionReport {
                 }
             }
             EventKind::RdbStart { .. }
+            | EventKind::RdbHeader { .. }
             | EventKind::RdbContents { .. }
             | EventKind::RdbAborted { .. }
             | EventKind::Status { rdb: Some(_), .. } => self.fold_rdb(e),
@@ -377,6 +378,7 @@ impl SessionReport {
                     started_at: e.ts,
                     duration_ms: None,
                     complete: false,
+                    header: None,
                     contents: None,
                 });
             }
@@ -396,6 +398,11 @@ impl SessionReport {
                         t.marks.caught_up = Some(e.ts);
                     }
                     t.settle();
+                }
+            }
+            EventKind::RdbHeader { header } => {
+                if let Some(rdb) = &mut self.rdb {
+                    rdb.header = Some(header.clone());
                 }
             }
             EventKind::RdbContents { contents } => {
@@ -442,6 +449,7 @@ impl SessionReport {
         match &e.kind {
             EventKind::RdbStart { .. }
             | EventKind::RdbEnd { .. }
+            | EventKind::RdbHeader { .. }
             | EventKind::RdbContents { .. }
             | EventKind::RdbAborted { .. }
             | EventKind::Status { rdb: Some(_), .. } => self.fold_rdb(e),

@@ -51,6 +51,8 @@ struct LastLink {
     /// A full sync that ended before the replica's first ACK (not by the end of the run):
     /// dropped, if the next link needs a full sync again.
     unfinished_full: Option<(u64, u64)>,
+    /// Its RDB was in an older version than the replica announced (the RDB-version trap).
+    rdb_version_trap: bool,
 }
 
 /// Every replica's history.
@@ -271,6 +273,10 @@ impl History {
             end: s.offsets.end,
             ended_at: at,
             unfinished_full: (full && !ours && s.acks == 0).then_some((rdb, s.stream.bytes)),
+            rdb_version_trap: s
+                .timing
+                .warnings_by_kind
+                .contains_key(&WarningKind::RdbVersion),
         });
     }
 
@@ -282,14 +288,21 @@ impl History {
             return None;
         }
         let h = self.replicas.get_mut(&Self::key(s))?;
-        let (rdb, stream) = h.last.as_mut()?.unfinished_full.take()?;
+        let last = h.last.as_mut()?;
+        let (rdb, stream) = last.unfinished_full.take()?;
+        let trap = last.rdb_version_trap;
         h.dropped_full_syncs += 1;
         (h.dropped_full_syncs >= 2).then(|| {
+            let likely = if trap {
+                "the RDB-version trap (valkey #4103, the rdb_version warning): the master \
+                 cannot save this dataset in the RDB version the replica's RDB connection gets"
+            } else {
+                "likely client-output-buffer-limit replica overflowing while the master \
+                 buffers writes, or repl-timeout during a long load"
+            };
             let message = format!(
                 "full-sync loop: {} lost its link {} times before it was online, and needed a \
-                 full sync again (the last after {} of RDB and {} of stream); likely \
-                 client-output-buffer-limit replica overflowing while the master buffers \
-                 writes, or repl-timeout during a long load",
+                 full sync again (the last after {} of RDB and {} of stream); {likely}",
                 h.replica,
                 h.dropped_full_syncs,
                 human(rdb),

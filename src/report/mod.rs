@@ -1,6 +1,7 @@
 //! What the analysis amounts to, as plain data ([`model`]): events folded into per-session
 //! reports ([`fold`], with their timing in [`timing`]), each replica's history across its
-//! links ([`history`]), all sessions of a run and where their events go ([`monitor`]), and
+//! links ([`history`]), all sessions of a run and where their events go ([`monitor`]), what a
+//! two-connection sync's connections announced against the RDB they got ([`versions`]), and
 //! what an active `check` found ([`check`]).
 //! `render` turns it into text and metrics.
 
@@ -10,5 +11,6 @@ pub mod history;
 pub mod model;
 pub mod monitor;
 pub mod timing;
+pub mod versions;
 
 pub use fold::{Report, SessionReport, Settings};

@@ -343,6 +343,9 @@ pub struct RdbReport {
     pub duration_ms: Option<f64>,
     /// Returns true if and only if the whole payload was seen.
     pub complete: bool,
+    /// Its header and writer, once its leading AUX fields went by: the version the master
+    /// chose for this replica.
+    pub header: Option<crate::protocol::rdb::Header>,
     /// What the RDB contains, parsed as it streamed by.
     pub contents: Option<crate::protocol::rdb::Summary>,
 }

@@ -14,7 +14,8 @@ use crate::analyzer::input::{Chunk, Direction, Input, InputKind, Skipped, Timest
 use crate::analyzer::pairing::{Matcher, Pairing};
 use crate::analyzer::session::{Config, Session};
 use crate::report::history::{History, ReplicaHistory};
-use crate::report::timing::Tracker;
+use crate::report::timing::{Tracker, Warning};
+use crate::report::versions::{self, RdbSeen};
 use crate::report::{Report, SessionReport, Settings};
 
 /// Where events go.
@@ -470,6 +471,7 @@ impl Monitor {
         let warnings = live.tracker.observe(&mut live.report.timing, e.ts, &e.kind);
         let mut why = None;
         let mut diagnosis = None;
+        let mut trap = None;
         match main {
             None => {
                 live.report.fold(e);
@@ -487,6 +489,13 @@ impl Monitor {
                 if let Some(report) = self.report_mut(main) {
                     report.fold_partner(e);
                 }
+                trap = match &e.kind {
+                    EventKind::RdbHeader { header } => {
+                        self.rdb_version_trap(main, e.session, RdbSeen::Header(header))
+                    }
+                    EventKind::SessionEnd { .. } => self.rdb_cut_short(main, e.session),
+                    _ => None,
+                };
             }
         }
         for sink in &mut self.sinks {
@@ -506,6 +515,14 @@ impl Monitor {
             for action in self.pairing.observe(e) {
                 self.pair(action, e.ts);
             }
+        }
+        if let Some((main, w)) = trap {
+            // The main connection's: its sync is the one that will fail.
+            self.deliver(&Event {
+                session: main,
+                ts: e.ts,
+                kind: w.into(),
+            });
         }
         if let Some(w) = diagnosis {
             // Said as the session's own: its tracker counts it with the others.
@@ -535,16 +552,50 @@ impl Monitor {
         }
     }
 
+    /// The RDB-version trap's warning for `main`, from what its RDB connection `rdb` showed.
+    fn rdb_version_trap(&self, main: u64, rdb: u64, seen: RdbSeen<'_>) -> Option<(u64, Warning)> {
+        let report = |id| {
+            let live = self.live.get(&id).map(|l| &l.report);
+            live.or_else(|| self.done.iter().find(|r| r.id == id))
+        };
+        let w = versions::rdb_version_trap(seen, report(main)?, report(rdb)?)?;
+        Some((main, w))
+    }
+
+    /// The trap's warning if `main`'s RDB connection `rdb` ended before its RDB was whole.
+    fn rdb_cut_short(&self, main: u64, rdb: u64) -> Option<(u64, Warning)> {
+        let main_report = self.live.get(&main).map(|l| &l.report)?;
+        if main_report.rdb.as_ref().is_some_and(|r| r.complete) {
+            return None;
+        }
+        self.rdb_version_trap(main, rdb, RdbSeen::CutShort)
+    }
+
     fn pair(&mut self, action: Pairing, at: Timestamp) {
         match action {
             Pairing::Paired { main, rdb } => {
                 let Some(mut partner) = self.report_mut(rdb).cloned() else {
                     return;
                 };
+                // An RDB connection that showed its RDB's header, or ended, before it paired.
+                let header = partner.rdb.as_ref().and_then(|r| r.header.clone());
+                let mut trap =
+                    header.and_then(|h| self.rdb_version_trap(main, rdb, RdbSeen::Header(&h)));
+                let whole = partner.rdb.as_ref().is_some_and(|r| r.complete);
+                if trap.is_none() && partner.end_reason.is_some() && !whole {
+                    trap = self.rdb_version_trap(main, rdb, RdbSeen::CutShort);
+                }
                 // It ended before it paired: from now on it is listed in its main's report.
                 self.done.retain(|r| r.id != rdb);
                 if let Some(report) = self.report_mut(main) {
                     report.absorb(&mut partner);
+                }
+                if let Some((main, w)) = trap {
+                    self.deliver(&Event {
+                        session: main,
+                        ts: at,
+                        kind: w.into(),
+                    });
                 }
             }
             Pairing::Anchor {

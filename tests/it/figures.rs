@@ -163,7 +163,7 @@ fn lag_during_the_catch_up_of_a_full_sync_is_the_masters_own_figure() {
 /// The phases of a full sync as the report gives them: none negative, each from one marker
 /// to the next, so they add up to the sync's duration; that duration is within the time the
 /// test itself saw the replica take (from starting it to finding it caught up).
-fn assert_phases_add_up(t: &Value, seen: Duration) -> f64 {
+pub fn assert_phases_add_up(t: &Value, seen: Duration) -> f64 {
     let phase = |k: &str| t[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {t}"));
     let phases = [
         "handshake_ms",

@@ -67,6 +67,8 @@ pub(super) struct RdbTransfer {
     pub(super) started: Timestamp,
     pub(super) bytes: u64,
     pub(super) contents: Box<crate::protocol::rdb::Parser>,
+    /// The header was said (`RdbHeader`).
+    pub(super) header_said: bool,
 }
 
 impl Session {
@@ -150,6 +152,19 @@ impl Session {
             };
             done += used;
             self.seen[1] += used as u64;
+            self.say_rdb_header(at);
+        }
+    }
+
+    /// Says the RDB's header once its leading AUX fields went by: which version the master
+    /// chose for this replica matters before the transfer ends (or fails).
+    fn say_rdb_header(&mut self, at: Timestamp) {
+        let Some(rdb) = self.rdb.as_mut().filter(|r| !r.header_said) else {
+            return;
+        };
+        if let Some(header) = rdb.contents.header() {
+            rdb.header_said = true;
+            self.emit(at, EventKind::RdbHeader { header });
         }
     }
 
@@ -360,6 +375,7 @@ impl Session {
             started: at,
             bytes: 0,
             contents: Box::new(crate::protocol::rdb::Parser::new(self.cfg.rdb_top)),
+            header_said: false,
         });
         let next = match reply {
             Reply::EofMark(m) => {
@@ -469,6 +485,13 @@ impl Session {
     /// The transfer ended after `bytes` of the RDB (`declared` announced): says so, with what
     /// the RDB held so far.
     pub(super) fn rdb_aborted(&mut self, at: Timestamp, bytes: u64, declared: Option<u64>) {
+        // A diskless RDB's last bytes were held back in case they began the end mark; none
+        // came, so they are the RDB's.
+        if let (Phase::RdbEof { tail, .. }, Some(rdb)) = (&mut self.phase, &mut self.rdb) {
+            rdb.contents.feed(tail);
+            tail.clear();
+        }
+        self.say_rdb_header(at);
         let Some(rdb) = &mut self.rdb else { return };
         let framing = rdb.framing;
         let contents = rdb_summary(&mut rdb.contents, self.cfg.show_keys);
@@ -553,6 +576,7 @@ impl Session {
     }
 
     fn rdb_done(&mut self, at: Timestamp) {
+        self.say_rdb_header(at);
         if let Some(rdb) = &mut self.rdb {
             let kind = EventKind::RdbEnd {
                 framing: rdb.framing,

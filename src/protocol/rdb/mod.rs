@@ -8,6 +8,7 @@
 //! - `ops`: the format as tables — opcodes, value types and their bodies as interpreter ops.
 //! - `parser`: the interpreter that runs those ops over the input, and the key census.
 //! - `lzf`: the prefix-only LZF decoder that reads a compressed container's header.
+//! - [`version`]: the header, and the version a Valkey master writes to each replica.
 //!
 //! Text rendering lives in `render::rdb`, apart from the model.
 
@@ -16,11 +17,13 @@ mod lzf;
 mod ops;
 mod parser;
 pub mod summary;
+pub mod version;
 
 pub use parser::{Parser, MAX_VERSION};
 pub use summary::{
     key_hash, BigKey, Checksum, DbStats, Error, ErrorKind, Place, Summary, TypeStats,
 };
+pub use version::Header;
 
 /// Analyses a whole RDB held in memory (tests, small files).
 pub fn analyse(bytes: &[u8], top_n: usize) -> Summary {

@@ -42,6 +42,8 @@ pub struct Parser {
     /// The element count of the ARRAY being read, until its flag is.
     array_count: u64,
     aux_key: String,
+    /// An item other than an AUX field was reached: the header and its AUX fields are known.
+    past_aux: bool,
     summary: Summary,
     failed: bool,
     /// Where the error a step is returning was found, when that is not where the element
@@ -78,6 +80,7 @@ impl Parser {
             ql_plain: false,
             array_count: 0,
             aux_key: String::new(),
+            past_aux: false,
             summary: Summary {
                 checksum: summary::Checksum::NotReached,
                 ..Summary::default()
@@ -107,6 +110,22 @@ impl Parser {
     /// reached so far: the progress of an RDB whose length is not known (a diskless one).
     pub fn keys_so_far(&self) -> (u64, Option<u64>) {
         self.census.keys_so_far()
+    }
+
+    /// The header and its writer, once the leading AUX fields are read (or the analysis
+    /// ended before them).
+    pub fn header(&self) -> Option<crate::protocol::rdb::Header> {
+        if !(self.past_aux || self.is_finished()) {
+            return None;
+        }
+        let aux = &self.summary.aux;
+        let written_by = (aux.get("valkey-ver").map(|v| format!("valkey {v}")))
+            .or_else(|| aux.get("redis-ver").map(|v| format!("redis {v}")));
+        Some(crate::protocol::rdb::Header {
+            magic: self.summary.magic.clone()?,
+            version: self.summary.version?,
+            written_by,
+        })
     }
 
     /// The analysis so far.
@@ -439,6 +458,7 @@ impl Parser {
     }
 
     fn top_level(&mut self, t: u8) -> Result<(), ErrorKind> {
+        self.past_aux |= t != 0xFA;
         match t {
             0xFF => {
                 self.crc_end = Some(self.pos + 1);
@@ -451,7 +471,9 @@ impl Parser {
             }
             0xF6 => return Err(ErrorKind::PreReleaseFunctions),
             _ => {
-                if t == 0xF3 && !self.valkey {
+                if t == 0xF3 && self.valkey {
+                    self.summary.slot_imports += 1;
+                } else if t == 0xF3 {
                     // KEY_META: module metadata of the next key (Valkey's 0xF3 is SLOT_IMPORT).
                     self.summary.key_meta += 1;
                 }
@@ -758,6 +780,7 @@ mod tests {
             .raw(&(-1i64).to_le_bytes());
         let s = check(&w.finish(true));
         assert_eq!((s.magic.as_deref(), s.version), (Some("VALKEY"), Some(80)));
+        assert!(s.to_string().starts_with("VALKEY080: "), "{s}");
         assert_eq!(s.types["hash"].elements, 1);
         assert_eq!(s.encodings["hash_2"], 1);
 
@@ -900,6 +923,24 @@ mod tests {
             .len(1)
             .len(0);
         w.len(1).len(0);
+    }
+
+    #[test]
+    fn a_valkey_slot_import_is_counted_and_not_taken_for_key_metadata() {
+        // SLOT_IMPORT: a 40-byte job name, then n ranges of (start, end) slots.
+        let mut w = W::new("VALKEY080");
+        w.op(0xF3)
+            .str(&[b'a'; 40])
+            .len(2)
+            .len(0)
+            .len(1000)
+            .len(5000)
+            .len(5460);
+        w.db(0, 1, 0).op(0).str(b"k").str(b"v");
+        let s = check(&w.finish(true));
+        assert_eq!((s.slot_imports, s.key_meta), (1, 0));
+        assert_eq!(s.dbs[&0].keys, 1);
+        assert!(s.complete);
     }
 
     #[test]

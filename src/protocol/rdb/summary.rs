@@ -237,6 +237,9 @@ pub struct Summary {
     pub stream_consumers: u64,
     /// Keys with module metadata (the KEY_META opcode, RDB 13 and later).
     pub key_meta: u64,
+    /// Unfinished slot imports the file records (Valkey 9's SLOT_IMPORT opcode, 0xF3 in a
+    /// `VALKEY` file): each names a migration job and its slot ranges.
+    pub slot_imports: u64,
     /// Listpacks, ziplists and zipmaps whose header does not carry their element count
     /// (65535 or more elements); their elements are not in `types.*.elements`.
     pub uncounted_containers: u64,
