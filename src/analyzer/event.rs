@@ -281,6 +281,42 @@ impl SyncPhase {
     }
 }
 
+/// A step of a Valkey 9 atomic slot migration, where the source node pushes the slots to the
+/// target over a connection it opened (`protocol-2026-12.md` P2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationStep {
+    /// The target answered `+OK` to `ESTABLISH`: the snapshot follows.
+    Accepted,
+    /// `CLUSTER SYNCSLOTS SNAPSHOT-EOF`: the snapshot is over; the slots' writes follow.
+    SnapshotEnd,
+    /// The target asked the source to pause writes to the slots (`REQUEST-PAUSE`).
+    PauseRequested,
+    /// The source paused them (`PAUSED`).
+    Paused,
+    /// The target asked to take the slots over (`REQUEST-FAILOVER`).
+    FailoverRequested,
+    /// The source handed them over (`FAILOVER-GRANTED`): the migration is done on the link.
+    FailoverGranted,
+}
+
+impl MigrationStep {
+    /// For people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            MigrationStep::Accepted => "the target accepted it; the snapshot follows",
+            MigrationStep::SnapshotEnd => "snapshot sent; the slots' writes follow",
+            MigrationStep::PauseRequested => "the target asks the source to pause writes",
+            MigrationStep::Paused => "the source paused writes to the slots",
+            MigrationStep::FailoverRequested => "the target asks to take the slots over",
+            MigrationStep::FailoverGranted => "the source handed the slots over",
+        }
+    }
+}
+
+/// An inclusive range of cluster slots.
+pub type SlotRange = [u16; 2];
+
 /// How far an RDB transfer has come.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RdbProgress {
@@ -425,6 +461,56 @@ pub enum EventKind {
         /// Its size on the wire.
         bytes: u64,
     },
+    /// `CLUSTER SYNCSLOTS ESTABLISH SOURCE <id> NAME <job> SLOTSRANGE …`: a Valkey slot
+    /// migration begins on this link (the source pushes to the target), or, with `offset`,
+    /// the target forwarded it to its replica in the stream.
+    MigrationStart {
+        /// The migration job's name (40 hex digits).
+        job: String,
+        /// The source node's id.
+        source: String,
+        /// The slot ranges, as many as the command's captured arguments hold (four; `ranges`
+        /// says how many it names).
+        slots: Vec<SlotRange>,
+        /// How many ranges the command names.
+        ranges: u64,
+        /// In a replica's stream: the offset of the command's last byte.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+    },
+    /// A slot migration moved on (on the migration link).
+    Migration {
+        /// What happened.
+        step: MigrationStep,
+    },
+    /// The target refused `ESTABLISH`.
+    MigrationRefused {
+        /// Its answer.
+        reply: String,
+    },
+    /// `CLUSTER SYNCSLOTS FINISH STATE <state> NAME <job> [MESSAGE <msg>]` in a replica's
+    /// stream: how the target says a migration ended.
+    MigrationFinish {
+        /// The migration job's name.
+        job: String,
+        /// `success` or `failed`.
+        state: String,
+        /// Why, when it failed.
+        message: Option<String>,
+        /// The offset of the command's last byte.
+        offset: Option<u64>,
+    },
+    /// A command of a slot migration's snapshot or of the writes after it, pushed by the
+    /// source (its arguments are never shown).
+    MigratedCommand {
+        /// Command name, upper-cased.
+        name: Name,
+        /// Its size on the wire.
+        bytes: u64,
+        /// Returns true if and only if it names another key than the command before it: the
+        /// snapshot writes each key's commands together, so these count the keys moved.
+        new_key: bool,
+    },
     /// A command from a plain client (a connection that never asked for replication).
     ClientCommand {
         /// Command name, upper-cased.
@@ -532,6 +618,7 @@ impl EventKind {
             self,
             EventKind::Command { .. }
                 | EventKind::ClientCommand { .. }
+                | EventKind::MigratedCommand { .. }
                 | EventKind::Ack { .. }
                 | EventKind::KeepAlive { .. }
         )

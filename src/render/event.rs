@@ -21,7 +21,7 @@ impl fmt::Display for Event {
                 Role::Undetermined => write!(f, "role: undetermined"),
                 Role::SlotMigration => write!(
                     f,
-                    "role: cluster node pulling slots (atomic slot migration, not a replica)"
+                    "role: atomic slot migration link between cluster nodes (not a replica)"
                 ),
             },
             EventKind::Request { name, args } => {
@@ -160,6 +160,45 @@ impl fmt::Display for Event {
                 Ok(())
             }
             EventKind::ClientCommand { name, bytes } => write!(f, "client {name} ({bytes} B)"),
+            EventKind::MigrationStart {
+                job,
+                source,
+                slots,
+                ranges,
+                offset,
+            } => {
+                let place = match offset {
+                    Some(o) => format!(" (forwarded in the stream at offset {o})"),
+                    None => String::new(),
+                };
+                write!(
+                    f,
+                    "slot migration {job} from node {source}: slots {}{place}",
+                    crate::render::summary::slot_ranges(slots, *ranges)
+                )
+            }
+            EventKind::Migration { step } => write!(f, "slot migration: {}", step.describe()),
+            EventKind::MigrationRefused { reply } => {
+                write!(f, "slot migration refused by the target: {reply}")
+            }
+            EventKind::MigrationFinish {
+                job,
+                state,
+                message,
+                offset,
+            } => {
+                write!(f, "slot migration {job} finished: {state}")?;
+                if let Some(m) = message {
+                    write!(f, " ({m})")?;
+                }
+                match offset {
+                    Some(o) => write!(f, " (in the stream at offset {o})"),
+                    None => Ok(()),
+                }
+            }
+            EventKind::MigratedCommand { name, bytes, .. } => {
+                write!(f, "migrated {name} ({bytes} B)")
+            }
             EventKind::Ack { offset, fack } => match fack {
                 Some(fack) => write!(f, "R->M ACK {offset} FACK {fack}"),
                 None => write!(f, "R->M ACK {offset}"),

@@ -60,6 +60,8 @@ pub fn page(report: &Value) -> String {
     for s in &sessions {
         if matches!(text(&s["kind"]).as_deref(), Some("replication" | "sync")) {
             session(&mut h, s, timeout);
+        } else if !s["migration"].is_null() {
+            migration(&mut h, s);
         }
     }
     h.push_str("</body></html>\n");
@@ -314,6 +316,68 @@ fn session(h: &mut String, s: &Value, repl_timeout_s: Option<f64>) {
     events(h, s);
 }
 
+/// A Valkey slot migration's link: what moved, and where its time went.
+fn migration(h: &mut String, s: &Value) {
+    let m = &s["migration"];
+    let slots: Vec<String> = (m["slots"].as_array().into_iter().flatten())
+        .map(|r| format!("{}-{}", or_dash(&r[0]), or_dash(&r[1])))
+        .collect();
+    let _ = write!(
+        h,
+        "<h2 id=\"s{}\">Session {}: slot migration {} from node {} to {}</h2>\
+         <p class=\"note\">Connected from {} at {} UTC; ended: {}.</p>\
+         <table data-chart=\"migration\" data-points=\"1\"><tr><th>slots</th><th>outcome</th>\
+         <th>keys</th><th>snapshot</th><th>writes after</th><th>pause</th><th>failover</th>\
+         <th>duration</th></tr><tr><td>{}</td><td>{}</td><td>{}</td><td>{} commands, {}</td>\
+         <td>{} commands, {}</td><td>{} ms</td><td>{} ms</td><td>{} ms</td></tr></table>",
+        or_dash(&s["id"]),
+        or_dash(&s["id"]),
+        or_dash(&m["job"]),
+        or_dash(&m["source_node"]),
+        or_dash(&m["target"]),
+        or_dash(&s["replica"]),
+        utc(num(&s["started_at"])),
+        or_dash(&s["end_reason"]),
+        esc(&slots.join(", ")),
+        or_dash(&m["outcome"]),
+        or_dash(&m["snapshot"]["keys"]),
+        or_dash(&m["snapshot"]["commands"]),
+        size(num(&m["snapshot"]["bytes"])),
+        or_dash(&m["stream"]["commands"]),
+        size(num(&m["stream"]["bytes"])),
+        m["pause_ms"]
+            .as_f64()
+            .map_or("–".into(), |v| format!("{v:.1}")),
+        m["failover_ms"]
+            .as_f64()
+            .map_or("–".into(), |v| format!("{v:.1}")),
+        m["duration_ms"]
+            .as_f64()
+            .map_or("–".into(), |v| format!("{v:.0}")),
+    );
+    // Its steps on one bar: the snapshot, the slots' writes until the target asked for the
+    // pause, the source pausing, the failover.
+    let (Some(snapshot), Some(total)) = (m["snapshot_ms"].as_f64(), m["duration_ms"].as_f64())
+    else {
+        return;
+    };
+    let mut shown = vec![("snapshot", snapshot, "#66c2a5")];
+    if let (Some(asked), Some(pause), Some(failover)) = (
+        m["pause_requested_at"].as_f64(),
+        m["pause_ms"].as_f64(),
+        m["failover_ms"].as_f64(),
+    ) {
+        let writes = (asked - num(&m["started_at"])) * 1000.0 - snapshot;
+        shown.push(("slots' writes", writes.max(0.0), "#8da0cb"));
+        shown.push(("pausing", pause, "#fc8d62"));
+        shown.push(("failover", (failover - pause).max(0.0), "#e78ac3"));
+    } else {
+        shown.push(("after the snapshot", (total - snapshot).max(0.0), "#8da0cb"));
+    }
+    h.push_str("<h3>Migration timeline</h3>");
+    segments(h, "migration_timeline", &shown);
+}
+
 /// What the offset counted, and the backlog the stream calls for.
 fn ledger_and_backlog(h: &mut String, s: &Value) {
     let l = &s["stream"]["ledger"];
@@ -373,16 +437,21 @@ fn timeline(h: &mut String, s: &Value) {
     if shown.is_empty() {
         return;
     }
-    let total: f64 = shown.iter().map(|p| p.1).sum::<f64>().max(0.001);
     h.push_str("<h3>Sync timeline</h3>");
+    segments(h, "timeline", &shown);
+}
+
+/// Phases one after another on one bar, each as wide as its share, with a legend.
+fn segments(h: &mut String, chart: &str, shown: &[(&str, f64, &str)]) {
+    let total: f64 = shown.iter().map(|p| p.1).sum::<f64>().max(0.001);
     let _ = write!(
         h,
-        "<svg data-chart=\"timeline\" data-points=\"{}\" width=\"{WIDTH}\" height=\"60\" \
+        "<svg data-chart=\"{chart}\" data-points=\"{}\" width=\"{WIDTH}\" height=\"60\" \
          viewBox=\"0 0 {WIDTH} 60\" role=\"img\">",
         shown.len()
     );
     let mut x = 0.0;
-    for (name, ms, color) in &shown {
+    for (name, ms, color) in shown {
         let w = (ms / total * WIDTH).max(1.0);
         let _ = write!(
             h,
@@ -392,7 +461,7 @@ fn timeline(h: &mut String, s: &Value) {
         x += w;
     }
     let mut lx = 0.0;
-    for (name, ms, color) in &shown {
+    for (name, ms, color) in shown {
         let label = format!("{name} {ms:.0} ms");
         let _ = write!(
             h,

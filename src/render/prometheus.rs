@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use crate::analyzer::event::{Role, WarningKind};
 use crate::analyzer::input::Timestamp;
 use crate::report::fold::CaptureStats;
-use crate::report::fold::{SyncPhase, SyncType};
+use crate::report::fold::{MigrationOutcome, SyncPhase, SyncType};
 use crate::report::history::{History, ReplicaHistory};
 use crate::report::monitor::Snapshot;
 use crate::report::timing::Hist;
@@ -29,6 +29,11 @@ struct Totals {
     rdb_transfers: u64,
     desyncs: u64,
     warnings: BTreeMap<&'static str, u64>,
+    migrations: BTreeMap<&'static str, u64>,
+    migrated_keys: u64,
+    migrated_bytes: [u64; 2],
+    migration_paused_seconds: f64,
+    migration_seconds: f64,
 }
 
 fn add_hist(map: &mut BTreeMap<String, Hist>, key: &str, h: &Hist) {
@@ -68,6 +73,14 @@ impl Totals {
                 self.rdb_transfers += 1;
                 self.rdb_seconds += rdb.duration_ms.unwrap_or(0.0) / 1000.0;
             }
+        }
+        if let Some(m) = &s.migration {
+            *self.migrations.entry(m.outcome.as_str()).or_default() += 1;
+            self.migrated_keys += m.snapshot.keys;
+            self.migrated_bytes[0] += m.snapshot.bytes;
+            self.migrated_bytes[1] += m.stream.bytes;
+            self.migration_paused_seconds += m.failover_ms.unwrap_or(0.0) / 1000.0;
+            self.migration_seconds += m.duration_ms.unwrap_or(0.0) / 1000.0;
         }
         self.desyncs += s.desync_count;
         for (kind, n) in &s.timing.warnings_by_kind {
@@ -229,8 +242,62 @@ pub fn render(run: &Snapshot<'_>) -> String {
         let n = totals.warnings.get(kind).copied().unwrap_or(0);
         let _ = writeln!(out, "repl_sniff_warnings_total{{kind=\"{kind}\"}} {n}");
     }
+    migrations(&mut out, &totals);
     replicas(&mut out, &run.replicas);
     out
+}
+
+/// Valkey slot migrations seen on their links (the source pushing to the target).
+fn migrations(out: &mut String, totals: &Totals) {
+    header(
+        out,
+        "repl_sniff_slot_migrations_total",
+        "counter",
+        "Valkey slot migrations by how they ended (in_progress: the link is still open).",
+    );
+    for outcome in [
+        MigrationOutcome::Finished,
+        MigrationOutcome::LinkLost,
+        MigrationOutcome::Refused,
+        MigrationOutcome::InProgress,
+    ] {
+        let o = outcome.as_str();
+        let n = totals.migrations.get(o).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "repl_sniff_slot_migrations_total{{outcome=\"{o}\"}} {n}"
+        );
+    }
+    counter(
+        out,
+        "repl_sniff_slot_migration_keys_total",
+        "Keys moved by slot migrations' snapshots.",
+        totals.migrated_keys,
+    );
+    header(
+        out,
+        "repl_sniff_slot_migration_bytes_total",
+        "counter",
+        "Bytes slot migrations pushed: the snapshot, and the slots' writes after it.",
+    );
+    for (part, n) in ["snapshot", "stream"].iter().zip(totals.migrated_bytes) {
+        let _ = writeln!(
+            out,
+            "repl_sniff_slot_migration_bytes_total{{part=\"{part}\"}} {n}"
+        );
+    }
+    counter(
+        out,
+        "repl_sniff_slot_migration_paused_seconds_total",
+        "Time writes to migrating slots waited (REQUEST-PAUSE to FAILOVER-GRANTED).",
+        totals.migration_paused_seconds,
+    );
+    counter(
+        out,
+        "repl_sniff_slot_migration_seconds_total",
+        "Time slot migrations took (ESTABLISH to FAILOVER-GRANTED, or to the link's end).",
+        totals.migration_seconds,
+    );
 }
 
 /// Per replica (host and listening port), over its links: the indicators replication

@@ -2,9 +2,9 @@
 
 use std::fmt::Write as _;
 
-use crate::analyzer::event::Role;
+use crate::analyzer::event::{Role, SlotRange};
 use crate::protocol::rdb::Checksum;
-use crate::report::fold::{SyncPhase, SyncType, Timeline};
+use crate::report::fold::{MigrationOutcome, MigrationReport, SyncPhase, SyncType, Timeline};
 use crate::report::history::human;
 use crate::report::timing::{BacklogAdvice, Hist};
 use crate::report::{Report, SessionReport};
@@ -61,7 +61,9 @@ pub fn session(s: &SessionReport) -> String {
             .as_ref()
             .map_or(String::new(), |r| format!(" (ended: {r})"))
     );
-    if s.kind != Role::Client {
+    if let Some(m) = &s.migration {
+        o.push_str(&migration(m));
+    } else if s.kind != Role::Client {
         let _ = write!(o, "  sync: {}", s.sync.kind.as_str());
         if let Some(mode) = s.sync.mode {
             let _ = write!(o, " via {}", mode.as_str());
@@ -146,6 +148,25 @@ pub fn session(s: &SessionReport) -> String {
         if let Some(b) = &s.timing.backlog {
             o.push_str(&backlog(b));
         }
+        for m in &s.migrations_forwarded {
+            let offsets = match (m.established_offset, m.finish_offset) {
+                (Some(a), Some(b)) => format!("offsets {a}..{b}"),
+                (Some(a), None) => format!("from offset {a}"),
+                _ => "offsets ?".to_string(),
+            };
+            let state = m.state.as_deref().unwrap_or("not finished in this stream");
+            let why = m
+                .message
+                .as_ref()
+                .map_or(String::new(), |w| format!(" ({w})"));
+            let _ = writeln!(
+                o,
+                "  slot migration {} (slots {} from node {}) in this stream: {offsets}, {state}{why}",
+                m.job,
+                slot_ranges(&m.slots, m.ranges),
+                m.source_node
+            );
+        }
     }
     if !s.commands.is_empty() {
         let mut top: Vec<_> = s.commands.iter().collect();
@@ -158,7 +179,7 @@ pub fn session(s: &SessionReport) -> String {
         let more = if top.len() > 12 { ", …" } else { "" };
         let _ = writeln!(o, "  commands: {}{more}", shown.join(", "));
     }
-    if s.kind != Role::Client {
+    if s.kind != Role::Client && s.migration.is_none() {
         o.push_str(&timing_tables(s));
     }
     if let Some(d) = &s.desync {
@@ -177,6 +198,75 @@ pub fn session(s: &SessionReport) -> String {
                  commands in the bytes missed are not counted, offsets stay exact"
             );
         }
+    }
+    o
+}
+
+/// Slot ranges as people write them: `0-1000, 5000`, and how many more were not captured.
+pub fn slot_ranges(slots: &[SlotRange], named: u64) -> String {
+    let mut list: Vec<String> = slots
+        .iter()
+        .map(|[a, b]| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect();
+    let more = named.saturating_sub(slots.len() as u64);
+    if more > 0 {
+        list.push(format!("{more} more range(s)"));
+    }
+    list.join(", ")
+}
+
+/// A Valkey slot migration seen on its link: what moved, and how long writes waited.
+fn migration(m: &MigrationReport) -> String {
+    let mut o = String::new();
+    let took = m
+        .duration_ms
+        .map_or(String::new(), |d| format!(" in {d:.0} ms"));
+    let outcome = match m.outcome {
+        MigrationOutcome::InProgress => "in progress".to_string(),
+        MigrationOutcome::Finished => format!("finished{took}"),
+        MigrationOutcome::Refused => format!(
+            "refused by the target: {}",
+            m.refused.as_deref().unwrap_or("?")
+        ),
+        MigrationOutcome::LinkLost => format!(
+            "the link ended{took} before the failover was granted (last step: {})",
+            m.step.map_or("none", |s| s.describe())
+        ),
+    };
+    let _ = writeln!(
+        o,
+        "  slot migration {} from node {} to {}: slots {}; {outcome}",
+        m.job,
+        m.source_node,
+        m.target,
+        slot_ranges(&m.slots, m.ranges)
+    );
+    let snap = &m.snapshot;
+    let _ = writeln!(
+        o,
+        "  snapshot: {} keys in {} commands ({}){}; then {} commands ({}) of the slots' writes",
+        snap.keys,
+        snap.commands,
+        human(snap.bytes),
+        m.snapshot_ms
+            .map_or(" (not finished)".to_string(), |d| format!(" in {d:.0} ms")),
+        m.stream.commands,
+        human(m.stream.bytes)
+    );
+    if m.pause_requested_at.is_some() {
+        let ms = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.1} ms"));
+        let _ = writeln!(
+            o,
+            "  pause: the source paused writes {} after REQUEST-PAUSE; failover granted after {}",
+            ms(m.pause_ms),
+            ms(m.failover_ms)
+        );
     }
     o
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::analyzer::event::{Event, EventKind, Role, SyncKind};
+use crate::analyzer::event::{Event, EventKind, MigrationStep, Role, SyncKind};
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::report::timing::Timing;
 
@@ -20,6 +20,11 @@ pub const MAX_LISTED: usize = 64;
 /// first one past the cap raises an `analysis_limit` warning (the tracker's, which sees the
 /// same events). A real stream has a few dozen names; only garbage or an attack has more.
 pub const MAX_COMMAND_NAMES: usize = 256;
+
+/// Milliseconds from `from` to `to`.
+fn ms(from: Timestamp, to: Timestamp) -> f64 {
+    to.since(from).as_secs_f64() * 1000.0
+}
 
 impl Timeline {
     /// The timeline of a sync requested at `psync` on a connection opened at `start`.
@@ -109,6 +114,8 @@ impl SessionReport {
             timing: Timing::new(),
             timeline: None,
             channels: Vec::new(),
+            migration: None,
+            migrations_forwarded: Vec::new(),
         }
     }
 
@@ -286,6 +293,14 @@ impl SessionReport {
                 }
             }
             EventKind::ClientCommand { name, bytes } => self.count(name.as_str(), *bytes),
+            EventKind::MigratedCommand { name, bytes, .. } => {
+                self.count(name.as_str(), *bytes);
+                self.fold_migration(e);
+            }
+            EventKind::MigrationStart { .. }
+            | EventKind::Migration { .. }
+            | EventKind::MigrationRefused { .. }
+            | EventKind::MigrationFinish { .. } => self.fold_migration(e),
             EventKind::Ack { offset, fack } => {
                 self.acks += 1;
                 self.offsets.acked = Some(*offset);
@@ -323,6 +338,15 @@ impl SessionReport {
                 self.stream.bytes = *stream_bytes;
                 self.offsets.end = *offset_end;
                 self.channel_ended(e);
+                if let Some(m) = &mut self.migration {
+                    m.outcome = match m.outcome {
+                        MigrationOutcome::InProgress => MigrationOutcome::LinkLost,
+                        done => done,
+                    };
+                    if m.duration_ms.is_none() {
+                        m.duration_ms = Some(ms(m.started_at, e.ts));
+                    }
+                }
             }
         }
     }
@@ -358,6 +382,105 @@ impl SessionReport {
             t.marks.caught_up = Some(at);
         }
         t.settle();
+    }
+
+    /// A Valkey slot migration's events: on its link, or forwarded in a replica's stream.
+    fn fold_migration(&mut self, e: &Event) {
+        match &e.kind {
+            EventKind::MigrationStart {
+                job,
+                source,
+                slots,
+                ranges,
+                offset: Some(offset),
+            } if self.migrations_forwarded.len() < MAX_LISTED => {
+                self.migrations_forwarded.push(ForwardedMigration {
+                    job: job.clone(),
+                    source_node: source.clone(),
+                    slots: slots.clone(),
+                    ranges: *ranges,
+                    established_offset: Some(*offset),
+                    finish_offset: None,
+                    state: None,
+                    message: None,
+                });
+            }
+            EventKind::MigrationStart {
+                job,
+                source,
+                slots,
+                ranges,
+                offset: None,
+            } => {
+                self.migration = Some(MigrationReport {
+                    job: job.clone(),
+                    source_node: source.clone(),
+                    target: self.upstream.clone(),
+                    slots: slots.clone(),
+                    ranges: *ranges,
+                    started_at: e.ts,
+                    snapshot: MigrationPart::default(),
+                    snapshot_ms: None,
+                    stream: MigrationPart::default(),
+                    pause_requested_at: None,
+                    pause_ms: None,
+                    failover_ms: None,
+                    duration_ms: None,
+                    outcome: MigrationOutcome::InProgress,
+                    refused: None,
+                    step: None,
+                });
+            }
+            EventKind::MigrationFinish {
+                job,
+                state,
+                message,
+                offset,
+            } => {
+                let known = self.migrations_forwarded.iter_mut().rev();
+                if let Some(m) = known.into_iter().find(|m| &m.job == job) {
+                    m.finish_offset = *offset;
+                    m.state = Some(state.clone());
+                    m.message.clone_from(message);
+                }
+            }
+            EventKind::MigrationRefused { reply } => {
+                if let Some(m) = &mut self.migration {
+                    m.refused = Some(reply.clone());
+                    m.outcome = MigrationOutcome::Refused;
+                    m.duration_ms = Some(ms(m.started_at, e.ts));
+                }
+            }
+            EventKind::Migration { step } => {
+                let Some(m) = &mut self.migration else { return };
+                m.step = Some(*step);
+                match step {
+                    MigrationStep::SnapshotEnd => m.snapshot_ms = Some(ms(m.started_at, e.ts)),
+                    MigrationStep::PauseRequested => m.pause_requested_at = Some(e.ts),
+                    MigrationStep::Paused => {
+                        m.pause_ms = m.pause_requested_at.map(|p| ms(p, e.ts));
+                    }
+                    MigrationStep::FailoverGranted => {
+                        m.failover_ms = m.pause_requested_at.map(|p| ms(p, e.ts));
+                        m.duration_ms = Some(ms(m.started_at, e.ts));
+                        m.outcome = MigrationOutcome::Finished;
+                    }
+                    MigrationStep::Accepted | MigrationStep::FailoverRequested => {}
+                }
+            }
+            EventKind::MigratedCommand { bytes, new_key, .. } => {
+                let Some(m) = &mut self.migration else { return };
+                let part = if m.snapshot_ms.is_some() {
+                    &mut m.stream
+                } else {
+                    &mut m.snapshot
+                };
+                part.commands += 1;
+                part.bytes += bytes;
+                part.keys += u64::from(*new_key);
+            }
+            _ => {}
+        }
     }
 
     /// The RDB transfer's events: this connection's, or its RDB connection's.

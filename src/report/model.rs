@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 pub use crate::analyzer::event::SyncPhase;
-use crate::analyzer::event::{Channel, Framing, Role, SyncReason};
+use crate::analyzer::event::{Channel, Framing, MigrationStep, Role, SlotRange, SyncReason};
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::report::history::ReplicaHistory;
 use crate::report::timing::{Overall, Timing};
@@ -133,6 +133,12 @@ pub struct SessionReport {
     /// are reported here; it is not listed as a session of its own. Empty for a sync on one
     /// connection.
     pub channels: Vec<ChannelReport>,
+    /// The Valkey slot migration this link carries (the source pushing slots to the target),
+    /// if it is one.
+    pub migration: Option<MigrationReport>,
+    /// The slot migrations a replica's stream carried (its master was their target), the first
+    /// [`MAX_LISTED`](super::fold::MAX_LISTED).
+    pub migrations_forwarded: Vec<ForwardedMigration>,
 }
 
 /// A full sync step by step (README "Diagnosis"): where the time went, and what the master
@@ -188,6 +194,101 @@ pub struct Marks {
     pub last_read: Option<(Timestamp, Option<u64>)>,
     /// The ACK that did.
     pub caught_up: Option<Timestamp>,
+}
+
+/// A Valkey atomic slot migration, seen on the link its source opened to its target.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationReport {
+    /// The job's name (40 hex digits, as `CLUSTER GETSLOTMIGRATIONS` shows it).
+    pub job: String,
+    /// The source node's id.
+    pub source_node: String,
+    /// The target: this link's upstream address (the target's node id is not on the link).
+    pub target: String,
+    /// The slot ranges (inclusive), as many as were captured.
+    pub slots: Vec<SlotRange>,
+    /// How many ranges `ESTABLISH` named.
+    pub ranges: u64,
+    /// When the source sent `ESTABLISH`.
+    pub started_at: Timestamp,
+    /// The slots' snapshot: every command up to `SNAPSHOT-EOF`, and the keys they wrote.
+    pub snapshot: MigrationPart,
+    /// From `ESTABLISH` to `SNAPSHOT-EOF`.
+    pub snapshot_ms: Option<f64>,
+    /// The slots' writes the source forwarded after the snapshot (`keys` is not counted here).
+    pub stream: MigrationPart,
+    /// When the target asked the source to pause writes (`REQUEST-PAUSE`).
+    pub pause_requested_at: Option<Timestamp>,
+    /// From `REQUEST-PAUSE` to the source's `PAUSED`.
+    pub pause_ms: Option<f64>,
+    /// From `REQUEST-PAUSE` to `FAILOVER-GRANTED`: how long writes to the slots waited.
+    pub failover_ms: Option<f64>,
+    /// From `ESTABLISH` to `FAILOVER-GRANTED` (or to the link's end).
+    pub duration_ms: Option<f64>,
+    /// How it ended.
+    pub outcome: MigrationOutcome,
+    /// The target's refusal of `ESTABLISH`, if it refused.
+    pub refused: Option<String>,
+    /// The last step seen.
+    pub step: Option<MigrationStep>,
+}
+
+/// Commands of a slot migration, their bytes, and the keys they wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MigrationPart {
+    /// Commands.
+    pub commands: u64,
+    /// Their bytes on the wire.
+    pub bytes: u64,
+    /// Keys moved: each run of commands on one key counts once.
+    pub keys: u64,
+}
+
+/// How a slot migration ended, as its link showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationOutcome {
+    /// Still under way (the link is open).
+    InProgress,
+    /// The source granted the failover: the target owns the slots.
+    Finished,
+    /// The target refused `ESTABLISH`.
+    Refused,
+    /// The link ended before the failover was granted (cancelled, failed, or lost).
+    LinkLost,
+}
+
+impl MigrationOutcome {
+    /// The name used in the report and the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationOutcome::InProgress => "in_progress",
+            MigrationOutcome::Finished => "finished",
+            MigrationOutcome::Refused => "refused",
+            MigrationOutcome::LinkLost => "link_lost",
+        }
+    }
+}
+
+/// A slot migration whose commands came in a replica's stream (its master was the target).
+#[derive(Debug, Clone, Serialize)]
+pub struct ForwardedMigration {
+    /// The job's name.
+    pub job: String,
+    /// The source node's id.
+    pub source_node: String,
+    /// The slot ranges, as many as were captured.
+    pub slots: Vec<SlotRange>,
+    /// How many ranges it named.
+    pub ranges: u64,
+    /// The offset of `ESTABLISH`'s last byte in the stream.
+    pub established_offset: Option<u64>,
+    /// The offset of `FINISH`'s last byte.
+    pub finish_offset: Option<u64>,
+    /// `FINISH STATE`: `success` or `failed` (null before it).
+    pub state: Option<String>,
+    /// `FINISH MESSAGE`, when there is one.
+    pub message: Option<String>,
 }
 
 /// One connection of a two-connection full sync.

@@ -56,7 +56,7 @@ impl Writer {
 
 /// One sample of a metric from the proxy's endpoint (the first series of that name whose
 /// labels contain `label`).
-fn metric(port: u16, name: &str, label: &str) -> Option<f64> {
+pub fn metric(port: u16, name: &str, label: &str) -> Option<f64> {
     let (_, body) = http_get(port, "/metrics");
     body.lines()
         .filter(|l| !l.starts_with('#'))

@@ -14,7 +14,7 @@ use crate::support::{
     paced_acked_writes, temp_dir, wait_for_quiescence, wait_until, Server, Sniffer, Version,
 };
 
-fn chromium(args: &[&str], page: &Path) -> std::process::Output {
+pub fn chromium(args: &[&str], page: &Path) -> std::process::Output {
     let profile = temp_dir("chromium");
     Command::new("chromium")
         .args([
@@ -63,7 +63,7 @@ fn chart(dom: &str, from: usize, chart: &str) -> Option<(usize, u64, usize)> {
 }
 
 /// Opens `html` (drawn from `report`) in Chromium and checks it against the report.
-fn check_page(name: &str, report: &Value, html: &Path) {
+pub fn check_page(name: &str, report: &Value, html: &Path) {
     let page = std::fs::read_to_string(html).unwrap();
     for fetch in ["src=", "href=\"http", "url(", "<script", "@import"] {
         assert!(

@@ -33,6 +33,7 @@ macro_rules! on_every_version {
 
 mod chunking;
 mod cli;
+mod cluster;
 mod defects;
 mod diagnosis;
 mod faults;

@@ -225,6 +225,9 @@ impl Session {
                 self.on_psync_reply(at, reply, shown, line_at);
             }
             Some(Pending::Other(name)) if matches!(line[0], b'+' | b'-') => {
+                // A Valkey migration's `ESTABLISH` (the link's one reply), or Redis's
+                // `CLUSTER SYNCSLOTS SYNC`/`RDBCHANNEL`.
+                let establish = (self.push.is_some() && name.is("CLUSTER")).then(|| shown.clone());
                 self.emit(
                     at,
                     EventKind::Reply {
@@ -232,7 +235,9 @@ impl Session {
                         reply: shown,
                     },
                 );
-                if self.role == Role::SlotMigration {
+                if let Some(shown) = establish {
+                    self.on_establish_reply(at, &reply, &shown);
+                } else if self.role == Role::SlotMigration && self.push.is_none() {
                     self.on_slot_reply(at, reply);
                 }
                 if name.is("AUTH") && line[0] == b'-' {
@@ -667,6 +672,9 @@ impl Session {
     }
 
     fn on_stream_command(&mut self, at: Timestamp, cmd: &Command) {
+        if self.on_target_command(at, cmd) {
+            return;
+        }
         let name = cmd.name();
         if self.stream.base.is_none() && name.is("REPLCONF") {
             if let (Some(late), Some(sub)) = (&mut self.late, cmd.arg(1)) {
@@ -710,6 +718,9 @@ impl Session {
             bytes: cmd.wire_len(),
         };
         self.emit(at, kind);
+        if is_syncslots(cmd, None) && self.role == Role::Replication {
+            self.forwarded(at, cmd, end);
+        }
     }
 }
 

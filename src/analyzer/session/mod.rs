@@ -26,6 +26,7 @@
 
 mod anchor;
 mod master;
+mod migration;
 mod replica;
 
 use replica::is_tls_prefix;
@@ -130,6 +131,8 @@ pub struct Session {
     anchor: Anchor,
     /// Joined mid-connection: how the stream's offsets are being worked out.
     late: Option<LateAnchor>,
+    /// A Valkey slot migration's source pushing to this connection's upstream.
+    push: Option<migration::Push>,
     ended: bool,
 }
 
@@ -177,6 +180,7 @@ impl Session {
             dual_channel: false,
             anchor: Anchor::NotNeeded,
             late: None,
+            push: None,
             ended: false,
         };
         s.emit(

@@ -88,6 +88,9 @@ impl Session {
         if self.role == Role::Client {
             return self.emit(at, EventKind::ClientCommand { name, bytes });
         }
+        if self.on_pushed(at, cmd) {
+            return;
+        }
         let is_ack = name.is("REPLCONF") && cmd.arg(1).is_some_and(|a| a.eq_ignore_case("ACK"));
         if is_ack {
             if let Some(offset) = cmd.arg(2).and_then(|a| a.as_i64()) {

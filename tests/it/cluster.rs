@@ -1,0 +1,278 @@
+//! Valkey 9.1.2 clusters: atomic slot migration (the source pushes the slots to the target
+//! over a connection of its own, `protocol-2026-12.md` P2) through the proxy, compared with the
+//! servers' own accounting (`CLUSTER COUNTKEYSINSLOT`, `CLUSTER GETSLOTMIGRATIONS`, `INFO
+//! replication`).
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{free_port, wait_for_quiescence, wait_until, Reply, Server, Sniffer, Version};
+
+const V: Version = Version::Valkey9;
+
+/// A free port whose cluster bus port (port + 10000) is free too.
+fn cluster_port() -> u16 {
+    loop {
+        let p = free_port();
+        if p <= 55_000 && std::net::TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// A cluster node on `port`, with `extra` options.
+fn node(tag: &str, port: u16, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--cluster-enabled",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    Server::start_on(V, port, tag, &args)
+}
+
+fn id(s: &Server) -> String {
+    s.client().cmd(&["CLUSTER", "MYID"]).text()
+}
+
+/// `CLUSTER GETSLOTMIGRATIONS` as one map per migration.
+fn migrations(s: &Server) -> Vec<std::collections::HashMap<String, String>> {
+    let Reply::Array(list) = s.client().cmd(&["CLUSTER", "GETSLOTMIGRATIONS"]) else {
+        panic!("GETSLOTMIGRATIONS is an array")
+    };
+    list.iter()
+        .map(|m| {
+            let Reply::Array(kv) = m else { panic!("{m:?}") };
+            let text = |r: &Reply| match r {
+                Reply::Int(n) => n.to_string(),
+                r => r.text(),
+            };
+            kv.chunks(2).map(|p| (text(&p[0]), text(&p[1]))).collect()
+        })
+        .collect()
+}
+
+fn keys_in_slots(s: &Server, slots: std::ops::RangeInclusive<u16>) -> u64 {
+    let mut c = s.client();
+    slots
+        .map(
+            |slot| match c.cmd(&["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]) {
+                Reply::Int(n) => n as u64,
+                r => panic!("{r:?}"),
+            },
+        )
+        .sum()
+}
+
+/// A two-node cluster whose source owns every slot and migrates 0-1000 to the target while a
+/// client keeps writing; the target announces the proxy's port, so the source's migration
+/// link and the target's replica both come through it.
+#[test]
+fn a_slot_migration_through_the_proxy_is_reported_with_its_slots_keys_pause_and_duration() {
+    let source = node("source", cluster_port(), &[]);
+    let target_port = cluster_port();
+    let metrics = free_port();
+    let metrics_s = metrics.to_string();
+    let html = crate::support::temp_dir("cluster-html").join("migration.html");
+    let sniffer = Sniffer::start(
+        target_port,
+        &[
+            "--interval",
+            "1",
+            "--metrics",
+            &metrics_s,
+            "--report-html",
+            html.to_str().unwrap(),
+        ],
+    );
+    let (announce, bus) = (sniffer.port.to_string(), (target_port + 10_000).to_string());
+    let target = node(
+        "target",
+        target_port,
+        &[
+            "--cluster-announce-port",
+            &announce,
+            "--cluster-announce-bus-port",
+            &bus,
+        ],
+    );
+    let replica = node("replica", cluster_port(), &[]);
+    let mut admin = source.client();
+    admin.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    for other in [&target, &replica] {
+        let (p, b) = (other.port.to_string(), (other.port + 10_000).to_string());
+        admin.cmd(&["CLUSTER", "MEET", "127.0.0.1", &p, &b]);
+    }
+    let target_id = id(&target);
+    wait_until(
+        "the cluster to know the target",
+        Duration::from_secs(30),
+        || {
+            replica
+                .client()
+                .try_cmd(&["CLUSTER", "REPLICATE", &target_id])
+                .is_ok_and(|r| !matches!(r, Reply::Error(_)))
+        },
+    );
+    wait_until(
+        "the target's replica online",
+        Duration::from_secs(30),
+        || replica.link_up(),
+    );
+    wait_until("the cluster up", Duration::from_secs(30), || {
+        admin
+            .cmd(&["CLUSTER", "INFO"])
+            .text()
+            .contains("cluster_state:ok")
+    });
+    // 3000 keys over every slot; about 180 of them in slots 0-1000.
+    for i in 0..3000 {
+        let key = format!("key:{i}");
+        admin.cmd(&["SET", &key, "before"]);
+    }
+    let offset_before = target.info_u64("replication", "master_repl_offset");
+
+    // Writes keep running on the source during the migration: overwrites, so the keys that
+    // move are the ones there before.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, port) = (stop.clone(), source.port);
+        std::thread::spawn(move || {
+            let mut c = crate::support::Client::connect(port);
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Keys moved away answer -MOVED; the others are written.
+                let _ = c.try_cmd(&["SET", &format!("key:{}", n % 3000), "during"]);
+                n += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            n
+        })
+    };
+    let started = Instant::now();
+    admin.cmd(&[
+        "CLUSTER",
+        "MIGRATESLOTS",
+        "SLOTSRANGE",
+        "0",
+        "1000",
+        "NODE",
+        &target_id,
+    ]);
+    wait_until("the migration to succeed", Duration::from_secs(60), || {
+        migrations(&source).iter().any(|m| m["state"] == "success")
+    });
+    let seen = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    assert!(writes > 0);
+    let job = migrations(&source)[0]["name"].clone();
+    let moved = keys_in_slots(&target, 0..=1000);
+    assert!(moved > 100, "{moved} keys moved");
+    // One more write on the target, to a key of a moved slot: the replica ACKs it.
+    let mut t = target.client();
+    let moved_key = (0..)
+        .map(|i| format!("after:{i}"))
+        .find(|k| matches!(t.cmd(&["CLUSTER", "KEYSLOT", k]), Reply::Int(s) if s <= 1000))
+        .unwrap();
+    t.cmd(&["SET", &moved_key, "1"]);
+    let end = wait_for_quiescence(&target, &replica);
+    // The metrics say it too, once they refresh (each second).
+    let metric = |name, label| crate::figures::metric(metrics, name, label);
+    wait_until(
+        "the migration in the metrics",
+        Duration::from_secs(10),
+        || metric("repl_sniff_slot_migrations_total", "finished") == Some(1.0),
+    );
+    assert_eq!(
+        metric("repl_sniff_slot_migration_keys_total", ""),
+        Some(moved as f64)
+    );
+    let paused = metric("repl_sniff_slot_migration_paused_seconds_total", "").unwrap();
+    let out = sniffer.stop();
+
+    let links = out.sessions_of_kind("slot_migration");
+    assert_eq!(links.len(), 1, "{}", out.report_text);
+    let m = &links[0]["migration"];
+    assert_eq!(m["job"], job.as_str(), "{m:#}");
+    assert_eq!(m["source_node"], id(&source).as_str());
+    assert_eq!(m["slots"], serde_json::json!([[0, 1000]]));
+    assert_eq!(m["outcome"], "finished", "{}", out.report_text);
+    assert_eq!(
+        m["snapshot"]["keys"].as_u64(),
+        Some(moved),
+        "vs CLUSTER COUNTKEYSINSLOT"
+    );
+    assert!(m["snapshot"]["commands"].as_u64().unwrap() >= moved);
+    let f = |k: &str| m[k].as_f64().unwrap_or_else(|| panic!("{k}: {m:#}"));
+    let (pause, failover, total) = (f("pause_ms"), f("failover_ms"), f("duration_ms"));
+    assert!(
+        pause >= 0.0 && pause <= failover && failover <= total,
+        "{m:#}"
+    );
+    assert!(
+        (paused - failover / 1000.0).abs() < 1e-6,
+        "{paused} s vs {failover} ms"
+    );
+    // The migration took no longer than the test saw it take.
+    assert!(
+        total <= seen.as_secs_f64() * 1000.0,
+        "{total} ms vs {seen:?}"
+    );
+    assert!(links[0]["desync"].is_null(), "{}", out.report_text);
+
+    // The target's replica: its offsets are the target's, the migration's commands are in its
+    // stream, and it names the migration they belong to.
+    let replicas = out.sessions_of_kind("replication");
+    assert_eq!(replicas.len(), 1, "{}", out.report_text);
+    let r = replicas[0];
+    assert_eq!(
+        r["offsets"]["end"].as_u64(),
+        Some(end),
+        "vs the target's master_repl_offset"
+    );
+    assert_eq!(
+        r["offsets"]["acked"].as_u64(),
+        Some(end),
+        "vs the target's slave0 offset"
+    );
+    assert!(r["desync"].is_null(), "{}", out.report_text);
+    let forwarded = r["migrations_forwarded"].as_array().unwrap();
+    assert_eq!(forwarded.len(), 1, "{r:#}");
+    assert_eq!(forwarded[0]["job"], job.as_str());
+    assert_eq!(forwarded[0]["state"], "success");
+    let (a, b) = (
+        &forwarded[0]["established_offset"],
+        &forwarded[0]["finish_offset"],
+    );
+    assert!(
+        a.as_u64().unwrap() > offset_before && b.as_u64().unwrap() <= end,
+        "{r:#}"
+    );
+    // Nothing desynced anywhere.
+    let all: &Vec<Value> = out.report["sessions"].as_array().unwrap();
+    assert!(
+        all.iter().all(|s| s["desync"].is_null()),
+        "{}",
+        out.report_text
+    );
+    assert!(
+        out.report_text.contains("slot migration"),
+        "{}",
+        out.report_text
+    );
+    crate::support::assert_valid_report(&out.report_path);
+
+    // The page shows the migration: its table and its four steps on one bar.
+    crate::html::check_page("slot-migration", &out.report, &html);
+    let dom = crate::html::chromium(&["--dump-dom"], &html);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains("data-chart=\"migration\""), "{dom}");
+    assert!(
+        dom.contains("data-chart=\"migration_timeline\" data-points=\"4\""),
+        "{dom}"
+    );
+    assert!(dom.contains(&format!("slot migration {job}")), "{dom}");
+}
