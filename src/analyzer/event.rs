@@ -34,9 +34,13 @@ pub enum Role {
     Replication,
     /// A legacy `SYNC` (old replicas, `redis-cli --replica`/`--rdb`, Valkey's RDB connection).
     Sync,
-    /// A cluster node pulling slots (`CLUSTER SYNCSLOTS`: Redis 8.4+ atomic slot migration).
-    /// Not a replica: no `PSYNC`, no replid, outside the master's offset space.
+    /// An atomic slot migration link between cluster nodes (`CLUSTER SYNCSLOTS`: Redis 8.4+,
+    /// where the importing node pulls; Valkey 9, where the source pushes). Not a replica: no
+    /// `PSYNC`, no replid, outside the master's offset space.
     SlotMigration,
+    /// Two cluster nodes' bus (their binary protocol, on the data port + 10000): recognised
+    /// by its message header (`RCmb`), counted, never parsed.
+    ClusterBus,
 }
 
 impl Role {
@@ -48,6 +52,7 @@ impl Role {
             Role::Replication => "replication",
             Role::Sync => "sync",
             Role::SlotMigration => "slot_migration",
+            Role::ClusterBus => "cluster_bus",
         }
     }
 }

@@ -23,6 +23,10 @@ impl fmt::Display for Event {
                     f,
                     "role: atomic slot migration link between cluster nodes (not a replica)"
                 ),
+                Role::ClusterBus => write!(
+                    f,
+                    "role: cluster bus link (the nodes' binary protocol: counted, not analysed)"
+                ),
             },
             EventKind::Request { name, args } => {
                 write!(f, "R->M {name}")?;

@@ -368,6 +368,7 @@ fn sessions(out: &mut String, run: &Snapshot<'_>) {
         Role::Replication,
         Role::Sync,
         Role::SlotMigration,
+        Role::ClusterBus,
         Role::Client,
     ] {
         let kind = kind.as_str();

@@ -20,8 +20,23 @@ pub fn report(r: &Report) -> String {
             r.upstream_connect_failures
         );
     }
+    let (mut bus_links, mut bus_bytes) = (0, 0);
     for s in &r.sessions {
+        if s.kind == Role::ClusterBus {
+            // Counted together: a cluster has one per pair of nodes and direction.
+            bus_links += 1;
+            bus_bytes += s.bytes.to_master + s.bytes.to_replica;
+            continue;
+        }
         out.push_str(&session(s));
+    }
+    if bus_links > 0 {
+        let _ = writeln!(
+            out,
+            "cluster bus: {bus_links} link(s) between cluster nodes, {} (their binary protocol: \
+             counted, not analysed)",
+            human(bus_bytes)
+        );
     }
     for h in &r.replicas {
         let _ = writeln!(

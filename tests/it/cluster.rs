@@ -276,3 +276,169 @@ fn a_slot_migration_through_the_proxy_is_reported_with_its_slots_keys_pause_and_
     );
     assert!(dom.contains(&format!("slot migration {job}")), "{dom}");
 }
+
+/// A capture of the loopback (dumpcap, the tshark package's capture engine), filtered to the
+/// given ports, into `file`; stopped with SIGINT.
+struct Dumpcap(std::process::Child);
+
+impl Dumpcap {
+    fn start(file: &std::path::Path, ports: &[u16]) -> Dumpcap {
+        let filter: Vec<String> = ports.iter().map(|p| format!("tcp port {p}")).collect();
+        let log = file.with_extension("log");
+        let child = std::process::Command::new("dumpcap")
+            .args(["-i", "lo", "-q", "-f", &filter.join(" or "), "-w"])
+            .arg(file)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("dumpcap (the tshark package; scripts/test installs it)");
+        wait_until("dumpcap to capture", Duration::from_secs(10), || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("Capturing on")
+        });
+        Dumpcap(child)
+    }
+
+    fn stop(mut self) {
+        let pid = self.0.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// A three-node Valkey 9.1.2 cluster, captured from its first byte: a replica of the target,
+/// a slot migration while writes run. Replayed, the nodes' bus links are counted as such (no
+/// client, no desync), the migration is reported as through the proxy, and the replica's
+/// session is exact.
+#[test]
+fn a_captured_cluster_shows_its_bus_links_its_migration_and_an_exact_replica() {
+    let ports = [cluster_port(), cluster_port(), cluster_port()];
+    let dir = crate::support::temp_dir("cluster-capture");
+    let pcap = dir.join("cluster.pcapng");
+    let mut filter: Vec<u16> = ports.to_vec();
+    filter.extend(ports.iter().map(|p| p + 10_000));
+    let capture = Dumpcap::start(&pcap, &filter);
+    let [source, target, replica] = [
+        ("source", ports[0]),
+        ("target", ports[1]),
+        ("replica", ports[2]),
+    ]
+    .map(|(tag, port)| node(tag, port, &[]));
+    let mut admin = source.client();
+    admin.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    for other in [&target, &replica] {
+        let (p, b) = (other.port.to_string(), (other.port + 10_000).to_string());
+        admin.cmd(&["CLUSTER", "MEET", "127.0.0.1", &p, &b]);
+    }
+    let target_id = id(&target);
+    wait_until(
+        "the cluster to know the target",
+        Duration::from_secs(30),
+        || {
+            replica
+                .client()
+                .try_cmd(&["CLUSTER", "REPLICATE", &target_id])
+                .is_ok_and(|r| !matches!(r, Reply::Error(_)))
+        },
+    );
+    wait_until(
+        "the target's replica online",
+        Duration::from_secs(30),
+        || replica.link_up(),
+    );
+    wait_until("the cluster up", Duration::from_secs(30), || {
+        admin
+            .cmd(&["CLUSTER", "INFO"])
+            .text()
+            .contains("cluster_state:ok")
+    });
+    for i in 0..2000 {
+        admin.cmd(&["SET", &format!("key:{i}"), "before"]);
+    }
+    admin.cmd(&[
+        "CLUSTER",
+        "MIGRATESLOTS",
+        "SLOTSRANGE",
+        "0",
+        "1000",
+        "NODE",
+        &target_id,
+    ]);
+    for i in 0..200 {
+        let _ = admin.try_cmd(&["SET", &format!("key:{i}"), "during"]);
+    }
+    wait_until("the migration to succeed", Duration::from_secs(60), || {
+        migrations(&source).iter().any(|m| m["state"] == "success")
+    });
+    let moved = keys_in_slots(&target, 0..=1000);
+    let end = wait_for_quiescence(&target, &replica);
+    // Let a bus PING/PONG or two go by after the migration, then stop.
+    std::thread::sleep(Duration::from_millis(300));
+    capture.stop();
+
+    let report = dir.join("report.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_repl-sniff"))
+        .args(["replay", "-q", "--report-json"])
+        .arg(&report)
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let sessions = report["sessions"].as_array().unwrap();
+    let of_kind = |k: &str| {
+        sessions
+            .iter()
+            .filter(|s| s["kind"] == k)
+            .collect::<Vec<_>>()
+    };
+    assert!(sessions.iter().all(|s| s["desync"].is_null()), "{text}");
+    // Three nodes: a bus link each way between each pair.
+    let bus = of_kind("cluster_bus");
+    assert!(bus.len() >= 6, "{} bus links: {text}", bus.len());
+    assert!(
+        text.contains(&format!("cluster bus: {} link(s)", bus.len())),
+        "{text}"
+    );
+    for b in &bus {
+        let (from, to) = (
+            b["replica"].as_str().unwrap(),
+            b["upstream"].as_str().unwrap(),
+        );
+        let bus_port = |a: &str| a.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+        assert!(
+            ports.iter().any(|p| p + 10_000 == bus_port(to)),
+            "{from} -> {to}"
+        );
+    }
+    let m = &of_kind("slot_migration")[0]["migration"];
+    assert_eq!(m["outcome"], "finished", "{text}");
+    assert_eq!(
+        m["snapshot"]["keys"].as_u64(),
+        Some(moved),
+        "vs CLUSTER COUNTKEYSINSLOT"
+    );
+    let r = of_kind("replication");
+    assert_eq!(r.len(), 1, "{text}");
+    assert_eq!(
+        r[0]["offsets"]["end"].as_u64(),
+        Some(end),
+        "vs the target's master_repl_offset"
+    );
+    assert_eq!(
+        r[0]["offsets"]["acked"].as_u64(),
+        Some(end),
+        "vs the target's slave0 offset"
+    );
+    assert_eq!(
+        r[0]["migrations_forwarded"][0]["state"], "success",
+        "{text}"
+    );
+}

@@ -24,6 +24,18 @@
 //! offset `OFF + k`; after `+CONTINUE` the first byte has the `PSYNC` offset. RDB bytes,
 //! framing, keep-alives and reply lines are outside the offset space.
 
+/// How every cluster bus message begins (Redis and Valkey, `cluster.h`'s `clusterMsg` and
+/// its light form alike).
+const BUS_SIGNATURE: &[u8] = b"RCmb";
+
+/// Whether `held` then `more` could still be the start of a cluster bus message.
+fn is_bus_prefix(held: &[u8], more: &[u8]) -> bool {
+    held.iter()
+        .chain(more)
+        .zip(BUS_SIGNATURE)
+        .all(|(b, s)| b == s)
+}
+
 mod anchor;
 mod master;
 mod migration;
@@ -305,7 +317,10 @@ impl Session {
         let d = chunk.dir.index();
         if self.seen[d] == 0 {
             let held = &mut self.tls_held[d];
-            if held.len() + chunk.bytes.len() < 3 && is_tls_prefix(held, chunk.bytes) {
+            let so_far = held.len() + chunk.bytes.len();
+            if (so_far < 3 && is_tls_prefix(held, chunk.bytes))
+                || (so_far < BUS_SIGNATURE.len() && is_bus_prefix(held, chunk.bytes))
+            {
                 held.extend_from_slice(chunk.bytes);
                 return;
             }
@@ -319,6 +334,16 @@ impl Session {
     }
 
     fn feed_dir(&mut self, dir: Direction, at: Timestamp, bytes: &[u8]) {
+        let d = dir.index();
+        if self.seen[d] == 0 && bytes.starts_with(BUS_SIGNATURE) && self.role == Role::Undetermined
+        {
+            self.set_role(at, Role::ClusterBus);
+            self.enter(Phase::Opaque);
+        }
+        if self.role == Role::ClusterBus {
+            self.seen[d] += bytes.len() as u64;
+            return;
+        }
         match dir {
             Direction::ReplicaToMaster => self.feed_requests(at, bytes),
             Direction::MasterToReplica => self.feed_master(at, bytes),
@@ -341,6 +366,10 @@ impl Session {
             return;
         }
         self.release_held(dir, at);
+        if self.role == Role::ClusterBus {
+            self.seen[dir.index()] += len;
+            return;
+        }
         let reason = match why {
             Skipped::Behind => format!("{len} bytes were not analysed (analysis fell behind)"),
             Skipped::NotCaptured => format!("{len} bytes are missing from the capture"),
@@ -453,6 +482,35 @@ mod tests {
         std::iter::from_fn(|| s.poll_event())
             .map(|e| e.kind)
             .collect()
+    }
+
+    #[test]
+    fn a_cluster_bus_link_is_recognised_by_its_header_however_split_and_never_desyncs() {
+        // A bus PING: signature, total length, version, port, type…, then binary.
+        let mut ping = b"RCmb".to_vec();
+        ping.extend_from_slice(&[0, 0, 0x08, 0x70, 0, 1, 0x1b, 0x58, 0, 0, 0, 0]);
+        ping.extend((0..=255u8).cycle().take(2000));
+        for split in [1, 2, 3, 4, 100] {
+            let (a, b) = ping.split_at(split);
+            let events = run(&[(R, a), (R, b), (M, &ping), (R, &ping[..50])]);
+            let role = find(&events, |e| matches!(e, EventKind::Role { .. }));
+            assert_eq!(
+                role,
+                &EventKind::Role {
+                    role: Role::ClusterBus
+                },
+                "split {split}"
+            );
+            assert!(
+                !events.iter().any(|e| matches!(e, EventKind::Desync { .. })),
+                "split {split}: {events:?}"
+            );
+        }
+        // A RESP client whose first bytes merely begin like it stays a client.
+        let events = run(&[(R, b"RC"), (R, b"\r\n")]);
+        assert!(!events.contains(&EventKind::Role {
+            role: Role::ClusterBus
+        }));
     }
 
     fn find(events: &[EventKind], pred: impl Fn(&EventKind) -> bool) -> &EventKind {
