@@ -53,6 +53,10 @@ struct LastLink {
     unfinished_full: Option<(u64, u64)>,
     /// Its RDB was in an older version than the replica announced (the RDB-version trap).
     rdb_version_trap: bool,
+    /// The session whose full sync counted this link's as dropped. A two-connection sync
+    /// starts twice (the master's answer, then its offsets): the second start must read the
+    /// same reason, and not count the drop again.
+    dropped_by: Option<u64>,
 }
 
 /// Every replica's history.
@@ -151,9 +155,13 @@ impl History {
         let ago = |l: &LastLink| at.since(l.ended_at).as_secs_f64();
         if id == "?" {
             return match last {
-                Some(l) if l.unfinished_full.is_some() => {
-                    // This sync drops the last one: `sync_started` counts it right after.
-                    let dropped = history.map_or(0, |h| h.dropped_full_syncs) + 1;
+                Some(l)
+                    if l.unfinished_full.is_some() && l.dropped_by.is_none_or(|by| by == s.id) =>
+                {
+                    // This sync drops the last one: `sync_started` counts it right after (or
+                    // did, at this sync's first start).
+                    let counted = u64::from(l.dropped_by.is_some());
+                    let dropped = history.map_or(0, |h| h.dropped_full_syncs) + 1 - counted;
                     let (reason, what) = if dropped >= 2 {
                         let what = format!("a full-sync loop: {dropped} full syncs dropped so far");
                         (SyncReason::FullSyncLoop, what)
@@ -277,6 +285,7 @@ impl History {
                 .timing
                 .warnings_by_kind
                 .contains_key(&WarningKind::RdbVersion),
+            dropped_by: None,
         });
     }
 
@@ -289,7 +298,11 @@ impl History {
         }
         let h = self.replicas.get_mut(&Self::key(s))?;
         let last = h.last.as_mut()?;
-        let (rdb, stream) = last.unfinished_full.take()?;
+        let (rdb, stream) = last.unfinished_full?;
+        if last.dropped_by.is_some() {
+            return None;
+        }
+        last.dropped_by = Some(s.id);
         let trap = last.rdb_version_trap;
         h.dropped_full_syncs += 1;
         (h.dropped_full_syncs >= 2).then(|| {

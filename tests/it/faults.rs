@@ -245,9 +245,23 @@ fn thirty_link_cuts_under_write_load_are_thirty_partial_resyncs() {
 /// Item 2: the master killed in the middle of a diskless transfer: the transfer is reported
 /// cut short with its bytes, the replica's side is closed at once, and the next sync (with a
 /// new master on the same port) is classed as the replica starting over.
-#[test]
-fn a_master_killed_mid_transfer_is_reported_and_the_replica_released() {
-    let v = Version::V7;
+/// On one connection (Redis 7.0), and on two (Valkey 9.1.2's dual channel, whose RDB
+/// connection the master dies on).
+mod a_master_killed_mid_transfer_is_reported_and_the_replica_released {
+    use crate::support::Version;
+
+    #[test]
+    fn redis_7_0() {
+        super::master_killed_mid_transfer(Version::V7);
+    }
+
+    #[test]
+    fn valkey_9_1() {
+        super::master_killed_mid_transfer(Version::Valkey9);
+    }
+}
+
+fn master_killed_mid_transfer(v: Version) {
     let port = crate::support::free_port();
     let slow = [
         "--repl-diskless-sync-delay",
@@ -303,7 +317,11 @@ fn a_master_killed_mid_transfer_is_reported_and_the_replica_released() {
     assert_eq!(first["end_reason"], "master closed the connection");
     let last = sessions.last().unwrap();
     assert_eq!(last["rdb"]["complete"], true);
-    assert_eq!(last["sync"]["reason"]["code"], "full_sync_restarted");
+    assert_eq!(
+        last["sync"]["reason"]["code"], "full_sync_restarted",
+        "{}",
+        out.report_text
+    );
     assert!(last["sync"]["reason"]["message"]
         .as_str()
         .unwrap()

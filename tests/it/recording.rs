@@ -182,9 +182,23 @@ fn recording_replays_to_the_live_report_and_tshark_sees_the_forwarded_bytes() {
     assert_eq!(String::from_utf8(client_sent).unwrap(), expected);
 }
 
-#[test]
-fn a_recorded_redis_8_rdb_channel_sync_replays_to_the_same_paired_report() {
-    let v = Version::V8;
+/// A two-connection full sync (Redis 8.2.3's RDB channel, Valkey 9.1.2's dual channel),
+/// recorded, replays to the same paired report.
+mod a_recorded_two_connection_sync_replays_to_the_same_paired_report {
+    use crate::support::Version;
+
+    #[test]
+    fn redis_8_2() {
+        super::recorded_two_connection_sync(Version::V8);
+    }
+
+    #[test]
+    fn valkey_9_1() {
+        super::recorded_two_connection_sync(Version::Valkey9);
+    }
+}
+
+fn recorded_two_connection_sync(v: Version) {
     let master = Server::start(v, "master", &["--repl-diskless-sync-delay", "0"]);
     load_dataset(&mut master.client());
     let recording = master.dir.join("live.pcapng");
@@ -203,8 +217,7 @@ fn a_recorded_redis_8_rdb_channel_sync_replays_to_the_same_paired_report() {
     let live_sessions = live.report["sessions"].as_array().unwrap();
     assert_eq!(live_sessions.len(), 1, "{}", live.report_text);
     let s = &live_sessions[0];
-    assert_eq!(s["sync"]["mode"], "rdb_channel");
-    assert_eq!(s["channels"].as_array().unwrap().len(), 2);
+    crate::support::assert_two_connections_where_expected(v, s);
     assert_eq!(s["offsets"]["end"].as_u64(), Some(end));
     assert_eq!(s["rdb"]["contents"]["checksum"], "ok");
 

@@ -657,6 +657,40 @@ fn valkey_rdb_versions_that_match_the_replica_raise_no_warning() {
     assert!(warnings_of(s, "rdb_version").is_empty(), "{s:#}");
 }
 
+/// A two-connection sync says it started twice (the master's answer, then its offsets): the
+/// second must not undo why it happened. The first sync's link dropped mid-transfer, so the
+/// next one restarts it, on Redis 8 as on Valkey.
+#[test]
+fn a_two_connection_sync_after_a_dropped_one_is_a_restart_on_both_of_its_starts() {
+    let mut steps = vec![Open(1, 1, 40001)];
+    steps.extend(redis_main(1, 7));
+    steps.push(Open(2, 1, 40002));
+    steps.extend(redis_rdb(2, 7, 100));
+    let rdb = diskless_rdb();
+    steps.push(Data(2, M, rdb[..rdb.len() / 2].to_vec()));
+    steps.push(Close(2));
+    steps.push(Close(1));
+    steps.push(Wait(Duration::from_secs(1)));
+    steps.push(Open(3, 1, 40003));
+    steps.extend(redis_main(3, 8));
+    steps.push(Open(4, 1, 40004));
+    steps.extend(redis_rdb(4, 8, 200));
+    steps.push(Data(4, M, diskless_rdb()));
+    let (report, _) = run(steps);
+    let list = sessions(&report);
+    assert_eq!(list.len(), 2, "{report:#}");
+    assert_eq!(
+        list[1]["sync"]["reason"]["code"], "full_sync_restarted",
+        "{:#}",
+        list[1]
+    );
+    assert_eq!(
+        report["replicas"][0]["dropped_full_syncs"], 1,
+        "{:#}",
+        report["replicas"]
+    );
+}
+
 #[test]
 fn two_replicas_syncing_at_once_each_get_their_own_rdb_and_offsets() {
     let mut steps = vec![Open(1, 1, 40001), Open(3, 2, 40001)];
