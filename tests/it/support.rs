@@ -676,6 +676,38 @@ pub fn assert_within_round_trips(h: &Value, trips: &[Duration], what: &str) {
     );
 }
 
+/// How late this machine runs things, measured by sleeping: a scheduler-bound delay that the
+/// servers' timers and repl-sniff's reads suffer too. Busy machines show large ones.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Lateness(pub Duration);
+
+impl Lateness {
+    /// Sleeps `total` in `step`s, remembering the worst overshoot of one.
+    pub fn sleep(&mut self, total: Duration, step: Duration) {
+        let end = Instant::now() + total;
+        while Instant::now() < end {
+            let t = Instant::now();
+            std::thread::sleep(step);
+            self.0 = self.0.max(t.elapsed().saturating_sub(step));
+        }
+    }
+}
+
+/// Asserts that a heartbeat histogram's median `h["p50"]` (µs) is the sender's `period`: the
+/// servers' timers tick every 100 ms (hz 10), and on a busy machine both the sender's timer
+/// and repl-sniff's read of it can run late by what the test measured the machine doing.
+pub fn assert_period(h: &Value, period: Duration, late: Lateness, what: &str) {
+    let p50 = Duration::from_micros(h["p50"].as_u64().unwrap());
+    let slack = Duration::from_millis(100) + late.0;
+    let off = p50.abs_diff(period);
+    assert!(
+        off <= slack,
+        "{what}: p50 {p50:?}, {off:?} from the {period:?} period, more than a timer tick and \
+         the {:?} this machine ran late: {h}",
+        late.0
+    );
+}
+
 /// Waits until master and replica agree on the offset and the replica has acknowledged it.
 pub fn wait_for_quiescence(master: &Server, replica: &Server) -> u64 {
     let mut last = None;
