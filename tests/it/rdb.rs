@@ -15,7 +15,8 @@ use crate::support::{wait_until, Client, Server, Sniffer, Version};
 on_every_version!(every_type_and_encoding_matches_the_servers_census);
 
 /// Every type in small and large encodings, expiring keys in several dbs, streams with
-/// groups and consumers, a function library (7.0), a 10 MB value.
+/// groups and consumers, a function library (7.0), hash fields with TTLs (Valkey 9), a 10 MB
+/// value.
 fn load_every_type(v: Version, c: &mut Client) {
     for db in ["0", "3", "7"] {
         c.cmd(&["SELECT", db]);
@@ -53,6 +54,19 @@ fn load_every_type(v: Version, c: &mut Client) {
         }
         c.cmd(&hargs.iter().map(String::as_str).collect::<Vec<_>>());
         c.cmd(&["EXPIRE", "hash:big", "5000"]);
+        if v == Version::Valkey9 {
+            // Hash fields with TTLs (Valkey 9): what only a VALKEY080 file can hold.
+            c.cmd(&["HSET", "hash:field-ttl", "f1", "v1", "f2", "v2", "f3", "v3"]);
+            c.cmd(&[
+                "HEXPIRE",
+                "hash:field-ttl",
+                "5000",
+                "FIELDS",
+                "2",
+                "f1",
+                "f2",
+            ]);
+        }
         c.cmd(&["PFADD", "hll", "a", "b", "c"]);
         c.cmd(&["GEOADD", "geo", "13.36", "38.11", "Palermo"]);
         for i in 0..50 {
@@ -242,6 +256,10 @@ fn every_type_and_encoding_matches_the_servers_census(v: Version) {
         }
         if v == Version::V7 {
             assert_eq!(from_file["functions"][0], "mylib");
+        }
+        if v == Version::Valkey9 {
+            let header = (&from_file["magic"], &from_file["version"]);
+            assert_eq!(header, (&"VALKEY".into(), &80.into()), "{what}");
         }
         assert!(
             from_file["encodings"].as_object().unwrap().len() >= 9,
