@@ -77,7 +77,7 @@ pub fn session(s: &SessionReport) -> String {
             .map_or(String::new(), |r| format!(" (ended: {r})"))
     );
     if let Some(m) = &s.migration {
-        o.push_str(&migration(m));
+        o.push_str(&migration(m, s.end_reason.as_deref()));
     } else if s.kind != Role::Client {
         let _ = write!(o, "  sync: {}", s.sync.kind.as_str());
         if let Some(mode) = s.sync.mode {
@@ -236,8 +236,9 @@ pub fn slot_ranges(slots: &[SlotRange], named: u64) -> String {
     list.join(", ")
 }
 
-/// A Valkey slot migration seen on its link: what moved, and how long writes waited.
-fn migration(m: &MigrationReport) -> String {
+/// A Valkey slot migration seen on its link (`ended`: why the link ended): what moved, and how
+/// long writes waited.
+fn migration(m: &MigrationReport, ended: Option<&str>) -> String {
     let mut o = String::new();
     let took = m
         .duration_ms
@@ -249,14 +250,30 @@ fn migration(m: &MigrationReport) -> String {
             "refused by the target: {}",
             m.refused.as_deref().unwrap_or("?")
         ),
-        MigrationOutcome::LinkLost => format!(
-            "the link ended{took} before the failover was granted (last step: {})",
-            m.step.map_or("none", |s| s.describe())
-        ),
+        MigrationOutcome::LinkLost => {
+            // The connecting side is the source: its close is a cancel or a failure there.
+            let who = match ended {
+                Some("replica closed the connection") => {
+                    " (the source closed it: cancelled or failed there, see its CLUSTER \
+                     GETSLOTMIGRATIONS)"
+                }
+                Some("master closed the connection") => " (the target closed it)",
+                _ => "",
+            };
+            format!(
+                "the link ended{took} before the failover was granted{who}; last step: {}",
+                m.step.map_or("none", |s| s.describe())
+            )
+        }
+    };
+    let target = match (&m.target_state, &m.target_message) {
+        (Some(state), Some(why)) => format!("; the target told its replicas: {state} ({why})"),
+        (Some(state), None) => format!("; the target told its replicas: {state}"),
+        _ => String::new(),
     };
     let _ = writeln!(
         o,
-        "  slot migration {} from node {} to {}: slots {}; {outcome}",
+        "  slot migration {} from node {} to {}: slots {}; {outcome}{target}",
         m.job,
         m.source_node,
         m.target,

@@ -429,6 +429,8 @@ impl SessionReport {
                     outcome: MigrationOutcome::InProgress,
                     refused: None,
                     step: None,
+                    target_state: None,
+                    target_message: None,
                 });
             }
             EventKind::MigrationFinish {

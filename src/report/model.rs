@@ -231,6 +231,11 @@ pub struct MigrationReport {
     pub refused: Option<String>,
     /// The last step seen.
     pub step: Option<MigrationStep>,
+    /// How the target said it ended to its replicas (`FINISH STATE success|failed`), when a
+    /// replica's stream with it was seen too.
+    pub target_state: Option<String>,
+    /// The target's `FINISH MESSAGE` (why it failed: "Connection lost to source", …).
+    pub target_message: Option<String>,
 }
 
 /// Commands of a slot migration, their bytes, and the keys they wrote.

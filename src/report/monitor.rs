@@ -498,6 +498,15 @@ impl Monitor {
                 };
             }
         }
+        if let EventKind::MigrationFinish {
+            job,
+            state,
+            message,
+            ..
+        } = &e.kind
+        {
+            self.migration_finished(job, state, message.as_deref());
+        }
         for sink in &mut self.sinks {
             sink.event(e);
         }
@@ -548,6 +557,18 @@ impl Monitor {
                     ts: e.ts,
                     kind,
                 });
+            }
+        }
+    }
+
+    /// A replica's stream said how migration `job` ended (`FINISH`): its link's report, if the
+    /// link was seen, takes the target's word.
+    fn migration_finished(&mut self, job: &str, state: &str, message: Option<&str>) {
+        let live = self.live.values_mut().map(|l| &mut l.report);
+        for r in live.chain(self.done.iter_mut()) {
+            if let Some(m) = r.migration.as_mut().filter(|m| m.job == job) {
+                m.target_state = Some(state.to_string());
+                m.target_message = message.map(str::to_string);
             }
         }
     }

@@ -66,67 +66,89 @@ fn keys_in_slots(s: &Server, slots: std::ops::RangeInclusive<u16>) -> u64 {
         .sum()
 }
 
-/// A two-node cluster whose source owns every slot and migrates 0-1000 to the target while a
-/// client keeps writing; the target announces the proxy's port, so the source's migration
-/// link and the target's replica both come through it.
+/// A two-node cluster whose source owns every slot, and a replica of the target; the target
+/// announces the proxy's port, so the source's migration links and the target's replica
+/// both come through it.
+struct ProxiedCluster {
+    source: Server,
+    target: Server,
+    replica: Server,
+    sniffer: Sniffer,
+    target_id: String,
+}
+
+impl ProxiedCluster {
+    fn start(sniffer_args: &[&str]) -> ProxiedCluster {
+        let source = node("source", cluster_port(), &[]);
+        let target_port = cluster_port();
+        let sniffer = Sniffer::start(target_port, sniffer_args);
+        let (announce, bus) = (sniffer.port.to_string(), (target_port + 10_000).to_string());
+        let target = node(
+            "target",
+            target_port,
+            &[
+                "--cluster-announce-port",
+                &announce,
+                "--cluster-announce-bus-port",
+                &bus,
+            ],
+        );
+        let replica = node("replica", cluster_port(), &[]);
+        let mut admin = source.client();
+        admin.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+        for other in [&target, &replica] {
+            let (p, b) = (other.port.to_string(), (other.port + 10_000).to_string());
+            admin.cmd(&["CLUSTER", "MEET", "127.0.0.1", &p, &b]);
+        }
+        let target_id = id(&target);
+        wait_until(
+            "the cluster to know the target",
+            Duration::from_secs(30),
+            || {
+                replica
+                    .client()
+                    .try_cmd(&["CLUSTER", "REPLICATE", &target_id])
+                    .is_ok_and(|r| !matches!(r, Reply::Error(_)))
+            },
+        );
+        wait_until(
+            "the target's replica online",
+            Duration::from_secs(30),
+            || replica.link_up(),
+        );
+        wait_until("the cluster up", Duration::from_secs(30), || {
+            admin
+                .cmd(&["CLUSTER", "INFO"])
+                .text()
+                .contains("cluster_state:ok")
+        });
+        ProxiedCluster {
+            source,
+            target,
+            replica,
+            sniffer,
+            target_id,
+        }
+    }
+}
+
+/// Slots 0-1000 migrated while a client keeps writing.
 #[test]
 fn a_slot_migration_through_the_proxy_is_reported_with_its_slots_keys_pause_and_duration() {
-    let source = node("source", cluster_port(), &[]);
-    let target_port = cluster_port();
     let metrics = free_port();
     let metrics_s = metrics.to_string();
     let html = crate::support::temp_dir("cluster-html").join("migration.html");
-    let sniffer = Sniffer::start(
-        target_port,
-        &[
-            "--interval",
-            "1",
-            "--metrics",
-            &metrics_s,
-            "--report-html",
-            html.to_str().unwrap(),
-        ],
-    );
-    let (announce, bus) = (sniffer.port.to_string(), (target_port + 10_000).to_string());
-    let target = node(
-        "target",
-        target_port,
-        &[
-            "--cluster-announce-port",
-            &announce,
-            "--cluster-announce-bus-port",
-            &bus,
-        ],
-    );
-    let replica = node("replica", cluster_port(), &[]);
+    let args = ["--interval", "1", "--metrics", &metrics_s, "--report-html"];
+    let mut args = args.to_vec();
+    args.push(html.to_str().unwrap());
+    let ProxiedCluster {
+        source,
+        target,
+        replica,
+        sniffer,
+        target_id,
+    } = ProxiedCluster::start(&args);
     let mut admin = source.client();
-    admin.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
-    for other in [&target, &replica] {
-        let (p, b) = (other.port.to_string(), (other.port + 10_000).to_string());
-        admin.cmd(&["CLUSTER", "MEET", "127.0.0.1", &p, &b]);
-    }
-    let target_id = id(&target);
-    wait_until(
-        "the cluster to know the target",
-        Duration::from_secs(30),
-        || {
-            replica
-                .client()
-                .try_cmd(&["CLUSTER", "REPLICATE", &target_id])
-                .is_ok_and(|r| !matches!(r, Reply::Error(_)))
-        },
-    );
-    wait_until(
-        "the target's replica online",
-        Duration::from_secs(30),
-        || replica.link_up(),
-    );
-    wait_until("the cluster up", Duration::from_secs(30), || {
-        admin
-            .cmd(&["CLUSTER", "INFO"])
-            .text()
-            .contains("cluster_state:ok")
-    });
     // 3000 keys over every slot; about 180 of them in slots 0-1000.
     for i in 0..3000 {
         let key = format!("key:{i}");
@@ -275,6 +297,59 @@ fn a_slot_migration_through_the_proxy_is_reported_with_its_slots_keys_pause_and_
         "{dom}"
     );
     assert!(dom.contains(&format!("slot migration {job}")), "{dom}");
+}
+
+/// A migration cancelled on the source (`CLUSTER CANCELSLOTMIGRATIONS`) during its snapshot,
+/// slowed by `rdb-key-save-delay`: the source closes the link; the report says so, with the
+/// snapshot so far and the target's own word to its replica (`FINISH STATE failed`).
+#[test]
+fn a_cancelled_slot_migration_is_reported_as_the_source_closing_its_link() {
+    let cluster = ProxiedCluster::start(&[]);
+    let mut admin = cluster.source.client();
+    for i in 0..5000 {
+        admin.cmd(&["SET", &format!("key:{i}"), "before"]);
+    }
+    admin.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "2000"]);
+    let range = ["SLOTSRANGE", "0", "8000", "NODE", &cluster.target_id];
+    admin.cmd(&[&["CLUSTER", "MIGRATESLOTS"][..], &range[..]].concat());
+    wait_until("the snapshot under way", Duration::from_secs(30), || {
+        migrations(&cluster.source)
+            .iter()
+            .any(|m| m["state"] == "snapshotting")
+    });
+    admin.cmd(&["CLUSTER", "CANCELSLOTMIGRATIONS"]);
+    wait_until("the migration cancelled", Duration::from_secs(30), || {
+        migrations(&cluster.source)
+            .iter()
+            .any(|m| m["state"] == "cancelled")
+    });
+    let job = migrations(&cluster.source)[0]["name"].clone();
+    let end = wait_for_quiescence(&cluster.target, &cluster.replica);
+    let out = cluster.sniffer.stop();
+    let link = out.sessions_of_kind("slot_migration")[0];
+    let m = &link["migration"];
+    assert_eq!(m["job"], job.as_str());
+    assert_eq!(m["outcome"], "link_lost", "{}", out.report_text);
+    assert_eq!(link["end_reason"], "replica closed the connection");
+    assert_eq!(
+        m["snapshot_ms"],
+        Value::Null,
+        "the snapshot never ended: {m:#}"
+    );
+    assert_eq!(m["target_state"], "failed", "{}", out.report_text);
+    assert!(
+        out.report_text.contains("the source closed it"),
+        "{}",
+        out.report_text
+    );
+    let r = out.sessions_of_kind("replication")[0];
+    assert_eq!(r["migrations_forwarded"][0]["state"], "failed");
+    assert_eq!(r["offsets"]["end"].as_u64(), Some(end));
+    assert!(out.report["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["desync"].is_null()));
 }
 
 /// A capture of the loopback (dumpcap, the tshark package's capture engine), filtered to the
