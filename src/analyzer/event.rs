@@ -483,6 +483,16 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         offset: Option<u64>,
     },
+    /// The sender of a cluster bus link's first message in a direction: its node id and the
+    /// data port it announces (what names a slot migration's target node).
+    ClusterNode {
+        /// Who sent it.
+        dir: Direction,
+        /// Its node id (40 hex digits).
+        node: String,
+        /// The data port it announces.
+        port: u16,
+    },
     /// A slot migration moved on (on the migration link).
     Migration {
         /// What happened.

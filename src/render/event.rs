@@ -182,6 +182,9 @@ impl fmt::Display for Event {
                 )
             }
             EventKind::Migration { step } => write!(f, "slot migration: {}", step.describe()),
+            EventKind::ClusterNode { node, port, .. } => {
+                write!(f, "cluster bus: node {node} (data port {port})")
+            }
             EventKind::MigrationRefused { reply } => {
                 write!(f, "slot migration refused by the target: {reply}")
             }

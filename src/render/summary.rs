@@ -273,9 +273,12 @@ fn migration(m: &MigrationReport, ended: Option<&str>) -> String {
     };
     let _ = writeln!(
         o,
-        "  slot migration {} from node {} to {}: slots {}; {outcome}{target}",
+        "  slot migration {} from node {} to {}{}: slots {}; {outcome}{target}",
         m.job,
         m.source_node,
+        m.target_node
+            .as_ref()
+            .map_or(String::new(), |n| format!("node {n} at ")),
         m.target,
         slot_ranges(&m.slots, m.ranges)
     );

@@ -297,6 +297,8 @@ impl SessionReport {
                 self.count(name.as_str(), *bytes);
                 self.fold_migration(e);
             }
+            // The monitor's: it names nodes across sessions.
+            EventKind::ClusterNode { .. } => {}
             EventKind::MigrationStart { .. }
             | EventKind::Migration { .. }
             | EventKind::MigrationRefused { .. }
@@ -416,6 +418,7 @@ impl SessionReport {
                     job: job.clone(),
                     source_node: source.clone(),
                     target: self.upstream.clone(),
+                    target_node: None,
                     slots: slots.clone(),
                     ranges: *ranges,
                     started_at: e.ts,

@@ -203,8 +203,11 @@ pub struct MigrationReport {
     pub job: String,
     /// The source node's id.
     pub source_node: String,
-    /// The target: this link's upstream address (the target's node id is not on the link).
+    /// The target: this link's upstream address.
     pub target: String,
+    /// The target's node id, when its cluster bus was seen too (`sniff`, a capture): the
+    /// migration's link does not carry it.
+    pub target_node: Option<String>,
     /// The slot ranges (inclusive), as many as were captured.
     pub slots: Vec<SlotRange>,
     /// How many ranges `ESTABLISH` named.

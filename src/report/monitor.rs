@@ -91,7 +91,13 @@ pub struct Monitor {
     pairing: Matcher,
     /// Each replica's earlier links.
     history: History,
+    /// Cluster nodes seen on their bus: `host:data port` → node id (at most
+    /// [`MAX_NODES`]), which names a slot migration's target.
+    nodes: std::collections::HashMap<String, String>,
 }
+
+/// Most cluster nodes remembered.
+const MAX_NODES: usize = 10_000;
 
 impl std::fmt::Debug for Monitor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -119,6 +125,7 @@ impl Monitor {
             tap: None,
             pairing: Matcher::default(),
             history: History::default(),
+            nodes: std::collections::HashMap::new(),
         }
     }
 
@@ -420,6 +427,9 @@ impl Monitor {
         for s in &mut sessions {
             let until = s.ended_at.unwrap_or(self.now);
             s.timing.backlog = s.timing.backlog_advice(self.timing.survive, until);
+            if let Some(m) = &mut s.migration {
+                m.target_node = self.nodes.get(&m.target).cloned();
+            }
         }
         let mut report = Report::new(sessions, self.connect_failures);
         report.sessions_dropped = self.dropped;
@@ -507,6 +517,9 @@ impl Monitor {
         {
             self.migration_finished(job, state, message.as_deref());
         }
+        if let EventKind::ClusterNode { dir, node, port } = &e.kind {
+            self.node_seen(e.session, *dir, node, *port);
+        }
         for sink in &mut self.sinks {
             sink.event(e);
         }
@@ -558,6 +571,23 @@ impl Monitor {
                     kind,
                 });
             }
+        }
+    }
+
+    /// A cluster bus message from `dir`'s side of session `id` named its sender: that side's
+    /// host with the data port it announced is that node.
+    fn node_seen(&mut self, id: u64, dir: Direction, node: &str, port: u16) {
+        let Some(r) = self.live.get(&id).map(|l| &l.report) else {
+            return;
+        };
+        let addr = match dir {
+            Direction::ReplicaToMaster => &r.replica,
+            Direction::MasterToReplica => &r.upstream,
+        };
+        let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+        let key = format!("{host}:{port}");
+        if self.nodes.len() < MAX_NODES || self.nodes.contains_key(&key) {
+            self.nodes.insert(key, node.to_string());
         }
     }
 

@@ -495,6 +495,8 @@ fn a_captured_cluster_shows_its_bus_links_its_migration_and_an_exact_replica() {
     }
     let m = &of_kind("slot_migration")[0]["migration"];
     assert_eq!(m["outcome"], "finished", "{text}");
+    // The bus named the target, which the migration's link does not.
+    assert_eq!(m["target_node"], target_id.as_str(), "{text}");
     assert_eq!(
         m["snapshot"]["keys"].as_u64(),
         Some(moved),

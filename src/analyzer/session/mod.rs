@@ -36,6 +36,17 @@ fn is_bus_prefix(held: &[u8], more: &[u8]) -> bool {
         .all(|(b, s)| b == s)
 }
 
+/// The sender's node id and announced data port in a full cluster bus message header
+/// (`clusterMsg`: `sig[4] totlen:u32 ver:u16 port:u16 type:u16 count:u16 currentEpoch:u64
+/// configEpoch:u64 offset:u64 sender[40] …`, big-endian), when `bytes` begins with one.
+fn bus_sender(bytes: &[u8]) -> Option<(String, u16)> {
+    let port = u16::from_be_bytes(bytes.get(10..12)?.try_into().ok()?);
+    let name = bytes.get(40..80)?;
+    name.iter()
+        .all(u8::is_ascii_hexdigit)
+        .then(|| (String::from_utf8_lossy(name).into_owned(), port))
+}
+
 mod anchor;
 mod master;
 mod migration;
@@ -341,6 +352,11 @@ impl Session {
             self.enter(Phase::Opaque);
         }
         if self.role == Role::ClusterBus {
+            if self.seen[d] == 0 {
+                if let Some((node, port)) = bus_sender(bytes) {
+                    self.emit(at, EventKind::ClusterNode { dir, node, port });
+                }
+            }
             self.seen[d] += bytes.len() as u64;
             return;
         }
@@ -486,9 +502,12 @@ mod tests {
 
     #[test]
     fn a_cluster_bus_link_is_recognised_by_its_header_however_split_and_never_desyncs() {
-        // A bus PING: signature, total length, version, port, type…, then binary.
+        // A bus PING: signature, total length, version, port 7000, type, count, three
+        // epochs and offsets, the sender's name, then binary.
         let mut ping = b"RCmb".to_vec();
         ping.extend_from_slice(&[0, 0, 0x08, 0x70, 0, 1, 0x1b, 0x58, 0, 0, 0, 0]);
+        ping.extend_from_slice(&[0; 24]);
+        ping.extend_from_slice(ID.as_bytes());
         ping.extend((0..=255u8).cycle().take(2000));
         for split in [1, 2, 3, 4, 100] {
             let (a, b) = ping.split_at(split);
@@ -505,6 +524,10 @@ mod tests {
                 !events.iter().any(|e| matches!(e, EventKind::Desync { .. })),
                 "split {split}: {events:?}"
             );
+            // Its sender is named from a direction's first message when that came whole.
+            let (node, port) = (ID.to_string(), 7000);
+            let named = EventKind::ClusterNode { dir: M, node, port };
+            assert!(events.contains(&named), "split {split}: {events:?}");
         }
         // A RESP client whose first bytes merely begin like it stays a client.
         let events = run(&[(R, b"RC"), (R, b"\r\n")]);
