@@ -298,6 +298,27 @@ fn full_sync_diskless_offsets_match_master_info(v: Version) {
     assert_eq!(s["rdb"]["declared_bytes"], Value::Null);
 }
 
+/// Valkey 9.1.2 with dual-channel replication off (its default): a diskless full sync on
+/// one connection, `VALKEY080` to a replica that announces 9.1.2.
+#[test]
+fn valkey_9_single_channel_diskless_offsets_match_master_info() {
+    let v = Version::Valkey9;
+    let off = ["--dual-channel-replication-enabled", "no"];
+    let diskless = [
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+    ];
+    let setup = setup_full_sync(v, &[&diskless[..], &off[..]].concat(), &off);
+    let out = check_full_sync(setup, "diskless");
+    let s = out.sessions_of_kind("replication")[0];
+    assert_eq!(s["sync"]["mode"], "psync", "{}", out.report_text);
+    assert_eq!(s["channels"].as_array().map_or(0, Vec::len), 0);
+    assert_eq!(s["rdb"]["header"]["magic"], "VALKEY");
+    assert_eq!(s["rdb"]["header"]["written_by"], "valkey 9.1.2");
+}
+
 fn partial_resync_after_master_link_kill_continues_offsets(v: Version) {
     let Setup {
         master,
