@@ -66,6 +66,39 @@ fn keys_in_slots(s: &Server, slots: std::ops::RangeInclusive<u16>) -> u64 {
         .sum()
 }
 
+/// Makes one cluster of the three nodes: `source` owns every slot, `target` none, `replica`
+/// replicates `target`; returns once the cluster is up and the replica online, with the
+/// target's node id.
+fn form(source: &Server, target: &Server, replica: &Server) -> String {
+    let mut admin = source.client();
+    admin.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    for other in [target, replica] {
+        let (p, b) = (other.port.to_string(), (other.port + 10_000).to_string());
+        admin.cmd(&["CLUSTER", "MEET", "127.0.0.1", &p, &b]);
+    }
+    let target_id = id(target);
+    wait_until(
+        "the cluster to know the target",
+        Duration::from_secs(30),
+        || {
+            (replica
+                .client()
+                .try_cmd(&["CLUSTER", "REPLICATE", &target_id]))
+            .is_ok_and(|r| !matches!(r, Reply::Error(_)))
+        },
+    );
+    wait_until(
+        "the target's replica online",
+        Duration::from_secs(30),
+        || replica.link_up(),
+    );
+    wait_until("the cluster up", Duration::from_secs(30), || {
+        let info = admin.cmd(&["CLUSTER", "INFO"]).text();
+        info.contains("cluster_state:ok")
+    });
+    target_id
+}
+
 /// A two-node cluster whose source owns every slot, and a replica of the target; the target
 /// announces the proxy's port, so the source's migration links and the target's replica
 /// both come through it.
@@ -94,34 +127,7 @@ impl ProxiedCluster {
             ],
         );
         let replica = node("replica", cluster_port(), &[]);
-        let mut admin = source.client();
-        admin.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
-        for other in [&target, &replica] {
-            let (p, b) = (other.port.to_string(), (other.port + 10_000).to_string());
-            admin.cmd(&["CLUSTER", "MEET", "127.0.0.1", &p, &b]);
-        }
-        let target_id = id(&target);
-        wait_until(
-            "the cluster to know the target",
-            Duration::from_secs(30),
-            || {
-                replica
-                    .client()
-                    .try_cmd(&["CLUSTER", "REPLICATE", &target_id])
-                    .is_ok_and(|r| !matches!(r, Reply::Error(_)))
-            },
-        );
-        wait_until(
-            "the target's replica online",
-            Duration::from_secs(30),
-            || replica.link_up(),
-        );
-        wait_until("the cluster up", Duration::from_secs(30), || {
-            admin
-                .cmd(&["CLUSTER", "INFO"])
-                .text()
-                .contains("cluster_state:ok")
-        });
+        let target_id = form(&source, &target, &replica);
         ProxiedCluster {
             source,
             target,
@@ -401,34 +407,8 @@ fn a_captured_cluster_shows_its_bus_links_its_migration_and_an_exact_replica() {
         ("replica", ports[2]),
     ]
     .map(|(tag, port)| node(tag, port, &[]));
+    let target_id = form(&source, &target, &replica);
     let mut admin = source.client();
-    admin.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
-    for other in [&target, &replica] {
-        let (p, b) = (other.port.to_string(), (other.port + 10_000).to_string());
-        admin.cmd(&["CLUSTER", "MEET", "127.0.0.1", &p, &b]);
-    }
-    let target_id = id(&target);
-    wait_until(
-        "the cluster to know the target",
-        Duration::from_secs(30),
-        || {
-            replica
-                .client()
-                .try_cmd(&["CLUSTER", "REPLICATE", &target_id])
-                .is_ok_and(|r| !matches!(r, Reply::Error(_)))
-        },
-    );
-    wait_until(
-        "the target's replica online",
-        Duration::from_secs(30),
-        || replica.link_up(),
-    );
-    wait_until("the cluster up", Duration::from_secs(30), || {
-        admin
-            .cmd(&["CLUSTER", "INFO"])
-            .text()
-            .contains("cluster_state:ok")
-    });
     for i in 0..2000 {
         admin.cmd(&["SET", &format!("key:{i}"), "before"]);
     }
