@@ -63,6 +63,18 @@ fn establish(cmd: &Command) -> Option<(String, String, Vec<SlotRange>, u64)> {
     Some((job?, source?, slots, ranges))
 }
 
+/// The `MigrationStart` an `ESTABLISH` says (`offset`: where it ends in a replica's stream).
+fn migration_start(cmd: &Command, offset: Option<u64>) -> Option<EventKind> {
+    let (job, source, slots, ranges) = establish(cmd)?;
+    Some(EventKind::MigrationStart {
+        job,
+        source,
+        slots,
+        ranges,
+        offset,
+    })
+}
+
 /// 64-bit FNV-1a: the same key, the same hash.
 fn hash(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
@@ -78,19 +90,11 @@ impl Session {
             if !is_syncslots(cmd, Some("ESTABLISH")) || self.role == Role::Client {
                 return false;
             }
-            let Some((job, source, slots, ranges)) = establish(cmd) else {
+            let Some(start) = migration_start(cmd, None) else {
                 return false;
             };
             self.push = Some(Push::default());
             self.set_role(at, Role::SlotMigration);
-            let offset = None;
-            let start = EventKind::MigrationStart {
-                job,
-                source,
-                slots,
-                ranges,
-                offset,
-            };
             self.emit(at, start);
             // Its answer is the one reply on the link.
             self.pending.push_back(super::Pending::Other(cmd.name()));
@@ -174,15 +178,7 @@ impl Session {
     /// says which migration they belong to.
     pub(super) fn forwarded(&mut self, at: Timestamp, cmd: &Command, end: Option<u64>) {
         if is_syncslots(cmd, Some("ESTABLISH")) {
-            if let Some((job, source, slots, ranges)) = establish(cmd) {
-                let offset = end;
-                let start = EventKind::MigrationStart {
-                    job,
-                    source,
-                    slots,
-                    ranges,
-                    offset,
-                };
+            if let Some(start) = migration_start(cmd, end) {
                 self.emit(at, start);
             }
         } else if is_syncslots(cmd, Some("FINISH")) {
