@@ -4,5 +4,6 @@
 
 pub mod event;
 pub mod input;
+pub mod links;
 pub mod pairing;
 pub mod session;

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::analyzer::event::{Channel, Event, EventKind, SyncKind};
 
-/// What the monitor should do about a pairing.
+/// What the links should do about a pairing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pairing {
     /// `rdb` is the RDB connection of `main`'s sync: from now on it reports into `main`.
@@ -109,6 +109,13 @@ impl Matcher {
     /// The main connection a paired RDB connection reports into.
     pub fn main_of(&self, rdb: u64) -> Option<u64> {
         self.main_of.get(&rdb).copied()
+    }
+
+    /// The other connection of `session`'s pair, if it is paired.
+    pub fn partner(&self, session: u64) -> Option<u64> {
+        (self.main_of.get(&session))
+            .or_else(|| self.rdb_of.get(&session))
+            .copied()
     }
 
     /// Forgets an ended session that the report no longer keeps.

@@ -10,6 +10,9 @@ pub mod fold;
 pub mod history;
 pub mod model;
 pub mod monitor;
+pub mod reports;
+pub mod sink;
+pub mod status;
 pub mod timing;
 pub mod versions;
 
