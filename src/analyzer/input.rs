@@ -21,6 +21,24 @@ pub enum Direction {
     MasterToReplica,
 }
 
+/// One value per direction, indexed by [`Direction`] (so code never says which number a
+/// direction is).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sides<T>([T; 2]);
+
+impl<T> std::ops::Index<Direction> for Sides<T> {
+    type Output = T;
+    fn index(&self, dir: Direction) -> &T {
+        &self.0[dir.index()]
+    }
+}
+
+impl<T> std::ops::IndexMut<Direction> for Sides<T> {
+    fn index_mut(&mut self, dir: Direction) -> &mut T {
+        &mut self.0[dir.index()]
+    }
+}
+
 impl Direction {
     /// The stable name used in JSON output.
     pub fn as_str(self) -> &'static str {

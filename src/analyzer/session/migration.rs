@@ -9,10 +9,10 @@
 //! its replicas as ordinary stream bytes; [`forwarded`] reads those in a replica's stream.
 
 use super::master::Phase;
-use super::replica::is_syncslots;
 use super::{Role, Session};
 use crate::analyzer::event::{EventKind, MigrationStep, SlotRange};
 use crate::analyzer::input::Timestamp;
+use crate::protocol::cluster::is_syncslots;
 use crate::protocol::handshake::Reply;
 use crate::protocol::resp::Command;
 
@@ -97,7 +97,9 @@ impl Session {
             self.set_role(at, Role::SlotMigration);
             self.emit(at, start);
             // Its answer is the one reply on the link.
-            self.pending.push_back(super::Pending::Other(cmd.name()));
+            self.handshake
+                .pending
+                .push_back(super::Pending::Other(cmd.name()));
             return true;
         }
         let step = match () {

@@ -7,9 +7,9 @@
 //! [`Session::finish`]. Chunk boundaries never change the events.
 //!
 //! Each direction has its phase, and one function moves it: the replica's
-//! (`ReplicaPhase`, `replica.rs`) is a command stream, found and then lost at most once;
-//! the master's (`master.rs`, `Session::enter`) goes through phases chosen by what the
-//! replica asked for:
+//! (`ReplicaPhase`, `replica.rs`, `Session::enter_replica`) is a command stream, found and
+//! then lost at most once; the master's (`master/`, `Session::enter`) goes through phases
+//! chosen by what the replica asked for:
 //!
 //! ```text
 //! Replies ──PSYNC→+FULLRESYNC──> AwaitPayload ──$len──> RdbDisk ──┐
@@ -24,45 +24,24 @@
 //! offset `OFF + k`; after `+CONTINUE` the first byte has the `PSYNC` offset. RDB bytes,
 //! framing, keep-alives and reply lines are outside the offset space.
 
-/// How every cluster bus message begins (Redis and Valkey, `cluster.h`'s `clusterMsg` and
-/// its light form alike).
-const BUS_SIGNATURE: &[u8] = b"RCmb";
-
-/// Whether `held` then `more` could still be the start of a cluster bus message.
-fn is_bus_prefix(held: &[u8], more: &[u8]) -> bool {
-    held.iter()
-        .chain(more)
-        .zip(BUS_SIGNATURE)
-        .all(|(b, s)| b == s)
-}
-
-/// The sender's node id and announced data port in a full cluster bus message header
-/// (`clusterMsg`: `sig[4] totlen:u32 ver:u16 port:u16 type:u16 count:u16 currentEpoch:u64
-/// configEpoch:u64 offset:u64 sender[40] …`, big-endian), when `bytes` begins with one.
-fn bus_sender(bytes: &[u8]) -> Option<(String, u16)> {
-    let port = u16::from_be_bytes(bytes.get(10..12)?.try_into().ok()?);
-    let name = bytes.get(40..80)?;
-    name.iter()
-        .all(u8::is_ascii_hexdigit)
-        .then(|| (String::from_utf8_lossy(name).into_owned(), port))
-}
-
 mod anchor;
+mod handshake;
 mod master;
 mod migration;
 mod replica;
-
-use replica::is_tls_prefix;
 
 use std::collections::VecDeque;
 
 pub use crate::analyzer::event::Role;
 use crate::analyzer::event::{Event, EventKind};
-use crate::analyzer::input::{Chunk, Direction, Input, InputKind, Skipped, Timestamp};
+use crate::analyzer::input::{Chunk, Direction, Input, InputKind, Sides, Skipped, Timestamp};
+use crate::protocol::cluster::{bus_sender, is_bus_prefix, BUS_SIGNATURE};
 use crate::protocol::handshake::LineReader;
-use crate::protocol::resp::{self, Name};
+use crate::protocol::resp;
+use crate::protocol::tls::is_tls_prefix;
 use anchor::Anchor;
 pub use anchor::MAX_HELD_EVENTS;
+use handshake::{Handshake, Pending};
 use master::{Phase, RdbTransfer, Stream};
 
 /// The largest replication offset: the servers keep offsets as signed 64-bit numbers, so a
@@ -97,14 +76,6 @@ impl Default for Config {
     }
 }
 
-/// A handshake request waiting for its reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pending {
-    Psync,
-    Sync,
-    Other(Name),
-}
-
 /// Where the replica's direction is.
 #[derive(Debug)]
 enum ReplicaPhase {
@@ -126,31 +97,26 @@ pub struct Session {
     id: u64,
     cfg: Config,
     events: VecDeque<Event>,
-    /// Bytes seen so far in each direction (indexed by [`Direction::index`]).
-    seen: [u64; 2],
+    /// Bytes seen so far in each direction.
+    seen: Sides<u64>,
     /// The first bytes of a direction while they could still begin a TLS record (one or two
     /// bytes of `16 03`): held until the third says, so that TLS is recognised however the
     /// first bytes are split.
-    tls_held: [Vec<u8>; 2],
+    tls_held: Sides<Vec<u8>>,
     role: Role,
     requests: resp::Parser,
     /// Position in the replica's direction of the first byte the request parser was fed.
     requests_origin: u64,
     replica_phase: ReplicaPhase,
+    /// What the handshake has said so far, which both directions consult.
+    handshake: Handshake,
     /// `AUTH` argument byte ranges (absolute positions in the replica's direction) found by
     /// the last [`Session::feed`]; cleared by the next one, so it holds at most one chunk's.
     secrets: Vec<(u64, u64)>,
-    pending: VecDeque<Pending>,
-    psync_offset: Option<u64>,
-    psync_replid: Option<String>,
     phase: Phase,
     lines: LineReader,
     stream: Stream,
     rdb: Option<RdbTransfer>,
-    /// The replica said `REPLCONF … rdb-channel 1`: an RDB connection of a two-connection sync.
-    rdb_channel: bool,
-    /// The master said `+DUALCHANNELSYNC`: a Valkey main connection.
-    dual_channel: bool,
     anchor: Anchor,
     /// Joined mid-connection: how the stream's offsets are being worked out.
     late: Option<LateAnchor>,
@@ -177,16 +143,14 @@ impl Session {
             id,
             cfg,
             events: VecDeque::new(),
-            seen: [0, 0],
-            tls_held: [Vec::new(), Vec::new()],
+            seen: Sides::default(),
+            tls_held: Sides::default(),
             role: Role::Undetermined,
             requests: resp::Parser::new(cfg.limits),
             requests_origin: 0,
             replica_phase: ReplicaPhase::Commands,
             secrets: Vec::new(),
-            pending: VecDeque::new(),
-            psync_offset: None,
-            psync_replid: None,
+            handshake: Handshake::default(),
             phase: Phase::Replies,
             lines: LineReader::default(),
             stream: Stream {
@@ -199,8 +163,6 @@ impl Session {
                 in_multi: false,
             },
             rdb: None,
-            rdb_channel: false,
-            dual_channel: false,
             anchor: Anchor::NotNeeded,
             late: None,
             push: None,
@@ -226,10 +188,10 @@ impl Session {
         cfg: Config,
     ) -> Session {
         let mut s = Session::new(id, at, replica, upstream, cfg);
-        s.replica_phase = ReplicaPhase::Resync {
+        s.enter_replica(ReplicaPhase::Resync {
             finder: resp::BoundaryFinder::default(),
             after_gap: false,
-        };
+        });
         s.late = Some(LateAnchor::default());
         s.enter(Phase::Resync {
             finder: resp::BoundaryFinder::default(),
@@ -296,7 +258,7 @@ impl Session {
 
     /// Bytes fed so far in direction `dir` (analysed or skipped).
     pub fn bytes_seen(&self, dir: Direction) -> u64 {
-        self.seen[dir.index()]
+        self.seen[dir]
     }
 
     /// The session id given at creation.
@@ -325,7 +287,7 @@ impl Session {
         if self.ended || chunk.bytes.is_empty() {
             return;
         }
-        let d = chunk.dir.index();
+        let d = chunk.dir;
         if self.seen[d] == 0 {
             let held = &mut self.tls_held[d];
             let so_far = held.len() + chunk.bytes.len();
@@ -345,7 +307,7 @@ impl Session {
     }
 
     fn feed_dir(&mut self, dir: Direction, at: Timestamp, bytes: &[u8]) {
-        let d = dir.index();
+        let d = dir;
         if self.seen[d] == 0 && bytes.starts_with(BUS_SIGNATURE) && self.role == Role::Undetermined
         {
             self.set_role(at, Role::ClusterBus);
@@ -369,7 +331,7 @@ impl Session {
     /// Analyses what a direction held back while it could have been TLS (the connection
     /// ended, or bytes went missing, before the third byte came).
     fn release_held(&mut self, dir: Direction, at: Timestamp) {
-        let held = std::mem::take(&mut self.tls_held[dir.index()]);
+        let held = std::mem::take(&mut self.tls_held[dir]);
         if !held.is_empty() {
             self.feed_dir(dir, at, &held);
         }
@@ -383,7 +345,7 @@ impl Session {
         }
         self.release_held(dir, at);
         if self.role == Role::ClusterBus {
-            self.seen[dir.index()] += len;
+            self.seen[dir] += len;
             return;
         }
         let reason = match why {
@@ -418,8 +380,8 @@ impl Session {
             at,
             EventKind::SessionEnd {
                 reason: reason.to_string(),
-                bytes_to_master: self.seen[0],
-                bytes_to_replica: self.seen[1],
+                bytes_to_master: self.seen[Direction::ReplicaToMaster],
+                bytes_to_replica: self.seen[Direction::MasterToReplica],
                 stream_bytes: self.stream.bytes,
                 offset_end,
             },
@@ -478,6 +440,7 @@ impl Session {
 mod tests {
     use super::*;
     use crate::analyzer::event::{Framing, SyncKind};
+    use crate::protocol::resp::Name;
 
     const M: Direction = Direction::MasterToReplica;
     const R: Direction = Direction::ReplicaToMaster;

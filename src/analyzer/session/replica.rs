@@ -1,17 +1,20 @@
 //! The replica's direction: always a command stream (the handshake, `REPLCONF ACK`s, or a
 //! plain client's commands). What it asks for decides what the master's direction is.
 
+use super::handshake::Pending;
 use super::master::Phase;
-use super::{Pending, ReplicaPhase, Role, Session};
+use super::{ReplicaPhase, Role, Session};
 use crate::analyzer::event::{Channel, EventKind, WarningKind};
 use crate::analyzer::input::{Direction, Timestamp};
+use crate::protocol::cluster::is_syncslots;
 use crate::protocol::handshake;
 use crate::protocol::resp::{self, Command, Item, Name};
+use crate::protocol::tls::is_tls_record;
 
 impl Session {
     pub(super) fn feed_requests(&mut self, at: Timestamp, bytes: &[u8]) {
-        if self.seen[0] == 0 && is_tls_record(bytes) {
-            self.seen[0] += bytes.len() as u64;
+        if self.seen[Direction::ReplicaToMaster] == 0 && is_tls_record(bytes) {
+            self.seen[Direction::ReplicaToMaster] += bytes.len() as u64;
             let why = "the link is encrypted (a TLS ClientHello): repl-sniff cannot analyse it; \
                        bytes are still forwarded";
             return self.lose_requests(at, 0, why.to_string());
@@ -19,13 +22,14 @@ impl Session {
         let mut from = 0;
         if let ReplicaPhase::Resync { finder, after_gap } = &mut self.replica_phase {
             let Some(found) = finder.find(bytes) else {
-                self.seen[0] += bytes.len() as u64;
+                self.seen[Direction::ReplicaToMaster] += bytes.len() as u64;
                 return;
             };
             let (dir, after_gap) = (Direction::ReplicaToMaster, *after_gap);
-            self.replica_phase = ReplicaPhase::Commands;
+            self.enter_replica(ReplicaPhase::Commands);
             // The header may have begun in earlier chunks: count back from where it ends.
-            let header_at = self.seen[0] + found.resume as u64 - found.header().len() as u64;
+            let header_at = self.seen[Direction::ReplicaToMaster] + found.resume as u64
+                - found.header().len() as u64;
             if after_gap {
                 let (position, offset, passed) = (header_at, None, found.skipped);
                 self.emit(
@@ -45,8 +49,12 @@ impl Session {
             self.parse_requests(at, found.header(), header_at);
             from = found.resume;
         }
-        self.parse_requests(at, &bytes[from..], self.seen[0] + from as u64);
-        self.seen[0] += bytes.len() as u64;
+        self.parse_requests(
+            at,
+            &bytes[from..],
+            self.seen[Direction::ReplicaToMaster] + from as u64,
+        );
+        self.seen[Direction::ReplicaToMaster] += bytes.len() as u64;
     }
 
     /// Parses the replica's commands in `bytes`, which begin at byte `pos` of its direction.
@@ -115,8 +123,9 @@ impl Session {
             "PING" | "AUTH" | "REPLCONF" => Pending::Other(name),
             "PSYNC" => {
                 role = Role::Replication;
-                self.psync_replid = cmd.arg(1).and_then(|a| a.as_str().map(str::to_string));
-                self.psync_offset = cmd
+                self.handshake.psync_replid =
+                    cmd.arg(1).and_then(|a| a.as_str().map(str::to_string));
+                self.handshake.psync_offset = cmd
                     .arg(2)
                     .and_then(|a| a.as_i64())
                     .and_then(|o| u64::try_from(o).ok());
@@ -150,10 +159,10 @@ impl Session {
                 return self.emit(at, EventKind::Request { name, args: vec![] });
             }
         };
-        if self.pending.len() >= self.cfg.max_pending {
+        if self.handshake.pending.len() >= self.cfg.max_pending {
             return self.become_client(at, Some((name, bytes)));
         }
-        self.pending.push_back(pending);
+        self.handshake.pending.push_back(pending);
         let args = handshake::shown_args(cmd);
         self.emit(at, EventKind::Request { name, args });
         self.set_role(at, role);
@@ -201,7 +210,7 @@ impl Session {
                 let kind = WarningKind::WireFormat;
                 self.emit(at, EventKind::Warning { kind, message });
             } else if key.eq_ignore_case("rdb-channel") {
-                self.rdb_channel = value.eq_ignore_case("1");
+                self.handshake.rdb_channel = value.eq_ignore_case("1");
             } else if key.eq_ignore_case("main-ch-client-id") {
                 // Redis 8's RDB connection names its main connection.
                 if let Some(link) = id() {
@@ -220,7 +229,7 @@ impl Session {
 
     pub(super) fn become_client(&mut self, at: Timestamp, name: Option<(Name, u64)>) {
         self.set_role(at, Role::Client);
-        self.pending.clear();
+        self.handshake.pending.clear();
         if !matches!(self.phase, Phase::Lost) {
             self.enter(Phase::Opaque);
         }
@@ -232,8 +241,8 @@ impl Session {
     /// `len` bytes of the replica's direction went by unseen. Commands are parsed again from
     /// the next command boundary after them; the command they cut is lost.
     pub(super) fn skip_requests(&mut self, at: Timestamp, len: u64, reason: String) {
-        let position = self.seen[0] - self.requests.partial_len();
-        self.seen[0] += len;
+        let position = self.seen[Direction::ReplicaToMaster] - self.requests.partial_len();
+        self.seen[Direction::ReplicaToMaster] += len;
         match &mut self.replica_phase {
             // Still looking after an earlier gap: this one is said too, and the search starts
             // over after it.
@@ -243,10 +252,10 @@ impl Session {
             } => {
                 self.desync(Direction::ReplicaToMaster, at, position, None, reason);
                 self.requests = resp::Parser::new(self.cfg.limits);
-                self.replica_phase = ReplicaPhase::Resync {
+                self.enter_replica(ReplicaPhase::Resync {
                     finder: resp::BoundaryFinder::default(),
                     after_gap: true,
-                };
+                });
             }
             ReplicaPhase::Resync { .. } | ReplicaPhase::Lost => {
                 self.lose_requests(at, position, reason)
@@ -258,30 +267,13 @@ impl Session {
     /// `position`. Its bytes are still counted.
     fn lose_requests(&mut self, at: Timestamp, position: u64, reason: String) {
         if !matches!(self.replica_phase, ReplicaPhase::Lost) {
-            self.replica_phase = ReplicaPhase::Lost;
+            self.enter_replica(ReplicaPhase::Lost);
             self.desync(Direction::ReplicaToMaster, at, position, None, reason);
         }
     }
-}
 
-/// `CLUSTER SYNCSLOTS [sub]`: is `cmd` that (with that subcommand, if one is given)?
-pub(super) fn is_syncslots(cmd: &Command, sub: Option<&str>) -> bool {
-    cmd.name().is("CLUSTER")
-        && cmd.arg(1).is_some_and(|a| a.eq_ignore_case("SYNCSLOTS"))
-        && sub.is_none_or(|sub| cmd.arg(2).is_some_and(|a| a.eq_ignore_case(sub)))
-}
-
-/// Whether `held` then `more` are the first bytes of a TLS record (`16 03 0x`), so far.
-pub(super) fn is_tls_prefix(held: &[u8], more: &[u8]) -> bool {
-    const START: [u8; 2] = [0x16, 0x03];
-    held.iter()
-        .chain(more)
-        .take(2)
-        .zip(START)
-        .all(|(b, s)| *b == s)
-}
-
-/// A TLS record header (handshake, TLS 1.0 to 1.3): what a `tls-replication` link starts with.
-pub(super) fn is_tls_record(bytes: &[u8]) -> bool {
-    bytes.len() >= 3 && bytes[0] == 0x16 && bytes[1] == 0x03 && bytes[2] <= 0x04
+    /// Moves the replica's direction to `next`: the one place its phase changes.
+    pub(super) fn enter_replica(&mut self, next: ReplicaPhase) {
+        self.replica_phase = next;
+    }
 }

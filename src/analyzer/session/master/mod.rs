@@ -1,0 +1,161 @@
+//! The master's direction: a phase machine. [`Session::enter`] is the one place the phase
+//! changes; the replies that move it are matched in `replies.rs`; the RDB transfer is
+//! `rdb.rs`'s, the stream and its offsets `stream.rs`'s.
+
+mod rdb;
+mod replies;
+mod stream;
+
+pub(super) use rdb::RdbTransfer;
+pub(super) use stream::Stream;
+
+use super::handshake::Pending;
+use super::Session;
+use crate::analyzer::event::EventKind;
+use crate::analyzer::input::{Direction, Timestamp};
+use crate::protocol::handshake::ID_LEN;
+use crate::protocol::resp;
+use crate::protocol::tls::is_tls_record;
+
+/// Where the master's direction is.
+#[derive(Debug)]
+pub(super) enum Phase {
+    /// Single-line answers to handshake requests.
+    Replies,
+    /// After `+FULLRESYNC` or `SYNC`: keep-alives, then the RDB framing line.
+    AwaitPayload { legacy: bool },
+    /// A disk-based RDB with `remaining` bytes to go.
+    RdbDisk { remaining: u64 },
+    /// A diskless RDB, ended by `mark`; `tail` keeps the last bytes in case the mark is split.
+    RdbEof {
+        mark: [u8; ID_LEN],
+        tail: Vec<u8>,
+        seen: u64,
+    },
+    /// The replication stream.
+    Stream,
+    /// Looking for a command boundary of the stream: joined mid-connection (offsets unknown),
+    /// or `after_gap`, past bytes the analysis did not see (offsets known, and kept).
+    Resync {
+        finder: resp::BoundaryFinder,
+        after_gap: bool,
+    },
+    /// A plain client's replies: forwarded, not parsed.
+    Opaque,
+    /// Analysis stopped after a desync; stream bytes are still counted.
+    Lost,
+}
+
+impl Session {
+    pub(super) fn feed_master(&mut self, at: Timestamp, bytes: &[u8]) {
+        if self.seen[Direction::MasterToReplica] == 0
+            && is_tls_record(bytes)
+            && !matches!(self.phase, Phase::Lost)
+        {
+            let why = "the link is encrypted (a TLS ServerHello): repl-sniff cannot analyse it; \
+                       bytes are still forwarded";
+            self.lose_master(at, 0, why.to_string());
+        }
+        let mut done = 0;
+        while done < bytes.len() {
+            let rest = &bytes[done..];
+            let used = match &mut self.phase {
+                Phase::Replies => {
+                    if self.handshake.pending.front() == Some(&Pending::Sync) {
+                        // SYNC has no reply line: its payload starts right away.
+                        self.handshake.pending.pop_front();
+                        self.enter(Phase::AwaitPayload { legacy: true });
+                        continue;
+                    }
+                    self.master_line(at, rest)
+                }
+                Phase::AwaitPayload { .. } => self.master_line(at, rest),
+                Phase::RdbDisk { remaining } => {
+                    let take = (*remaining).min(rest.len() as u64);
+                    *remaining -= take;
+                    let finished = *remaining == 0;
+                    if let Some(rdb) = &mut self.rdb {
+                        rdb.bytes += take;
+                        rdb.contents.feed(&rest[..take as usize]);
+                    }
+                    if finished {
+                        self.rdb_done(at);
+                    }
+                    take as usize
+                }
+                Phase::RdbEof { .. } => self.scan_eof_mark(at, rest),
+                Phase::Resync { finder, after_gap } => match finder.find(rest) {
+                    Some(found) => {
+                        let (dir, after_gap) = (Direction::MasterToReplica, *after_gap);
+                        let header = found.header();
+                        // The header may have begun in earlier chunks: count back from where it ends.
+                        let header_at = self.seen[Direction::MasterToReplica] + found.resume as u64
+                            - header.len() as u64;
+                        if after_gap {
+                            // Offsets stayed exact across the gap: the bytes passed over count
+                            // (the header's, which earlier chunks may have counted, once parsed).
+                            let bytes = self.stream.bytes + found.resume as u64;
+                            self.stream.bytes = bytes - header.len() as u64;
+                            let (position, offset) = (header_at, self.stream.offset_end());
+                            let offset = offset.map(|o| o.saturating_add(1));
+                            let passed = found.skipped;
+                            let resumed = EventKind::Resumed {
+                                dir,
+                                position,
+                                offset,
+                                passed,
+                            };
+                            self.emit(at, resumed);
+                        } else {
+                            let skipped = found.skipped;
+                            self.emit(at, EventKind::JoinedLate { dir, skipped });
+                        }
+                        self.enter(Phase::Stream);
+                        self.stream_bytes(at, header, header_at);
+                        found.resume
+                    }
+                    None => {
+                        if *after_gap {
+                            self.stream.bytes += rest.len() as u64;
+                        }
+                        rest.len()
+                    }
+                },
+                Phase::Stream => self.stream_bytes(at, rest, self.seen[Direction::MasterToReplica]),
+                Phase::Opaque | Phase::Lost => {
+                    if self.stream.started {
+                        self.stream.bytes += rest.len() as u64;
+                    }
+                    rest.len()
+                }
+            };
+            done += used;
+            self.seen[Direction::MasterToReplica] += used as u64;
+            self.say_rdb_header(at);
+        }
+    }
+
+    /// Stops the analysis of the master's direction: what broke it begins at `position`.
+    pub(in crate::analyzer::session) fn lose_master(
+        &mut self,
+        at: Timestamp,
+        position: u64,
+        reason: String,
+    ) {
+        let offset = self
+            .stream
+            .started
+            .then(|| self.stream.offset_end())
+            .flatten();
+        self.desync(Direction::MasterToReplica, at, position, offset, reason);
+        self.enter(Phase::Lost);
+    }
+
+    /// Moves the master's direction to `next`: the one place its phase changes.
+    pub(super) fn enter(&mut self, next: Phase) {
+        if matches!(next, Phase::Stream) {
+            self.stream.started = true;
+        }
+        self.phase = next;
+    }
+}
