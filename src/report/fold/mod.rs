@@ -1,9 +1,13 @@
 //! The fold: each session's events folded into its [`SessionReport`] (the model lives in
 //! [`model`](super::model), its text in `render::summary`).
 
+mod migration;
+mod partner;
+mod rdb;
+
 use std::collections::BTreeMap;
 
-use crate::analyzer::event::{Event, EventKind, MigrationStep, Role, SyncKind};
+use crate::analyzer::event::{Event, EventKind, Role, SyncKind};
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::report::timing::Timing;
 
@@ -386,221 +390,6 @@ impl SessionReport {
         t.settle();
     }
 
-    /// A Valkey slot migration's events: on its link, or forwarded in a replica's stream.
-    fn fold_migration(&mut self, e: &Event) {
-        match &e.kind {
-            EventKind::MigrationStart {
-                job,
-                source,
-                slots,
-                ranges,
-                offset: Some(offset),
-            } if self.migrations_forwarded.len() < MAX_LISTED => {
-                self.migrations_forwarded.push(ForwardedMigration {
-                    job: job.clone(),
-                    source_node: source.clone(),
-                    slots: slots.clone(),
-                    ranges: *ranges,
-                    established_offset: Some(*offset),
-                    finish_offset: None,
-                    state: None,
-                    message: None,
-                });
-            }
-            EventKind::MigrationStart {
-                job,
-                source,
-                slots,
-                ranges,
-                offset: None,
-            } => {
-                self.migration = Some(MigrationReport {
-                    job: job.clone(),
-                    source_node: source.clone(),
-                    target: self.upstream.clone(),
-                    target_node: None,
-                    slots: slots.clone(),
-                    ranges: *ranges,
-                    started_at: e.ts,
-                    snapshot: MigrationPart::default(),
-                    snapshot_ms: None,
-                    stream: MigrationPart::default(),
-                    pause_requested_at: None,
-                    pause_ms: None,
-                    failover_ms: None,
-                    duration_ms: None,
-                    outcome: MigrationOutcome::InProgress,
-                    refused: None,
-                    step: None,
-                    target_state: None,
-                    target_message: None,
-                });
-            }
-            EventKind::MigrationFinish {
-                job,
-                state,
-                message,
-                offset,
-            } => {
-                let known = self.migrations_forwarded.iter_mut().rev();
-                if let Some(m) = known.into_iter().find(|m| &m.job == job) {
-                    m.finish_offset = *offset;
-                    m.state = Some(state.clone());
-                    m.message.clone_from(message);
-                }
-            }
-            EventKind::MigrationRefused { reply } => {
-                if let Some(m) = &mut self.migration {
-                    m.refused = Some(reply.clone());
-                    m.outcome = MigrationOutcome::Refused;
-                    m.duration_ms = Some(ms(m.started_at, e.ts));
-                }
-            }
-            EventKind::Migration { step } => {
-                let Some(m) = &mut self.migration else { return };
-                m.step = Some(*step);
-                match step {
-                    MigrationStep::SnapshotEnd => m.snapshot_ms = Some(ms(m.started_at, e.ts)),
-                    MigrationStep::PauseRequested => m.pause_requested_at = Some(e.ts),
-                    MigrationStep::Paused => {
-                        m.pause_ms = m.pause_requested_at.map(|p| ms(p, e.ts));
-                    }
-                    MigrationStep::FailoverGranted => {
-                        m.failover_ms = m.pause_requested_at.map(|p| ms(p, e.ts));
-                        m.duration_ms = Some(ms(m.started_at, e.ts));
-                        m.outcome = MigrationOutcome::Finished;
-                    }
-                    MigrationStep::Accepted | MigrationStep::FailoverRequested => {}
-                }
-            }
-            EventKind::MigratedCommand { bytes, new_key, .. } => {
-                let Some(m) = &mut self.migration else { return };
-                let part = if m.snapshot_ms.is_some() {
-                    &mut m.stream
-                } else {
-                    &mut m.snapshot
-                };
-                part.commands += 1;
-                part.bytes += bytes;
-                part.keys += u64::from(*new_key);
-            }
-            _ => {}
-        }
-    }
-
-    /// The RDB transfer's events: this connection's, or its RDB connection's.
-    fn fold_rdb(&mut self, e: &Event) {
-        match &e.kind {
-            EventKind::RdbStart {
-                framing,
-                declared_bytes,
-            } => {
-                if let Some(t) = &mut self.timeline {
-                    t.marks.rdb_start = Some(e.ts);
-                    t.settle();
-                }
-                self.rdb = Some(RdbReport {
-                    framing: *framing,
-                    bytes: 0,
-                    declared_bytes: *declared_bytes,
-                    started_at: e.ts,
-                    duration_ms: None,
-                    complete: false,
-                    header: None,
-                    contents: None,
-                });
-            }
-            EventKind::RdbEnd {
-                bytes, duration_us, ..
-            } => {
-                if let Some(rdb) = &mut self.rdb {
-                    rdb.bytes = *bytes;
-                    rdb.duration_ms = Some(*duration_us as f64 / 1000.0);
-                    rdb.complete = true;
-                }
-                if let Some(t) = &mut self.timeline {
-                    t.marks.rdb_end = Some(e.ts);
-                    if self.sync.mode == Some(SyncMode::Sync) {
-                        // A legacy SYNC client never ACKs: the sync ends with its RDB.
-                        t.marks.loaded = Some(e.ts);
-                        t.marks.caught_up = Some(e.ts);
-                    }
-                    t.settle();
-                }
-            }
-            EventKind::RdbHeader { header } => {
-                if let Some(rdb) = &mut self.rdb {
-                    rdb.header = Some(header.clone());
-                }
-            }
-            EventKind::RdbContents { contents } => {
-                if let Some(rdb) = &mut self.rdb {
-                    rdb.contents = Some((**contents).clone());
-                }
-            }
-            EventKind::RdbAborted { bytes, .. } => {
-                if let Some(rdb) = &mut self.rdb {
-                    rdb.bytes = *bytes;
-                }
-            }
-            // A transfer under way: the report (and the metrics read from it) move with it.
-            EventKind::Status {
-                rdb: Some(progress),
-                ..
-            } => {
-                if let Some(rdb) = self.rdb.as_mut().filter(|r| !r.complete) {
-                    rdb.bytes = rdb.bytes.max(progress.bytes);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Takes in the RDB connection `rdb` that pairs with this main connection: its channel
-    /// entry, and its RDB if it began already. Its later events come through
-    /// [`SessionReport::fold_partner`].
-    pub fn absorb(&mut self, rdb: &mut SessionReport) {
-        self.channels.append(&mut rdb.channels);
-        if self.rdb.is_none() {
-            self.rdb = rdb.rdb.take();
-        }
-        self.handshake.errors.append(&mut rdb.handshake.errors);
-        self.desyncs.append(&mut rdb.desyncs);
-        if self.desync.is_none() {
-            self.desync = rdb.desync.take();
-        }
-    }
-
-    /// Folds an event of this session's paired RDB connection: its RDB, its errors, and how
-    /// its connection ended. The rest (its handshake, its role) is its own business.
-    pub fn fold_partner(&mut self, e: &Event) {
-        match &e.kind {
-            EventKind::RdbStart { .. }
-            | EventKind::RdbEnd { .. }
-            | EventKind::RdbHeader { .. }
-            | EventKind::RdbContents { .. }
-            | EventKind::RdbAborted { .. }
-            | EventKind::Status { rdb: Some(_), .. } => self.fold_rdb(e),
-            EventKind::Reply { reply, .. } | EventKind::SyncRejected { reply }
-                if reply.starts_with('-') && self.handshake.errors.len() < MAX_LISTED =>
-            {
-                self.handshake.errors.push(reply.clone());
-            }
-            EventKind::Desync {
-                dir,
-                position,
-                offset,
-                reason,
-            } => {
-                let reason = format!("RDB connection (session {}): {reason}", e.session);
-                self.add_desync(e.session, *dir, *position, *offset, reason);
-            }
-            EventKind::Resumed { .. } => self.resumed(e),
-            EventKind::SessionEnd { .. } => self.channel_ended(e),
-            _ => {}
-        }
-    }
-
     /// The analysis of a direction of `e`'s connection went on: every gap on it since it last
     /// did (one after another while it looked for a command) ends here. A desync that stopped
     /// the analysis is never followed by this.
@@ -649,25 +438,6 @@ impl SessionReport {
                 reason,
                 resumed: None,
             });
-        }
-    }
-
-    /// A connection of a two-connection sync ended: its entry says when, why, and its bytes.
-    fn channel_ended(&mut self, e: &Event) {
-        let EventKind::SessionEnd {
-            reason,
-            bytes_to_master,
-            bytes_to_replica,
-            ..
-        } = &e.kind
-        else {
-            return;
-        };
-        if let Some(c) = self.channels.iter_mut().find(|c| c.session == e.session) {
-            c.ended_at = Some(e.ts);
-            c.end_reason = Some(reason.clone());
-            c.bytes.to_master = *bytes_to_master;
-            c.bytes.to_replica = *bytes_to_replica;
         }
     }
 
