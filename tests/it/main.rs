@@ -31,6 +31,7 @@ macro_rules! on_every_version {
     )*};
 }
 
+mod architecture;
 mod chunking;
 mod cli;
 mod cluster;
