@@ -56,3 +56,4 @@ mod support;
 mod timing;
 mod toxic;
 mod two_connection;
+mod wire;
