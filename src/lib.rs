@@ -12,14 +12,26 @@
 //!   ([`protocol::rdb`]: format tables, interpreter, key census, model).
 //! - [`analyzer`]: the sans-IO core — the one input vocabulary ([`Input`], [`Chunk`]), the
 //!   state machine of one connection ([`Session`]: one phase per direction, each moved in one
-//!   place), and the [`Event`]s it emits.
+//!   place), the [`Event`]s it emits, and the connections of a run
+//!   ([`analyzer::links::Links`]: sessions, and the pairing of two-connection syncs).
 //! - [`report`]: what the events amount to, as plain data — the per-session report fold, its
-//!   timing (model and tracker), the [`Monitor`] that runs every session of a run.
+//!   timing (model and tracker), every report of a run ([`report::reports::Reports`]), and
+//!   the [`Monitor`], the pipe from inputs to sinks.
 //! - [`render`]: text and metrics from that data — event lines, the exit summary, RDB tables,
 //!   Prometheus, and the sinks that write events out. A new output is a new file here.
 //! - Drivers: [`capture`] (pcap/pcapng reading, live capture, TCP reassembly, replay and
 //!   `sniff`, pcapng recording, RDB dumps) and [`live`] (the proxy, its `/metrics` endpoint,
 //!   the active `check`). The binary (`src/bin/repl-sniff/`) parses arguments and wires these.
+//!
+//! # The pipe
+//!
+//! ```text
+//! Input ──> Links ──Linked──> Reports ──event + what it derived──> Sinks
+//! ```
+//!
+//! One way only: [`Monitor::handle`] gives an input to the links, hands each thing they say
+//! to the reports, and each event with what the reports derived from it (returned, already
+//! folded) to the sinks. No stage calls back into the pipe or into an earlier stage.
 //!
 //! # Invariants
 //!
