@@ -134,14 +134,8 @@ impl Session {
                 self.lose_master(at, line_at, msg);
             }
             Reply::FullResync { replid, offset } => {
-                self.emit(
-                    at,
-                    EventKind::SyncStart {
-                        sync: SyncKind::Full,
-                        replid: Some(replid.to_ascii_lowercase()),
-                        offset: Some(offset),
-                    },
-                );
+                let replid = Some(replid.to_ascii_lowercase());
+                self.sync_started(at, SyncKind::Full, replid, Some(offset));
                 self.stream.base = Some(offset);
                 self.enter(Phase::AwaitPayload { legacy: false });
             }
@@ -169,15 +163,7 @@ impl Session {
             // Valkey: the main link PSYNCs again once the RDB connection has its snapshot.
             Reply::DualChannelSync => {
                 self.handshake.dual_channel = true;
-                let (sync, replid, offset) = (SyncKind::DualChannel, None, None);
-                self.emit(
-                    at,
-                    EventKind::SyncStart {
-                        sync,
-                        replid,
-                        offset,
-                    },
-                );
+                self.sync_started(at, SyncKind::DualChannel, None, None);
             }
             _ => self.emit(at, EventKind::SyncRejected { reply: shown }),
         }
@@ -215,14 +201,7 @@ impl Session {
             }
         };
         if legacy {
-            self.emit(
-                at,
-                EventKind::SyncStart {
-                    sync: SyncKind::Sync,
-                    replid: None,
-                    offset: None,
-                },
-            );
+            self.sync_started(at, SyncKind::Sync, None, None);
         }
         self.emit(
             at,
@@ -268,5 +247,21 @@ impl Session {
             _ => return,
         };
         self.sync_stream(at, sync, None, base, base);
+    }
+
+    /// The master's answer started a sync of kind `sync`: the one place that says so.
+    pub(in crate::analyzer::session) fn sync_started(
+        &mut self,
+        at: Timestamp,
+        sync: SyncKind,
+        replid: Option<String>,
+        offset: Option<u64>,
+    ) {
+        let kind = EventKind::SyncStart {
+            sync,
+            replid,
+            offset,
+        };
+        self.emit(at, kind);
     }
 }

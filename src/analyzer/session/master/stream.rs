@@ -159,14 +159,7 @@ impl Session {
         offset: Option<u64>,
         base: Option<u64>,
     ) {
-        self.emit(
-            at,
-            EventKind::SyncStart {
-                sync,
-                replid,
-                offset,
-            },
-        );
+        self.sync_started(at, sync, replid, offset);
         self.stream.base = base;
         self.enter(Phase::Stream);
     }
