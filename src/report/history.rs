@@ -5,47 +5,26 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use crate::analyzer::event::{Role, SyncReason, WarningKind};
 use crate::analyzer::input::Timestamp;
-use crate::report::fold::{SyncMode, SyncType};
+pub use crate::report::model::ReplicaHistory;
+use crate::report::model::{SyncMode, SyncType};
 use crate::report::timing::Warning;
 use crate::report::SessionReport;
 
 /// Most replicas remembered; past it the least recently seen is forgotten.
 pub const MAX_REPLICAS: usize = 10_000;
 
-/// One replica's links so far.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReplicaHistory {
-    /// Its host and listening port (`host:port`, or `host:?` without `listening-port`).
-    pub replica: String,
-    /// Connections that ended.
-    pub links: u64,
-    /// Links after the first.
-    pub reconnects: u64,
-    /// Full syncs.
-    pub full_syncs: u64,
-    /// Partial syncs.
-    pub partial_syncs: u64,
-    /// Handshake errors and refusals, and sessions with desyncs.
-    pub errors: u64,
-    /// Bytes forwarded both ways (both connections of a two-connection sync).
-    pub bytes: u64,
-    /// Full syncs whose link ended before the replica was online (during the transfer or the
-    /// load, before its first ACK) and that the next link had to repeat: what a full-sync
-    /// loop is made of.
-    pub dropped_full_syncs: u64,
-    #[serde(skip)]
+/// One replica as remembered: its counts (what the report shows) and its last link.
+#[derive(Debug, Clone)]
+struct Replica {
+    counts: ReplicaHistory,
     last: Option<LastLink>,
-    #[serde(skip)]
     seen: Timestamp,
 }
 
 #[derive(Debug, Clone)]
 struct LastLink {
-    replid: Option<String>,
     end: Option<u64>,
     ended_at: Timestamp,
     /// A full sync that ended before the replica's first ACK (not by the end of the run):
@@ -62,7 +41,7 @@ struct LastLink {
 /// Every replica's history.
 #[derive(Debug, Default)]
 pub struct History {
-    replicas: BTreeMap<String, ReplicaHistory>,
+    replicas: BTreeMap<String, Replica>,
 }
 
 /// Why a sync happened, with its numbers.
@@ -118,10 +97,10 @@ impl History {
             }
             let key = Self::key(s);
             all.entry(key.clone())
-                .or_insert_with(|| ReplicaHistory::new(key, s.started_at))
+                .or_insert_with(|| Replica::new(key, s.started_at))
                 .count(s);
         }
-        all.into_values().collect()
+        all.into_values().map(|r| r.counts).collect()
     }
 
     /// Why the sync `s` just started happened; `None` while it cannot be said yet (a
@@ -161,7 +140,7 @@ impl History {
                     // This sync drops the last one: `sync_started` counts it right after (or
                     // did, at this sync's first start).
                     let counted = u64::from(l.dropped_by.is_some());
-                    let dropped = history.map_or(0, |h| h.dropped_full_syncs) + 1 - counted;
+                    let dropped = history.map_or(0, |h| h.counts.dropped_full_syncs) + 1 - counted;
                     let (reason, what) = if dropped >= 2 {
                         let what = format!("a full-sync loop: {dropped} full syncs dropped so far");
                         (SyncReason::FullSyncLoop, what)
@@ -266,7 +245,7 @@ impl History {
         let h = self
             .replicas
             .entry(key.clone())
-            .or_insert_with(|| ReplicaHistory::new(key, at));
+            .or_insert_with(|| Replica::new(key, at));
         h.count(s);
         h.seen = at;
         let full = s.sync.kind == SyncType::Full;
@@ -277,7 +256,6 @@ impl History {
         );
         let rdb = s.rdb.as_ref().map_or(0, |r| r.bytes);
         h.last = Some(LastLink {
-            replid: s.sync.replid.clone(),
             end: s.offsets.end,
             ended_at: at,
             unfinished_full: (full && !ours && s.acks == 0).then_some((rdb, s.stream.bytes)),
@@ -304,8 +282,8 @@ impl History {
         }
         last.dropped_by = Some(s.id);
         let trap = last.rdb_version_trap;
-        h.dropped_full_syncs += 1;
-        (h.dropped_full_syncs >= 2).then(|| {
+        h.counts.dropped_full_syncs += 1;
+        (h.counts.dropped_full_syncs >= 2).then(|| {
             let likely = if trap {
                 "the RDB-version trap (valkey #4103, the rdb_version warning): the master \
                  cannot save this dataset in the RDB version the replica's RDB connection gets"
@@ -316,8 +294,8 @@ impl History {
             let message = format!(
                 "full-sync loop: {} lost its link {} times before it was online, and needed a \
                  full sync again (the last after {} of RDB and {} of stream); {likely}",
-                h.replica,
-                h.dropped_full_syncs,
+                h.counts.replica,
+                h.counts.dropped_full_syncs,
                 human(rdb),
                 human(stream)
             );
@@ -329,9 +307,9 @@ impl History {
     }
 }
 
-impl ReplicaHistory {
-    fn new(replica: String, seen: Timestamp) -> ReplicaHistory {
-        ReplicaHistory {
+impl Replica {
+    fn new(replica: String, seen: Timestamp) -> Replica {
+        let counts = ReplicaHistory {
             replica,
             links: 0,
             reconnects: 0,
@@ -340,6 +318,9 @@ impl ReplicaHistory {
             errors: 0,
             bytes: 0,
             dropped_full_syncs: 0,
+        };
+        Replica {
+            counts,
             last: None,
             seen,
         }
@@ -347,25 +328,21 @@ impl ReplicaHistory {
 
     /// Counts the link `s`: its sync, errors and bytes.
     fn count(&mut self, s: &SessionReport) {
-        self.links += 1;
-        self.reconnects = self.links - 1;
+        let c = &mut self.counts;
+        c.links += 1;
+        c.reconnects = c.links - 1;
         match s.sync.kind {
-            SyncType::Full => self.full_syncs += 1,
-            SyncType::Partial => self.partial_syncs += 1,
+            SyncType::Full => c.full_syncs += 1,
+            SyncType::Partial => c.partial_syncs += 1,
             _ => {}
         }
         // A session's desyncs count once: with skips, a busy link can have hundreds.
-        self.errors += s.handshake.errors.len() as u64 + u64::from(s.desync_count > 0);
-        self.errors += u64::from(s.sync.rejected.is_some());
-        self.bytes += s.bytes.to_master + s.bytes.to_replica;
+        c.errors += s.handshake.errors.len() as u64 + u64::from(s.desync_count > 0);
+        c.errors += u64::from(s.sync.rejected.is_some());
+        c.bytes += s.bytes.to_master + s.bytes.to_replica;
         let partner = s.channels.iter().filter(|c| c.session != s.id);
-        self.bytes += partner
+        c.bytes += partner
             .map(|c| c.bytes.to_master + c.bytes.to_replica)
             .sum::<u64>();
-    }
-
-    /// The replid of its last link, if it had one.
-    pub fn last_replid(&self) -> Option<&str> {
-        self.last.as_ref()?.replid.as_deref()
     }
 }
