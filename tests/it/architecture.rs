@@ -55,26 +55,41 @@ fn imports(here: &[String], text: &str, modules: &BTreeSet<Vec<String>>) -> BTre
         else {
             continue;
         };
-        let words: Vec<&str> = path
-            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .take_while(|w| !w.is_empty())
-            .collect();
-        let mut base: Vec<String> = match words.first() {
-            Some(&"crate") => Vec::new(),
-            Some(&"super") => here[..here.len().saturating_sub(1)].to_vec(),
-            Some(&"self") => here.to_vec(),
+        let path = path.split(';').next().unwrap_or("");
+        let (prefix, group) = match path.split_once('{') {
+            Some((p, g)) => (p, g.trim_end_matches('}')),
+            None => (path, ""),
+        };
+        let words = |s: &str| -> Vec<String> {
+            s.split("::")
+                .map(|w| w.split_whitespace().next().unwrap_or("").to_string())
+                .filter(|w| !w.is_empty())
+                .collect()
+        };
+        let prefix = words(prefix);
+        let base: Vec<String> = match prefix.first().map(String::as_str) {
+            Some("crate") => Vec::new(),
+            Some("super") => here[..here.len().saturating_sub(1)].to_vec(),
+            Some("self") => here.to_vec(),
             // A child module (`use master::Phase`): its own parent's business.
             _ => continue,
         };
-        let mut found = None;
-        for w in &words[1..] {
-            base.push(w.to_string());
-            if modules.contains(&base) {
-                found = Some(base.clone());
-            }
+        let mut paths = vec![prefix[1..].to_vec()];
+        for item in group.split(',') {
+            let mut p = prefix[1..].to_vec();
+            p.extend(words(item));
+            paths.push(p);
         }
-        if let Some(m) = found {
-            out.insert(m);
+        for p in paths {
+            let mut m = base.clone();
+            let mut found = None;
+            for w in p {
+                m.push(w);
+                if modules.contains(&m) {
+                    found = Some(m.clone());
+                }
+            }
+            out.extend(found);
         }
     }
     out
@@ -179,4 +194,36 @@ fn the_pipe_runs_one_way_input_links_reports_sinks() {
     for call in ["self.handle(", "self.tick(", "self.flush("] {
         assert!(!flush.contains(call), "Monitor::flush calls {call}");
     }
+}
+
+#[test]
+fn spec_files_share_helpers_only_through_support() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let mut rest = line;
+            while let Some(i) = rest.find("crate::") {
+                rest = &rest[i + "crate::".len()..];
+                let module: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let a_path = !module.is_empty() && rest[module.len()..].starts_with("::");
+                if a_path && module != "support" {
+                    let name = path.file_name().unwrap().to_string_lossy();
+                    found.push(format!("{name}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "helpers belong in tests/it/support/: {found:#?}"
+    );
 }

@@ -8,10 +8,10 @@ use std::time::Duration;
 use repl_sniff::analyzer::event::WarningKind;
 use repl_sniff::{Chunk, Config, Event, EventKind, Input, InputKind, Session};
 
-use crate::fixtures;
-use crate::splits::{assert_same, Split};
+use crate::support::fixtures;
+use crate::support::splits::{assert_same, Split};
 
-use crate::proxy::{load_dataset, write_workload};
+use crate::support::{load_dataset, write_workload};
 use crate::support::{wait_for_quiescence, wait_until, InProcessProxy, Server, Version};
 
 /// Feeds connection `id`'s inputs to a fresh analyzer, each data input cut by `split`;

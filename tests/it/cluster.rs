@@ -208,7 +208,7 @@ fn a_slot_migration_through_the_proxy_is_reported_with_its_slots_keys_pause_and_
     t.cmd(&["SET", &moved_key, "1"]);
     let end = wait_for_quiescence(&target, &replica);
     // The metrics say it too, once they refresh (each second).
-    let metric = |name, label| crate::figures::metric(metrics, name, label);
+    let metric = |name, label| crate::support::metric(metrics, name, label);
     wait_until(
         "the migration in the metrics",
         Duration::from_secs(10),
@@ -294,8 +294,8 @@ fn a_slot_migration_through_the_proxy_is_reported_with_its_slots_keys_pause_and_
     crate::support::assert_valid_report(&out.report_path);
 
     // The page shows the migration: its table and its four steps on one bar.
-    crate::html::check_page("slot-migration", &out.report, &html);
-    let dom = crate::html::chromium(&["--dump-dom"], &html);
+    crate::support::check_page("slot-migration", &out.report, &html);
+    let dom = crate::support::chromium(&["--dump-dom"], &html);
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert!(dom.contains("data-chart=\"migration\""), "{dom}");
     assert!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    free_port, wait_for_quiescence, wait_until, Outcome, Server, Sniffer, Version,
+    free_port, wait_for_quiescence, wait_until, Link, Outcome, Server, Sniffer, Version,
 };
 
 fn signal(server: &Server, sig: &str) {
@@ -26,11 +26,11 @@ fn reason(s: &Value) -> (&str, Option<u64>) {
 #[test]
 fn a_backlog_too_small_for_the_gap_is_named_with_the_gap_and_the_backlog_that_fits() {
     let v = Version::V7;
-    let master = Server::start(v, "master", &["--repl-backlog-size", "16kb"]);
-    let sniffer = Sniffer::start(master.port, &[]);
-    let port = sniffer.port.to_string();
-    let replica = Server::start(v, "replica", &["--replicaof", "127.0.0.1", &port]);
-    wait_until("link up", Duration::from_secs(30), || replica.link_up());
+    let Link {
+        master,
+        sniffer,
+        replica,
+    } = Link::of(v).master(&["--repl-backlog-size", "16kb"]).up();
     let before = wait_for_quiescence(&master, &replica);
     signal(&replica, "-STOP");
     master.client().cmd(&["CLIENT", "KILL", "TYPE", "replica"]);
@@ -84,11 +84,7 @@ fn a_master_restarted_without_persistence_is_a_replid_mismatch() {
     let port = free_port();
     let master = Server::start_on(v, port, "master", &[]);
     let sniffer = Sniffer::start(port, &[]);
-    let replica = Server::start(
-        v,
-        "replica",
-        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
-    );
+    let replica = sniffer.replica(v, &[]);
     wait_until("link up", Duration::from_secs(30), || replica.link_up());
     master.client().cmd(&["SET", "k", "v"]);
     wait_for_quiescence(&master, &replica);
@@ -128,11 +124,7 @@ fn a_slow_disk_sync_shows_the_bgsave_wait_and_the_catch_up() {
         c.cmd(&["SET", &format!("k{i}"), "v"]);
     }
     let sniffer = Sniffer::start(master.port, &[]);
-    let replica = Server::start(
-        v,
-        "replica",
-        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
-    );
+    let replica = sniffer.replica(v, &[]);
     // Writes while the BGSAVE runs: the master buffers them for the replica.
     let mut during = 0;
     while !replica.link_up() {
@@ -187,11 +179,7 @@ fn a_full_sync_loop_from_a_tiny_output_buffer_is_diagnosed_with_its_count() {
         c.cmd(&["SET", &format!("k{i}"), "v"]);
     }
     let sniffer = Sniffer::start(master.port, &[]);
-    let replica = Server::start(
-        v,
-        "replica",
-        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
-    );
+    let replica = sniffer.replica(v, &[]);
     let value = "w".repeat(4000);
     let started = std::time::Instant::now();
     let mut i = 0;
@@ -244,7 +232,7 @@ mod anomalies {
     use repl_sniff::Direction::{MasterToReplica as M, ReplicaToMaster as R};
     use serde_json::Value;
 
-    use crate::newest::{line, one_connection, resp};
+    use crate::support::{line, one_connection, resp};
 
     const REPLID: &str = "95835e068611862944db211d287d8824a71041a2";
     const MARK: &str = "5806cca6e294561a8ea62ddbf10716c53218d234";

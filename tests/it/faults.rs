@@ -1,13 +1,15 @@
-//! Faults and edge cases (issue 13): what the replication test suites throw at a link, with
-//! the servers' own accounting as the reference. Started with item 11, the edge cases.
+//! Faults and edge cases: what the servers' own replication test suites throw at a link
+//! (big and wide commands, every database, masters killed at each phase of a sync, refused
+//! upstreams, connection and file-handle limits), with the servers' own accounting as the
+//! reference.
 
 use std::time::Duration;
 
 use repl_sniff::Direction::{MasterToReplica as M, ReplicaToMaster as R};
 use serde_json::Value;
 
-use crate::newest::{line, one_connection, resp};
-use crate::support::{wait_for_quiescence, wait_until, Server, Sniffer, Version};
+use crate::support::{line, one_connection, resp};
+use crate::support::{wait_for_quiescence, wait_until, Link, Server, Sniffer, Version};
 
 const REPLID: &str = "95835e068611862944db211d287d8824a71041a2";
 
@@ -20,14 +22,13 @@ fn u(v: &Value) -> u64 {
 #[test]
 fn big_commands_wide_commands_and_every_database_are_counted_exactly() {
     let v = Version::V7;
-    let master = Server::start(v, "master", &["--repl-diskless-sync-delay", "0"]);
-    let sniffer = Sniffer::start(master.port, &[]);
-    let replica = Server::start(
-        v,
-        "replica",
-        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
-    );
-    wait_until("link up", Duration::from_secs(30), || replica.link_up());
+    let Link {
+        master,
+        sniffer,
+        replica,
+    } = Link::of(v)
+        .master(&["--repl-diskless-sync-delay", "0"])
+        .up();
     let mut c = master.client();
     let big = vec![b'x'; 1_100_000];
     c.cmd_bytes(&[b"SET", b"big", &big]);
@@ -181,14 +182,13 @@ fn thirty_link_cuts_under_write_load_are_thirty_partial_resyncs() {
     use std::sync::Arc;
 
     let v = Version::V7;
-    let master = Server::start(v, "master", &["--repl-diskless-sync-delay", "0"]);
-    let sniffer = Sniffer::start(master.port, &[]);
-    let replica = Server::start(
-        v,
-        "replica",
-        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
-    );
-    wait_until("link up", Duration::from_secs(30), || replica.link_up());
+    let Link {
+        master,
+        sniffer,
+        replica,
+    } = Link::of(v)
+        .master(&["--repl-diskless-sync-delay", "0"])
+        .up();
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (stop, port) = (Arc::clone(&stop), master.port);
@@ -275,11 +275,7 @@ fn master_killed_mid_transfer(v: Version) {
         c.cmd(&["SET", &format!("k{i}"), &"v".repeat(100)]);
     }
     let sniffer = Sniffer::start(port, &[]);
-    let replica = Server::start(
-        v,
-        "replica",
-        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
-    );
+    let replica = sniffer.replica(v, &[]);
     wait_until("the transfer under way", Duration::from_secs(30), || {
         sniffer.stderr().contains("RDB transfer start")
     });
@@ -336,11 +332,7 @@ fn a_master_killed_before_answering_the_psync_was_a_sync_attempt() {
     let v = Version::V7;
     let master = Server::start(v, "master", &["--repl-diskless-sync-delay", "30"]);
     let sniffer = Sniffer::start(master.port, &[]);
-    let replica = Server::start(
-        v,
-        "replica",
-        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
-    );
+    let replica = sniffer.replica(v, &[]);
     wait_until("the master's keep-alives", Duration::from_secs(30), || {
         sniffer.stderr().contains("keep-alive") || sniffer.stderr().contains("PSYNC ? -1")
     });
@@ -386,14 +378,10 @@ fn a_master_killed_while_preparing_or_mid_disk_transfer_is_reported_so() {
         master
             .client()
             .cmd(&["DEBUG", "POPULATE", keys, "key", "100"]);
-        let toxic = crate::toxic::Toxic::start(port);
+        let toxic = crate::support::toxic::Toxic::start(port);
         toxic.bandwidth(3_000_000);
         let sniffer = Sniffer::start(toxic.port, &[]);
-        let replica = Server::start(
-            v,
-            "replica",
-            &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
-        );
+        let replica = sniffer.replica(v, &[]);
         if preparing {
             wait_until("the BGSAVE under way", Duration::from_secs(30), || {
                 master
@@ -516,11 +504,7 @@ fn upstream_refusing_for(secs: u64) {
     let v = Version::V7;
     let master_port = crate::support::free_port();
     let mut sniffer = Sniffer::start(master_port, &[]);
-    let replica = Server::start(
-        v,
-        "replica",
-        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
-    );
+    let replica = sniffer.replica(v, &[]);
     let fds = crate::support::process::fds;
     wait_until("refusals", Duration::from_secs(10), || {
         sniffer.stderr().contains("unreachable")
@@ -569,7 +553,7 @@ fn an_upstream_refusing_is_one_line_with_counts_and_flat_handles() {
     upstream_refusing_for(5);
 }
 
-/// The long run of item 7 (README, Tests).
+/// The long run of the refused-upstream test: a minute of refusals (README, Tests).
 #[test]
 #[ignore = "long: a minute of refusals"]
 fn an_upstream_refusing_for_a_minute_is_a_few_lines_with_counts_and_flat_handles() {
@@ -582,8 +566,9 @@ fn an_upstream_refusing_for_a_minute_is_a_few_lines_with_counts_and_flat_handles
 fn an_rdb_cut_anywhere_is_truncated_never_damaged() {
     use repl_sniff::protocol::rdb::{self, Checksum, ErrorKind};
 
-    let pcap = crate::fixtures::manifest().join("fixtures/captures/redis-7.0.15/full-disk.pcap");
-    let whole = crate::rdb::rdb_from_capture(&pcap).expect("an RDB in the capture");
+    let pcap =
+        crate::support::fixtures::manifest().join("fixtures/captures/redis-7.0.15/full-disk.pcap");
+    let whole = crate::support::fixtures::rdb_from_capture(&pcap).expect("an RDB in the capture");
     assert_eq!(rdb::analyse(&whole, 0).checksum, Checksum::Ok);
     // Cut points spread over the whole file, deterministic (a fixed LCG).
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
@@ -667,20 +652,15 @@ fn an_rdb_cut_anywhere_is_read_in_flat_memory() {
 #[test]
 fn a_stalled_master_is_warned_about_before_the_replica_times_out() {
     let v = Version::V7;
-    let master = Server::start(v, "master", &["--repl-ping-replica-period", "1"]);
-    let sniffer = Sniffer::start(master.port, &["--repl-timeout", "4"]);
-    let replica = Server::start(
-        v,
-        "replica",
-        &[
-            "--replicaof",
-            "127.0.0.1",
-            &sniffer.port.to_string(),
-            "--repl-timeout",
-            "4",
-        ],
-    );
-    wait_until("link up", Duration::from_secs(30), || replica.link_up());
+    let Link {
+        master,
+        sniffer,
+        replica,
+    } = Link::of(v)
+        .master(&["--repl-ping-replica-period", "1"])
+        .sniffer(&["--repl-timeout", "4"])
+        .replica(&["--repl-timeout", "4"])
+        .up();
     master.client().cmd(&["SET", "k", "v"]);
     wait_for_quiescence(&master, &replica);
     let signal = |sig: &str| crate::support::process::signal(master.pid(), sig);

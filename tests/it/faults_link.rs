@@ -1,4 +1,4 @@
-//! Faults on the link itself (issue 13, item 8), made by the [`Toxic`] relay between
+//! Faults on the link itself, made by the [`Toxic`] relay between
 //! repl-sniff and the master: tiny fragments, latency, limited bandwidth, partitions shorter
 //! and longer than repl-timeout, resets and a half-close. Each scenario runs twice, with the
 //! replica connected through the relay directly and through repl-sniff and the relay: the
@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::support::toxic::Toxic;
 use crate::support::{wait_for_quiescence, wait_until, Outcome, Server, Sniffer, Version};
-use crate::toxic::Toxic;
 
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))

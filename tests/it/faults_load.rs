@@ -1,6 +1,6 @@
-//! Faults under load (issue 13, items 4, 5 and 10): frozen and killed replicas, many replicas
-//! on one proxy. Each is compared with the servers' own accounting, and where the issue asks,
-//! with the same scenario through socat.
+//! Faults under load: frozen and killed replicas, many replicas on one proxy. Each is compared
+//! with the servers' own accounting, and where a figure is a cost, with the same scenario
+//! through socat.
 
 use std::time::{Duration, Instant};
 

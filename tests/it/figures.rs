@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::{assert_phases_add_up, http_get, metric};
 use crate::support::{
-    assert_valid_report, free_port, process, temp_dir, wait_for_quiescence, wait_until, Outcome,
-    Server, Sniffer, Version,
+    assert_valid_report, free_port, process, temp_dir, wait_for_quiescence, wait_until, Link,
+    Outcome, Server, Sniffer, Version,
 };
-use crate::timing::http_get;
 
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
@@ -54,18 +54,6 @@ impl Writer {
     }
 }
 
-/// One sample of a metric from the proxy's endpoint (the first series of that name whose
-/// labels contain `label`).
-pub fn metric(port: u16, name: &str, label: &str) -> Option<f64> {
-    let (_, body) = http_get(port, "/metrics");
-    body.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| {
-            l.split(['{', ' ']).next() == Some(name) && (label.is_empty() || l.contains(label))
-        })
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
 /// A disk-based full sync made slow on the master (2 ms per key in the BGSAVE) while writes
 /// go on: the master buffers them, and after the load the replica catches up. Before its
 /// first ACK the lag is everything forwarded since the stream began, and once the master
@@ -86,11 +74,7 @@ fn lag_during_the_catch_up_of_a_full_sync_is_the_masters_own_figure() {
     }
     let sniffer = Sniffer::start(master.port, &["--interval", "1"]);
     let writer = Writer::start(&master);
-    let replica = Server::start(
-        v,
-        "replica",
-        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
-    );
+    let replica = sniffer.replica(v, &[]);
     // The master's own lag figure, sampled with the time, until the replica has caught up.
     // While the master prepares and sends the RDB it holds the stream back (its offset runs
     // ahead of anything on the wire); from the RDB's end, state online, it sends it.
@@ -160,44 +144,12 @@ fn lag_during_the_catch_up_of_a_full_sync_is_the_masters_own_figure() {
     assert_valid_report(&out.report_path);
 }
 
-/// The phases of a full sync as the report gives them: none negative, each from one marker
-/// to the next, so they add up to the sync's duration; that duration is within the time the
-/// test itself saw the replica take (from starting it to finding it caught up).
-pub fn assert_phases_add_up(t: &Value, seen: Duration) -> f64 {
-    let phase = |k: &str| t[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {t}"));
-    let phases = [
-        "handshake_ms",
-        "bgsave_wait_ms",
-        "transfer_ms",
-        "load_ms",
-        "catch_up_ms",
-    ]
-    .map(phase);
-    assert!(phases.iter().all(|p| *p >= 0.0), "{t}");
-    let total = phase("duration_ms");
-    let sum: f64 = phases.iter().sum();
-    assert!(
-        (sum - total).abs() < 0.01,
-        "phases add up to {sum}, not {total}: {t}"
-    );
-    assert!(
-        total <= seen.as_secs_f64() * 1000.0,
-        "the sync took {total} ms by the report, the test saw {seen:?}: {t}"
-    );
-    assert_eq!(t["phase"], "online", "{t}");
-    total
-}
-
 /// Starts a replica through a fresh proxy, waits until it caught up, and returns the report's
 /// replication session with the time the test saw it take, and the proxy's outputs.
 fn sync_through_proxy(v: Version, master: &Server) -> (Value, Duration, Outcome) {
     let sniffer = Sniffer::start(master.port, &["--interval", "1"]);
     let started = Instant::now();
-    let replica = Server::start(
-        v,
-        "replica",
-        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
-    );
+    let replica = sniffer.replica(v, &[]);
     wait_until("the replica online", Duration::from_secs(60), || {
         replica.link_up()
     });
@@ -279,14 +231,11 @@ fn the_phases_of_a_disk_sync_and_of_an_rdb_channel_sync_add_up_to_the_sync() {
 #[test]
 fn backlog_advice_after_a_3_s_burst_is_what_the_burst_wrote() {
     let v = Version::V7;
-    let master = Server::start(v, "master", &[]);
-    let sniffer = Sniffer::start(master.port, &[]);
-    let replica = Server::start(
-        v,
-        "replica",
-        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
-    );
-    wait_until("link up", Duration::from_secs(30), || replica.link_up());
+    let Link {
+        master,
+        sniffer,
+        replica,
+    } = Link::of(v).up();
     let mut c = master.client();
     let value = "b".repeat(100);
     for i in 0..20_000 {

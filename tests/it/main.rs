@@ -32,28 +32,27 @@ macro_rules! on_every_version {
 }
 
 mod architecture;
+mod boundaries;
 mod chunking;
 mod cli;
 mod cluster;
-mod defects;
 mod diagnosis;
 mod faults;
 mod faults_link;
 mod faults_load;
 mod figures;
-mod fixtures;
 mod forwarding;
 mod html;
-mod newest;
+mod offsets;
 mod prometheus;
 mod proxy;
 mod rdb;
+mod rdb_options_and_slot_sync;
 mod recording;
 mod replay;
+mod secrets;
 mod sniff;
-mod splits;
 mod support;
 mod timing;
-mod toxic;
 mod two_connection;
 mod wire;

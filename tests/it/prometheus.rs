@@ -156,11 +156,7 @@ fn a_real_prometheus_scrapes_and_every_dashboard_query_returns_data() {
         !prometheus.query("up{job=\"repl-sniff\"} == 1").is_empty()
     });
     // The sync happens while Prometheus watches: counters rise between two scrapes.
-    let replica = Server::start(
-        v,
-        "replica",
-        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
-    );
+    let replica = sniffer.replica(v, &[]);
     wait_until("link up", Duration::from_secs(30), || replica.link_up());
     paced_acked_writes(&master, 80, Duration::from_millis(50));
     wait_for_quiescence(&master, &replica);

@@ -7,9 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use repl_sniff::protocol::rdb;
-use repl_sniff::{Direction, InputKind};
 use serde_json::Value;
 
+use crate::support::fixtures::rdb_from_capture;
 use crate::support::{wait_until, Client, Server, Sniffer, Version};
 
 on_every_version!(every_type_and_encoding_matches_the_servers_census);
@@ -276,11 +276,7 @@ fn every_type_and_encoding_matches_the_servers_census(v: Version) {
                 .client()
                 .cmd(&["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
             let sniffer = Sniffer::start(master.port, &[]);
-            let replica = Server::start(
-                v,
-                "replica",
-                &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
-            );
+            let replica = sniffer.replica(v, &[]);
             wait_until("link up", Duration::from_secs(60), || replica.link_up());
             let out = sniffer.stop();
             drop(replica);
@@ -298,40 +294,6 @@ fn every_type_and_encoding_matches_the_servers_census(v: Version) {
     }
 }
 
-/// The RDB payload of the first full sync in a capture (framing removed).
-pub fn rdb_from_capture(pcap: &Path) -> Option<Vec<u8>> {
-    let mut by_session: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
-    for input in crate::fixtures::reassembled(pcap) {
-        if let InputKind::Data {
-            dir: Direction::MasterToReplica,
-            bytes,
-        } = &input.kind
-        {
-            by_session
-                .entry(input.conn)
-                .or_default()
-                .extend_from_slice(bytes);
-        }
-    }
-    for stream in by_session.values() {
-        let Some(at) = stream.windows(5).position(|w| w == b"REDIS") else {
-            continue;
-        };
-        let head = &stream[..at];
-        let line_start = head[..head.len() - 2]
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map_or(0, |i| i + 1);
-        let line = std::str::from_utf8(&head[line_start..head.len() - 2]).ok()?;
-        let len = match line.strip_prefix('$') {
-            Some(n) if !n.starts_with("EOF:") => n.parse().ok()?,
-            _ => stream.len() - at - 40,
-        };
-        return Some(stream[at..at + len].to_vec());
-    }
-    None
-}
-
 /// The test server that can load a capture's RDB, by the capture's folder (none for servers
 /// the tests cannot start).
 fn server_for(capture: &Path) -> Option<Version> {
@@ -346,9 +308,9 @@ fn server_for(capture: &Path) -> Option<Version> {
 #[test]
 fn captured_rdbs_parse_and_match_resizedb_hints_and_a_real_server() {
     let mut checked = 0;
-    for pcap in crate::fixtures::captures() {
+    for pcap in crate::support::fixtures::captures() {
         let server = server_for(&pcap);
-        let report = serde_json::to_value(crate::replay::replay_file(&pcap)).unwrap();
+        let report = serde_json::to_value(crate::support::fixtures::replay_file(&pcap)).unwrap();
         for s in report["sessions"].as_array().unwrap() {
             let Some(contents) = s["rdb"].get("contents").filter(|c| !c.is_null()) else {
                 continue;
@@ -400,7 +362,7 @@ fn captured_rdbs_parse_and_match_resizedb_hints_and_a_real_server() {
     }
     // Every capture holds at least one full sync.
     assert!(
-        checked >= crate::fixtures::captures().len(),
+        checked >= crate::support::fixtures::captures().len(),
         "{checked} RDBs checked"
     );
 }

@@ -2,9 +2,10 @@
 //! `rdb-no-compress` / `rdb-no-checksum` handshake and its refusals, atomic slot migration's
 //! two connections, and the new commands in the replication stream.
 
-use bytes::Bytes;
-use repl_sniff::{Config, Direction, Input, InputKind, Monitor, Timestamp};
+use repl_sniff::Direction;
 use serde_json::Value;
+
+use crate::support::{line, one_connection, one_connection_summary, resp};
 
 const REPLID: &str = "95835e068611862944db211d287d8824a71041a2";
 const MARK: &str = "5806cca6e294561a8ea62ddbf10716c53218d234";
@@ -12,18 +13,6 @@ const TASK: &str = "0123456789abcdef0123456789abcdef01234567";
 const SECRET: &str = "c2VjcmV0LWJ5dGVzLW5vYm9keS1zaG91bGQtc2VlLQ";
 const M: Direction = Direction::MasterToReplica;
 const R: Direction = Direction::ReplicaToMaster;
-
-pub fn resp(args: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-    }
-    out
-}
-
-pub fn line(s: &str) -> Vec<u8> {
-    format!("{s}\r\n").into_bytes()
-}
 
 /// An RDB 14 with one key, `crc` stored as given (0 = `rdb-no-checksum`), diskless framing.
 fn rdb14(zero_crc: bool) -> Vec<u8> {
@@ -41,48 +30,6 @@ fn rdb14(zero_crc: bool) -> Vec<u8> {
     out.extend(rdb);
     out.extend_from_slice(MARK.as_bytes());
     out
-}
-
-/// Feeds one connection's `(direction, bytes)` steps; returns its report and JSON events.
-pub fn one_connection(steps: &[(Direction, Vec<u8>)]) -> (Value, Vec<Value>) {
-    let (report, events, _) = one_connection_summary(steps);
-    (report, events)
-}
-
-/// Like [`one_connection`], with the text summary too.
-fn one_connection_summary(steps: &[(Direction, Vec<u8>)]) -> (Value, Vec<Value>, String) {
-    let collect = crate::support::Collect::default();
-    let events = std::sync::Arc::clone(&collect.0);
-    let mut monitor = Monitor::new(Config::default(), vec![Box::new(collect)]);
-    let mut at = Timestamp(1_800_000_000_000_000);
-    let open = InputKind::Open {
-        replica: "127.0.0.1:40001".into(),
-        upstream: "127.0.0.1:6379".into(),
-        joined_late: false,
-    };
-    monitor.handle(&Input {
-        conn: 1,
-        at,
-        kind: open,
-    });
-    for (dir, bytes) in steps {
-        at = Timestamp(at.0 + 1000);
-        let kind = InputKind::Data {
-            dir: *dir,
-            bytes: Bytes::from(bytes.clone()),
-        };
-        monitor.handle(&Input { conn: 1, at, kind });
-    }
-    monitor.close_all(Timestamp(at.0 + 1000), "end");
-    let summary = repl_sniff::render::summary::report(&monitor.report());
-    let report = serde_json::to_value(monitor.report()).unwrap();
-    let events = events
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|e| serde_json::to_value(e).unwrap())
-        .collect();
-    (report["sessions"][0].clone(), events, summary)
 }
 
 /// Redis 8.8's main-connection burst (N5.1): AUTH, listening-port, the RDB request, capa;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::proxy::{load_dataset, write_workload};
-use crate::support::{wait_for_quiescence, wait_until, Client, Server, Sniffer, Version};
+use crate::support::{load_dataset, write_workload};
+use crate::support::{wait_for_quiescence, wait_until, Client, Link, Server, Sniffer, Version};
 
 const PASSWORD: &str = "rec0rd-me-n0t";
 
@@ -82,19 +82,15 @@ fn recording_replays_to_the_live_report_and_tshark_sees_the_forwarded_bytes() {
     );
     load_dataset(&mut master.client());
     let recording = master.dir.join("live.pcapng");
-    let sniffer = Sniffer::start(master.port, &["--record", recording.to_str().unwrap()]);
-    let replica = Server::start(
-        v,
-        "replica",
-        &[
-            "--replicaof",
-            "127.0.0.1",
-            &sniffer.port.to_string(),
-            "--masterauth",
-            PASSWORD,
-        ],
-    );
-    wait_until("link up", Duration::from_secs(30), || replica.link_up());
+    let Link {
+        master,
+        sniffer,
+        replica,
+    } = Link::of(v)
+        .on(master)
+        .sniffer(&["--record", recording.to_str().unwrap()])
+        .replica(&["--masterauth", PASSWORD])
+        .up();
     let master_rdb = std::fs::read(master.dir.join("dump.rdb")).unwrap();
     write_workload(&mut master.client());
     wait_for_quiescence(&master, &replica);
@@ -202,13 +198,14 @@ fn recorded_two_connection_sync(v: Version) {
     let master = Server::start(v, "master", &["--repl-diskless-sync-delay", "0"]);
     load_dataset(&mut master.client());
     let recording = master.dir.join("live.pcapng");
-    let sniffer = Sniffer::start(master.port, &["--record", recording.to_str().unwrap()]);
-    let replica = Server::start(
-        v,
-        "replica",
-        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
-    );
-    wait_until("link up", Duration::from_secs(30), || replica.link_up());
+    let Link {
+        master,
+        sniffer,
+        replica,
+    } = Link::of(v)
+        .on(master)
+        .sniffer(&["--record", recording.to_str().unwrap()])
+        .up();
     write_workload(&mut master.client());
     let end = wait_for_quiescence(&master, &replica);
     let live = sniffer.stop();
@@ -251,11 +248,7 @@ fn a_recording_stopped_by_sigint_mid_transfer_stays_valid() {
         .cmd(&["DEBUG", "POPULATE", "2000", "key", "100"]);
     let recording = master.dir.join("cut.pcapng");
     let sniffer = Sniffer::start(master.port, &["--record", recording.to_str().unwrap()]);
-    let replica = Server::start(
-        v,
-        "replica",
-        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
-    );
+    let replica = sniffer.replica(v, &[]);
     wait_until("the RDB transfer to start", Duration::from_secs(20), || {
         sniffer.stderr().contains("RDB transfer start")
     });

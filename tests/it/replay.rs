@@ -5,23 +5,9 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use repl_sniff::capture::replay;
-use repl_sniff::{Config, Monitor, Report};
 use serde_json::Value;
 
-use crate::fixtures::{self, manifest};
-
-pub fn replay_file(path: &Path) -> Report {
-    let mut monitor = Monitor::new(Config::default(), vec![]);
-    replay::replay(
-        &[path],
-        &replay::Options::default(),
-        &mut monitor,
-        &mut |_| {},
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    monitor.report()
-}
+use crate::support::fixtures::{self, manifest, replay_file};
 
 fn report_json(path: &Path) -> Value {
     serde_json::to_value(replay_file(path)).unwrap()

@@ -81,7 +81,7 @@ fn a_link_already_up_is_joined_late_and_anchored_by_getack_answers() {
     }
     let end = wait_for_quiescence(&master, &replica);
     std::thread::sleep(Duration::from_millis(1500)); // metrics are rendered every second
-    let (_, body) = crate::timing::http_get(metrics.parse().unwrap(), "/metrics");
+    let (_, body) = crate::support::http_get(metrics.parse().unwrap(), "/metrics");
     assert!(
         body.contains("repl_sniff_capture_kernel_drops_total 0"),
         "{body}"

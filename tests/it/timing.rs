@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    assert_two_connections_where_expected, assert_valid_report, free_port, python,
+    assert_two_connections_where_expected, assert_valid_report, free_port, http_get, python,
     wait_for_quiescence, wait_until, Server, Sniffer, Version,
 };
 
@@ -25,11 +25,7 @@ fn u(v: &Value) -> u64 {
 
 fn attach(v: Version, master: &Server, sniffer_args: &[&str]) -> (Sniffer, Server) {
     let sniffer = Sniffer::start(master.port, sniffer_args);
-    let replica = Server::start(
-        v,
-        "replica",
-        &["--replicaof", "127.0.0.1", &sniffer.port.to_string()],
-    );
+    let replica = sniffer.replica(v, &[]);
     wait_until("link up", Duration::from_secs(30), || replica.link_up());
     (sniffer, replica)
 }
@@ -165,19 +161,6 @@ fn a_stopped_replica_shows_growing_lag_and_a_warning() {
     assert_eq!(u(&t["lag_bytes"]), 0, "recovered");
     assert_eq!(u(&s["offsets"]["acked"]), end);
     assert_valid_report(&out.report_path);
-}
-
-pub fn http_get(port: u16, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-    (head.to_string(), body.to_string())
 }
 
 /// The endpoint speaks HTTP as scrapers and curl expect: two requests on one connection
@@ -345,7 +328,7 @@ fn full_disk_captures_show_the_ten_second_ping_period() {
             .join("fixtures/captures")
             .join(version)
             .join("full-disk.pcap");
-        let report = serde_json::to_value(crate::replay::replay_file(&pcap)).unwrap();
+        let report = serde_json::to_value(crate::support::fixtures::replay_file(&pcap)).unwrap();
         let ping = &report["sessions"][0]["timing"]["heartbeats"]["master_ping_interval_us"];
         let p50 = u(&ping["p50"]);
         assert!(u(&ping["count"]) >= 1, "{version}");
@@ -372,7 +355,7 @@ fn every_golden_report_matches_the_documented_schema() {
         }
     }
     // One per shipped capture: a golden missing its report is caught by the golden test.
-    assert_eq!(reports.len(), crate::fixtures::captures().len());
+    assert_eq!(reports.len(), crate::support::fixtures::captures().len());
     for report in reports {
         assert_valid_report(&report);
     }

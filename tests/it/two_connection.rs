@@ -9,7 +9,7 @@ use bytes::Bytes;
 use repl_sniff::{Config, Direction, Event, EventKind, Input, InputKind, Monitor, Timestamp};
 use serde_json::Value;
 
-use crate::support::Collect;
+use crate::support::{line, resp, Collect};
 
 const REPLID: &str = "95835e068611862944db211d287d8824a71041a2";
 const MARK: &str = "5806cca6e294561a8ea62ddbf10716c53218d234";
@@ -30,18 +30,6 @@ enum Step {
     Snapshot,
 }
 use Step::*;
-
-fn resp(args: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-    }
-    out
-}
-
-fn line(s: &str) -> Vec<u8> {
-    format!("{s}\r\n").into_bytes()
-}
 
 /// A small valid RDB (RDB 12, one key in db 0, RESIZEDB 1/0) in diskless framing.
 fn diskless_rdb() -> Vec<u8> {
@@ -898,7 +886,7 @@ fn writes_during_the_rdb_transfer_are_counted_once(
     }
     assert_eq!(next, end + 1);
     // Every phase of the full sync is there, and they add up to it.
-    crate::figures::assert_phases_add_up(&s["timeline"], seen);
+    crate::support::assert_phases_add_up(&s["timeline"], seen);
     if let Some(p) = password {
         assert!(!out.stderr.contains(p) && !out.report_text.contains(p));
     }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use repl_sniff::{Config, Direction, Input, InputKind, Monitor, Timestamp};
 
-use crate::splits::assert_same;
+use crate::support::splits::assert_same;
 use crate::support::Collect;
 
 /// One step of a case.

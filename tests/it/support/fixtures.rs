@@ -1,11 +1,13 @@
 //! The shipped fixtures, found by walking `fixtures/`: adding a capture means adding files,
 //! never editing a list here.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use repl_sniff::capture::replay;
 use repl_sniff::capture::tcp::Reassembler;
 use repl_sniff::capture::{self, Reader};
-use repl_sniff::Input;
+use repl_sniff::{Config, Direction, Input, InputKind, Monitor, Report};
 
 /// The repository's root.
 pub fn manifest() -> &'static Path {
@@ -66,4 +68,50 @@ pub fn reassembled(capture: &Path) -> Vec<Input> {
     tcp.finish(last);
     out.extend(std::iter::from_fn(|| tcp.poll()));
     out
+}
+
+/// The RDB payload of the first full sync in a capture (framing removed).
+pub fn rdb_from_capture(pcap: &Path) -> Option<Vec<u8>> {
+    let mut by_session: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    for input in crate::support::fixtures::reassembled(pcap) {
+        if let InputKind::Data {
+            dir: Direction::MasterToReplica,
+            bytes,
+        } = &input.kind
+        {
+            by_session
+                .entry(input.conn)
+                .or_default()
+                .extend_from_slice(bytes);
+        }
+    }
+    for stream in by_session.values() {
+        let Some(at) = stream.windows(5).position(|w| w == b"REDIS") else {
+            continue;
+        };
+        let head = &stream[..at];
+        let line_start = head[..head.len() - 2]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        let line = std::str::from_utf8(&head[line_start..head.len() - 2]).ok()?;
+        let len = match line.strip_prefix('$') {
+            Some(n) if !n.starts_with("EOF:") => n.parse().ok()?,
+            _ => stream.len() - at - 40,
+        };
+        return Some(stream[at..at + len].to_vec());
+    }
+    None
+}
+
+pub fn replay_file(path: &Path) -> Report {
+    let mut monitor = Monitor::new(Config::default(), vec![]);
+    replay::replay(
+        &[path],
+        &replay::Options::default(),
+        &mut monitor,
+        &mut |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    monitor.report()
 }

@@ -1,26 +1,36 @@
 //! What the integration tests share, by concern: real servers on free loopback ports
-//! (`servers`), a minimal RESP client (`client`), the `repl-sniff` binary (`sniffer`), the
-//! proxy in process (`in_process`), workloads that measure themselves (`workloads`),
-//! `/proc` probes (`probes`) and `socat` (`socat`). Spec files import from here only.
-//!
-//! Binaries: `REPL_SNIFF_REDIS_7` (default `redis-server` on PATH, Debian's 7.0),
-//! `REPL_SNIFF_REDIS_6` (default `.cache/redis-6.0.9/redis_server/bin/redis-server`),
-//! `REPL_SNIFF_REDIS_8` (default `.cache/redis-8.2.3/redis-server`), `REPL_SNIFF_VALKEY_8`
-//! (default `.cache/valkey-8.1.8/valkey-server`) and `REPL_SNIFF_VALKEY_9` (default
-//! `.cache/valkey-9.1.2/valkey-server`), the PyPI wheels that `scripts/test` unpacks. A missing
-//! binary fails the test with a hint: these tests never skip silently.
+//! (`servers`), a minimal RESP client (`client`), the `repl-sniff` binary (`sniffer`), a
+//! replication `Link` through it (`link`), the proxy in process (`in_process`), workloads
+//! that measure themselves (`workloads`), conversations built in Rust (`handmade`), the
+//! shipped fixtures (`fixtures`), feeding bytes in pieces (`splits`), HTTP and the HTML
+//! page (`http`, `html`), report checks (`reports`), `/proc` probes (`probes`), `socat` and a
+//! fault-injecting relay (`socat`, `toxic`). Spec files import from here, never from each
+//! other.
 
 mod client;
+pub mod fixtures;
+mod handmade;
+mod html;
+mod http;
 mod in_process;
+mod link;
 mod probes;
+mod reports;
 mod servers;
 mod sniffer;
 mod socat;
+pub mod splits;
+pub mod toxic;
 mod workloads;
 
 pub use client::*;
+pub use handmade::*;
+pub use html::*;
+pub use http::*;
 pub use in_process::*;
+pub use link::*;
 pub use probes::*;
+pub use reports::*;
 pub use servers::*;
 pub use sniffer::*;
 pub use socat::*;

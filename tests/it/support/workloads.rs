@@ -79,3 +79,79 @@ pub fn assert_period(h: &Value, period: Duration, late: Lateness, what: &str) {
         late.0
     );
 }
+
+/// A dataset of several types in db 0 and db 3, with one value over 1 MB.
+pub fn load_dataset(c: &mut Client) {
+    for i in 0..200 {
+        c.cmd(&["SET", &format!("str:{i}"), &format!("value-{i}")]);
+    }
+    c.cmd(&["RPUSH", "list", "a", "b", "c", "d"]);
+    c.cmd(&["HSET", "hash", "f1", "v1", "f2", "v2"]);
+    c.cmd(&["SADD", "set", "1", "2", "3", "x"]);
+    c.cmd(&["ZADD", "zset", "1", "a", "2", "b"]);
+    c.cmd(&["SET", "ttl", "v", "EX", "1000"]);
+    let big = vec![b'B'; 1_500_000];
+    c.cmd_bytes(&[b"SET", b"big:preload", &big]);
+    c.cmd(&["SELECT", "3"]);
+    c.cmd(&["SET", "db3:k", "v"]);
+    c.cmd(&["SELECT", "0"]);
+}
+
+/// How many of each verbatim-propagated write the workload sends.
+pub struct Workload {
+    pub lpush: u64,
+    pub hset: u64,
+    pub sadd: u64,
+    pub zadd: u64,
+    pub incr: u64,
+}
+
+/// Writes of many kinds: plain writes, MULTI/EXEC, EVAL, SELECT, a value over 1 MB, WAIT.
+pub fn write_workload(c: &mut Client) -> Workload {
+    for i in 0..50 {
+        c.cmd(&["SET", &format!("w:{i}"), &format!("v{i}")]);
+    }
+    for i in 0..10 {
+        c.cmd(&["LPUSH", "wlist", &i.to_string()]);
+        c.cmd(&["HSET", "whash", &format!("f{i}"), "v"]);
+        c.cmd(&["SADD", "wset", &i.to_string()]);
+        c.cmd(&["ZADD", "wzset", &i.to_string(), &format!("m{i}")]);
+        c.cmd(&["INCR", "counter"]);
+    }
+    for i in 0..3 {
+        c.cmd(&["MULTI"]);
+        c.cmd(&["SET", &format!("tx:{i}"), "a"]);
+        c.cmd(&["INCR", "txcounter"]);
+        c.cmd(&["EXEC"]);
+    }
+    c.cmd(&[
+        "EVAL",
+        "redis.call('set', KEYS[1], 'a'); redis.call('set', KEYS[2], 'b'); return 1",
+        "2",
+        "ev:1",
+        "ev:2",
+    ]);
+    c.cmd(&["EXPIRE", "w:0", "1000"]);
+    c.cmd(&["DEL", "w:1", "w:2"]);
+    c.cmd(&["SELECT", "5"]);
+    for i in 0..5 {
+        c.cmd(&["SET", &format!("db5:{i}"), "x"]);
+    }
+    c.cmd(&["SELECT", "0"]);
+    let big = vec![b'Z'; 2_000_000];
+    c.cmd_bytes(&[b"SET", b"big:live", &big]);
+    c.cmd(&["SET", "after-big", "1"]);
+    let acked = c.cmd(&["WAIT", "1", "5000"]);
+    assert_eq!(
+        acked,
+        crate::support::Reply::Int(1),
+        "WAIT saw no replica ack"
+    );
+    Workload {
+        lpush: 10,
+        hset: 10,
+        sadd: 10,
+        zadd: 10,
+        incr: 10 + 3,
+    }
+}
