@@ -23,6 +23,15 @@ enum Step {
     Close {
         conn: u64,
     },
+    /// Connection `conn` opens from `replica` (otherwise it opens with its first bytes).
+    Open {
+        conn: u64,
+        replica: String,
+    },
+    /// The clock moves on by this many milliseconds.
+    Wait {
+        ms: u64,
+    },
 }
 
 /// How a run cuts the steps' bytes into inputs.
@@ -90,32 +99,52 @@ fn parse(name: &str, text: &str) -> Vec<Step> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        if let Some(conn) = line.strip_prefix("close ") {
-            let conn = conn
-                .trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("{what}: close N"));
-            steps.push(Step::Close { conn });
-            continue;
-        }
-        let digits = line.bytes().take_while(u8::is_ascii_digit).count();
-        let conn = line[..digits].parse().unwrap_or(1);
-        let rest = &line[digits..];
-        let (dir, rest) = match rest.as_bytes().first() {
-            Some(b'R') => (Direction::ReplicaToMaster, &rest[1..]),
-            Some(b'M') => (Direction::MasterToReplica, &rest[1..]),
-            _ => panic!("{what}: a step begins with R or M (or a connection number): {line}"),
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let step = match word {
+            "close" => Step::Close {
+                conn: rest
+                    .trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{what}: close N")),
+            },
+            "open" => {
+                let (conn, replica) = (rest.split_once(' '))
+                    .and_then(|(n, r)| Some((n.parse().ok()?, r.trim().to_string())))
+                    .unwrap_or_else(|| panic!("{what}: open N HOST:PORT"));
+                Step::Open { conn, replica }
+            }
+            "wait" => {
+                let secs: f64 =
+                    (rest.trim().parse()).unwrap_or_else(|_| panic!("{what}: wait SECONDS"));
+                Step::Wait {
+                    ms: (secs * 1000.0).round() as u64,
+                }
+            }
+            _ => data(line, &what),
         };
-        let bytes = if let Some(raw) = rest.strip_prefix(": ") {
-            unescape(raw, &what)
-        } else if let Some(args) = rest.strip_prefix("> ") {
-            command(args, &what)
-        } else {
-            panic!("{what}: `R: bytes` or `R> command args`: {line}");
-        };
-        steps.push(Step::Data { conn, dir, bytes });
+        steps.push(step);
     }
     steps
+}
+
+/// `R: bytes`, `M> command args`, `2R: …`.
+fn data(line: &str, what: &str) -> Step {
+    let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+    let conn = line[..digits].parse().unwrap_or(1);
+    let rest = &line[digits..];
+    let (dir, rest) = match rest.as_bytes().first() {
+        Some(b'R') => (Direction::ReplicaToMaster, &rest[1..]),
+        Some(b'M') => (Direction::MasterToReplica, &rest[1..]),
+        _ => panic!("{what}: a step begins with R or M (or a connection number): {line}"),
+    };
+    let bytes = if let Some(raw) = rest.strip_prefix(": ") {
+        unescape(raw, what)
+    } else if let Some(args) = rest.strip_prefix("> ") {
+        command(args, what)
+    } else {
+        panic!("{what}: `R: bytes` or `R> command args`: {line}");
+    };
+    Step::Data { conn, dir, bytes }
 }
 
 /// The events of one run, as JSON lines.
@@ -125,43 +154,55 @@ fn run(steps: &[Step], cut: Cut) -> Vec<String> {
     let mut monitor = Monitor::new(Config::default(), vec![Box::new(collect)]);
     let mut opened = std::collections::BTreeSet::new();
     let mut at = Timestamp(1_800_000_000_000_000);
+    let open = |monitor: &mut Monitor, conn: u64, at: Timestamp, replica: String| {
+        let kind = InputKind::Open {
+            replica,
+            upstream: "127.0.0.1:6379".into(),
+            joined_late: false,
+        };
+        monitor.handle(&Input { conn, at, kind });
+    };
     for (i, step) in steps.iter().enumerate() {
         at = Timestamp(at.0 + 1000);
-        let (conn, dir, bytes) = match step {
+        match step {
             Step::Close { conn } => {
-                let kind = InputKind::Close {
-                    reason: "closed".into(),
-                };
+                let reason = "closed".into();
+                let kind = InputKind::Close { reason };
                 monitor.handle(&Input {
                     conn: *conn,
                     at,
                     kind,
                 });
-                continue;
             }
-            Step::Data { conn, dir, bytes } => (*conn, *dir, bytes),
-        };
-        if opened.insert(conn) {
-            let kind = InputKind::Open {
-                replica: format!("127.0.0.1:{}", 40000 + conn),
-                upstream: "127.0.0.1:6379".into(),
-                joined_late: false,
-            };
-            monitor.handle(&Input { conn, at, kind });
+            Step::Open { conn, replica } => {
+                opened.insert(*conn);
+                open(&mut monitor, *conn, at, replica.clone());
+            }
+            Step::Wait { ms } => at = Timestamp(at.0 + ms * 1000),
+            Step::Data { conn, dir, bytes } => {
+                let (conn, dir) = (*conn, *dir);
+                if opened.insert(conn) {
+                    open(
+                        &mut monitor,
+                        conn,
+                        at,
+                        format!("127.0.0.1:{}", 40000 + conn),
+                    );
+                }
+                let pieces: Vec<&[u8]> = match cut {
+                    Cut::Whole => vec![bytes],
+                    Cut::Bytewise => bytes.chunks(1).collect(),
+                    Cut::At { step, at: k } if step == i => vec![&bytes[..k], &bytes[k..]],
+                    Cut::At { .. } => vec![bytes],
+                };
+                for piece in pieces {
+                    let bytes = Bytes::copy_from_slice(piece);
+                    let kind = InputKind::Data { dir, bytes };
+                    monitor.handle(&Input { conn, at, kind });
+                }
+            }
         }
-        let pieces: Vec<&[u8]> = match cut {
-            Cut::Whole => vec![bytes],
-            Cut::Bytewise => bytes.chunks(1).collect(),
-            Cut::At { step, at: k } if step == i => vec![&bytes[..k], &bytes[k..]],
-            Cut::At { .. } => vec![bytes],
-        };
-        for piece in pieces {
-            let kind = InputKind::Data {
-                dir,
-                bytes: Bytes::copy_from_slice(piece),
-            };
-            monitor.handle(&Input { conn, at, kind });
-        }
+        monitor.tick(at);
     }
     monitor.close_all(Timestamp(at.0 + 1000), "end");
     let events = events.lock().unwrap();
@@ -224,13 +265,13 @@ fn every_wire_case_gives_its_golden_events_whole_bytewise_and_at_every_split() {
 fn a_step_says_its_bytes_in_the_notation_the_readme_gives() {
     let steps = parse(
         "notation",
-        "# a comment\n\nR> PSYNC ? -1\nM: +OK\\r\\n\\x00\\s\n2R: x\nclose 2\n",
+        "# a comment\n\nR> PSYNC ? -1\nM: +OK\\r\\n\\x00\\s\nopen 2 127.0.0.2:40002\n2R: x\nwait 1.5\nclose 2\n",
     );
     let data: Vec<(u64, Direction, &[u8])> = steps
         .iter()
         .filter_map(|s| match s {
             Step::Data { conn, dir, bytes } => Some((*conn, *dir, bytes.as_slice())),
-            Step::Close { .. } => None,
+            _ => None,
         })
         .collect();
     assert_eq!(
@@ -245,5 +286,7 @@ fn a_step_says_its_bytes_in_the_notation_the_readme_gives() {
             (2, Direction::ReplicaToMaster, &b"x"[..]),
         ]
     );
+    assert!(matches!(&steps[2], Step::Open { conn: 2, replica } if replica == "127.0.0.2:40002"));
+    assert!(matches!(steps[4], Step::Wait { ms: 1500 }));
     assert!(matches!(steps.last(), Some(Step::Close { conn: 2 })));
 }
