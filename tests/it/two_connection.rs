@@ -1,6 +1,7 @@
 //! Two-connection full syncs (Redis 8's RDB channel, Valkey's dual channel), built byte for
 //! byte from protocol.md §5: how the two connections pair into one session, where the main
-//! connection's offsets come from, and every way it can go wrong.
+//! connection's offsets come from, and every way it can go wrong. The cases whose events say
+//! it all are files in `fixtures/wire/` (`rdb-channel-*`); these read the paired report.
 
 use std::sync::Arc;
 use std::time::Duration;

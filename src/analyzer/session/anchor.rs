@@ -45,7 +45,7 @@ impl Session {
         let Anchor::Holding { events, .. } = &mut self.anchor else {
             return self.events.push_back(e);
         };
-        let end = matches!(e.kind, EventKind::Command { .. }).then_some(self.stream.bytes);
+        let end = matches!(e.kind, EventKind::Command { .. }).then_some(self.master.stream.bytes);
         events.push_back((e, end));
         if events.len() >= MAX_HELD_EVENTS {
             let why = format!(
@@ -77,7 +77,7 @@ impl Session {
                 return;
             }
         };
-        self.stream.base = Some(offset);
+        self.master.stream.base = Some(offset);
         // Said as of the first held event: the anchor holds from there on.
         let ts = held.front().map_or(at, |(e, _)| e.ts);
         let sync = SyncKind::RdbChannel;
@@ -98,7 +98,7 @@ impl Session {
                 Some(b),
             ) = (&mut e.kind, end_bytes)
             {
-                let e_end = self.stream.base.map(|base| base.saturating_add(b));
+                let e_end = self.master.stream.base.map(|base| base.saturating_add(b));
                 *end = e_end;
                 *start = e_end.map(|x| x.saturating_add(1).saturating_sub(*bytes));
             }

@@ -8,7 +8,7 @@
 //! The target forwards `ESTABLISH`, the imported commands and `FINISH STATE … NAME <job>` to
 //! its replicas as ordinary stream bytes; [`forwarded`] reads those in a replica's stream.
 
-use super::master::Phase;
+use super::master::MasterPhase;
 use super::{Role, Session};
 use crate::analyzer::event::{EventKind, MigrationStep, SlotRange};
 use crate::analyzer::input::Timestamp;
@@ -154,8 +154,8 @@ impl Session {
         let step = MigrationStep::Accepted;
         self.emit(at, EventKind::Migration { step });
         // No offsets: the target's commands to the source are not a replication stream.
-        self.stream.base = None;
-        self.enter(Phase::Stream);
+        self.master.stream.base = None;
+        self.enter_master(MasterPhase::Stream);
     }
 
     /// A command from the target on a migration link: returns true if it was the migration's.

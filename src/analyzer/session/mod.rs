@@ -6,10 +6,11 @@
 //! caused — then drain [`Session::poll_event`] until it returns `None`, and finally call
 //! [`Session::finish`]. Chunk boundaries never change the events.
 //!
-//! Each direction has its phase, and one function moves it: the replica's
-//! (`ReplicaPhase`, `replica.rs`, `Session::enter_replica`) is a command stream, found and
-//! then lost at most once; the master's (`master/`, `Session::enter`) goes through phases
-//! chosen by what the replica asked for:
+//! Each direction owns its state (`ReplicaSide`, `MasterSide`), and its phase is moved by
+//! one function: the replica's (`ReplicaPhase`, `replica.rs`, `Session::enter_replica`) is a
+//! command stream, found and then lost at most once; the master's (`MasterPhase`, `master/`,
+//! `Session::enter_master`) goes through phases chosen by what the replica asked for. What
+//! both consult, the handshake so far, is `handshake.rs`'s:
 //!
 //! ```text
 //! Replies ──PSYNC→+FULLRESYNC──> AwaitPayload ──$len──> RdbDisk ──┐
@@ -42,7 +43,7 @@ use crate::protocol::tls::is_tls_prefix;
 use anchor::Anchor;
 pub use anchor::MAX_HELD_EVENTS;
 use handshake::{Handshake, Pending};
-use master::{Phase, RdbTransfer, Stream};
+use master::{MasterPhase, RdbTransfer, Stream};
 
 /// The largest replication offset: the servers keep offsets as signed 64-bit numbers, so a
 /// larger one is a protocol anomaly, and offset arithmetic below it cannot overflow.
@@ -104,25 +105,41 @@ pub struct Session {
     /// first bytes are split.
     tls_held: Sides<Vec<u8>>,
     role: Role,
-    requests: resp::Parser,
-    /// Position in the replica's direction of the first byte the request parser was fed.
-    requests_origin: u64,
-    replica_phase: ReplicaPhase,
+    /// The replica's direction.
+    replica: ReplicaSide,
+    /// The master's direction.
+    master: MasterSide,
     /// What the handshake has said so far, which both directions consult.
     handshake: Handshake,
-    /// `AUTH` argument byte ranges (absolute positions in the replica's direction) found by
-    /// the last [`Session::feed`]; cleared by the next one, so it holds at most one chunk's.
-    secrets: Vec<(u64, u64)>,
-    phase: Phase,
-    lines: LineReader,
-    stream: Stream,
-    rdb: Option<RdbTransfer>,
     anchor: Anchor,
     /// Joined mid-connection: how the stream's offsets are being worked out.
     late: Option<LateAnchor>,
     /// A Valkey slot migration's source pushing to this connection's upstream.
     push: Option<migration::Push>,
     ended: bool,
+}
+
+/// What the replica's direction holds: its command parser, where that parser started, its
+/// phase, and the secrets the last chunk completed.
+#[derive(Debug)]
+struct ReplicaSide {
+    requests: resp::Parser,
+    /// Position in the replica's direction of the first byte the request parser was fed.
+    origin: u64,
+    phase: ReplicaPhase,
+    /// `AUTH` argument byte ranges (absolute positions in the replica's direction) found by
+    /// the last [`Session::feed`]; cleared by the next one, so it holds at most one chunk's.
+    secrets: Vec<(u64, u64)>,
+}
+
+/// What the master's direction holds: its phase, the reply-line reader, the stream and its
+/// offsets, and the RDB transfer under way.
+#[derive(Debug)]
+struct MasterSide {
+    phase: MasterPhase,
+    lines: LineReader,
+    stream: Stream,
+    rdb: Option<RdbTransfer>,
 }
 
 /// A joined-late stream's offsets, from `REPLCONF GETACK`s and the ACKs that answer them:
@@ -146,23 +163,27 @@ impl Session {
             seen: Sides::default(),
             tls_held: Sides::default(),
             role: Role::Undetermined,
-            requests: resp::Parser::new(cfg.limits),
-            requests_origin: 0,
-            replica_phase: ReplicaPhase::Commands,
-            secrets: Vec::new(),
-            handshake: Handshake::default(),
-            phase: Phase::Replies,
-            lines: LineReader::default(),
-            stream: Stream {
-                parser: resp::Parser::for_master_stream(cfg.limits),
-                started: false,
-                base: None,
-                bytes: 0,
-                outside: 0,
-                db: None,
-                in_multi: false,
+            replica: ReplicaSide {
+                requests: resp::Parser::new(cfg.limits),
+                origin: 0,
+                phase: ReplicaPhase::Commands,
+                secrets: Vec::new(),
             },
-            rdb: None,
+            master: MasterSide {
+                phase: MasterPhase::Replies,
+                lines: LineReader::default(),
+                stream: Stream {
+                    parser: resp::Parser::for_master_stream(cfg.limits),
+                    started: false,
+                    base: None,
+                    bytes: 0,
+                    outside: 0,
+                    db: None,
+                    in_multi: false,
+                },
+                rdb: None,
+            },
+            handshake: Handshake::default(),
             anchor: Anchor::NotNeeded,
             late: None,
             push: None,
@@ -193,7 +214,7 @@ impl Session {
             after_gap: false,
         });
         s.late = Some(LateAnchor::default());
-        s.enter(Phase::Resync {
+        s.enter_master(MasterPhase::Resync {
             finder: resp::BoundaryFinder::default(),
             after_gap: false,
         });
@@ -223,37 +244,38 @@ impl Session {
     /// positions in the replica's direction (for masking in recordings). A range may begin
     /// before that chunk: an `AUTH` split across reads is reported when it completes.
     pub fn secret_ranges(&self) -> &[(u64, u64)] {
-        &self.secrets
+        &self.replica.secrets
     }
 
     /// Where the command the replica's direction ends inside began, if that command could
     /// still turn out to carry a secret (its name is not known yet, or it is `AUTH`).
     pub fn pending_secret_from(&self) -> Option<u64> {
-        if !matches!(self.replica_phase, ReplicaPhase::Commands) {
+        if !matches!(self.replica.phase, ReplicaPhase::Commands) {
             return None;
         }
-        let start = self.requests.command_start()?;
-        self.requests
+        let start = self.replica.requests.command_start()?;
+        self.replica
+            .requests
             .partial_name()
             .is_none_or(|n| n.is("AUTH"))
-            .then_some(self.requests_origin + start)
+            .then_some(self.replica.origin + start)
     }
 
     /// The RDB transfer under way, if any: bytes received, announced length, start time.
     pub fn rdb_progress(&self) -> Option<(u64, Option<u64>, Timestamp)> {
-        let rdb = self.rdb.as_ref()?;
-        match &self.phase {
-            Phase::RdbDisk { remaining } => {
+        let rdb = self.master.rdb.as_ref()?;
+        match &self.master.phase {
+            MasterPhase::RdbDisk { remaining } => {
                 Some((rdb.bytes, Some(rdb.bytes + remaining), rdb.started))
             }
-            Phase::RdbEof { seen, .. } => Some((*seen, None, rdb.started)),
+            MasterPhase::RdbEof { seen, .. } => Some((*seen, None, rdb.started)),
             _ => None,
         }
     }
 
     /// Keys the RDB under way has given so far, and those its `RESIZEDB` hints announce.
     pub fn rdb_keys(&self) -> Option<(u64, Option<u64>)> {
-        Some(self.rdb.as_ref()?.contents.keys_so_far())
+        Some(self.master.rdb.as_ref()?.contents.keys_so_far())
     }
 
     /// Bytes fed so far in direction `dir` (analysed or skipped).
@@ -273,8 +295,8 @@ impl Session {
 
     /// Offset of the last stream byte seen, when offsets are known.
     pub fn offset_end(&self) -> Option<u64> {
-        if self.stream.started {
-            self.stream.offset_end()
+        if self.master.stream.started {
+            self.master.stream.offset_end()
         } else {
             None
         }
@@ -283,7 +305,7 @@ impl Session {
     /// Consumes bytes seen on the link. Never fails: input that breaks the protocol becomes an
     /// [`EventKind::Desync`] and the rest of that direction is only counted.
     pub fn feed(&mut self, chunk: Chunk<'_>) {
-        self.secrets.clear();
+        self.replica.secrets.clear();
         if self.ended || chunk.bytes.is_empty() {
             return;
         }
@@ -311,7 +333,7 @@ impl Session {
         if self.seen[d] == 0 && bytes.starts_with(BUS_SIGNATURE) && self.role == Role::Undetermined
         {
             self.set_role(at, Role::ClusterBus);
-            self.enter(Phase::Opaque);
+            self.enter_master(MasterPhase::Opaque);
         }
         if self.role == Role::ClusterBus {
             if self.seen[d] == 0 {
@@ -355,7 +377,7 @@ impl Session {
         match dir {
             Direction::ReplicaToMaster => self.skip_requests(at, len, reason),
             Direction::MasterToReplica => {
-                if let Some(rdb) = &mut self.rdb {
+                if let Some(rdb) = &mut self.master.rdb {
                     rdb.contents.abandon(len, why == Skipped::Behind);
                 }
                 self.skip_master(at, len, reason);
@@ -382,7 +404,7 @@ impl Session {
                 reason: reason.to_string(),
                 bytes_to_master: self.seen[Direction::ReplicaToMaster],
                 bytes_to_replica: self.seen[Direction::MasterToReplica],
-                stream_bytes: self.stream.bytes,
+                stream_bytes: self.master.stream.bytes,
                 offset_end,
             },
         );

@@ -2,7 +2,7 @@
 //! plain client's commands). What it asks for decides what the master's direction is.
 
 use super::handshake::Pending;
-use super::master::Phase;
+use super::master::MasterPhase;
 use super::{ReplicaPhase, Role, Session};
 use crate::analyzer::event::{Channel, EventKind, WarningKind};
 use crate::analyzer::input::{Direction, Timestamp};
@@ -20,7 +20,7 @@ impl Session {
             return self.lose_requests(at, 0, why.to_string());
         }
         let mut from = 0;
-        if let ReplicaPhase::Resync { finder, after_gap } = &mut self.replica_phase {
+        if let ReplicaPhase::Resync { finder, after_gap } = &mut self.replica.phase {
             let Some(found) = finder.find(bytes) else {
                 self.seen[Direction::ReplicaToMaster] += bytes.len() as u64;
                 return;
@@ -45,7 +45,7 @@ impl Session {
                 let skipped = found.skipped;
                 self.emit(at, EventKind::JoinedLate { dir, skipped });
             }
-            self.requests_origin = header_at;
+            self.replica.origin = header_at;
             self.parse_requests(at, found.header(), header_at);
             from = found.resume;
         }
@@ -60,8 +60,8 @@ impl Session {
     /// Parses the replica's commands in `bytes`, which begin at byte `pos` of its direction.
     fn parse_requests(&mut self, at: Timestamp, bytes: &[u8], pos: u64) {
         let mut done = 0;
-        while matches!(self.replica_phase, ReplicaPhase::Commands) && done < bytes.len() {
-            let (n, r) = self.requests.advance(&bytes[done..]);
+        while matches!(self.replica.phase, ReplicaPhase::Commands) && done < bytes.len() {
+            let (n, r) = self.replica.requests.advance(&bytes[done..]);
             done += n;
             match r {
                 Ok(None) if n == 0 => break,
@@ -76,14 +76,15 @@ impl Session {
                     let end = pos + done as u64;
                     let start = end - cmd.wire_len();
                     let ranges = handshake::auth_argument_ranges(&cmd);
-                    self.secrets
+                    self.replica
+                        .secrets
                         .extend(ranges.iter().map(|&(a, b)| (start + a, start + b)));
                     self.on_request(at, &cmd);
-                    self.requests.give_back(cmd);
+                    self.replica.requests.give_back(cmd);
                 }
                 Err(f) => {
                     let msg = format!("replica sent bytes that are not a command: {}", f.error);
-                    let position = self.requests_origin + f.at;
+                    let position = self.replica.origin + f.at;
                     self.lose_requests(at, position, msg);
                 }
             }
@@ -174,7 +175,7 @@ impl Session {
     /// A joined-late stream: the first ACK after a GETACK answers it with the offset just
     /// before the GETACK; when two answers give the same base, the stream is anchored.
     fn late_anchor(&mut self, at: Timestamp, ack: u64) {
-        if self.stream.base.is_some() {
+        if self.master.stream.base.is_some() {
             return;
         }
         let Some(late) = &mut self.late else { return };
@@ -186,9 +187,9 @@ impl Session {
             late.candidate = base;
             return;
         }
-        self.stream.base = base;
+        self.master.stream.base = base;
         self.late = None;
-        let offset = self.stream.offset_end().unwrap_or(0);
+        let offset = self.master.stream.offset_end().unwrap_or(0);
         self.emit(at, EventKind::Anchored { offset });
     }
 
@@ -230,8 +231,8 @@ impl Session {
     pub(super) fn become_client(&mut self, at: Timestamp, name: Option<(Name, u64)>) {
         self.set_role(at, Role::Client);
         self.handshake.pending.clear();
-        if !matches!(self.phase, Phase::Lost) {
-            self.enter(Phase::Opaque);
+        if !matches!(self.master.phase, MasterPhase::Lost) {
+            self.enter_master(MasterPhase::Opaque);
         }
         if let Some((name, bytes)) = name {
             self.emit(at, EventKind::ClientCommand { name, bytes });
@@ -241,9 +242,9 @@ impl Session {
     /// `len` bytes of the replica's direction went by unseen. Commands are parsed again from
     /// the next command boundary after them; the command they cut is lost.
     pub(super) fn skip_requests(&mut self, at: Timestamp, len: u64, reason: String) {
-        let position = self.seen[Direction::ReplicaToMaster] - self.requests.partial_len();
+        let position = self.seen[Direction::ReplicaToMaster] - self.replica.requests.partial_len();
         self.seen[Direction::ReplicaToMaster] += len;
-        match &mut self.replica_phase {
+        match &mut self.replica.phase {
             // Still looking after an earlier gap: this one is said too, and the search starts
             // over after it.
             ReplicaPhase::Commands
@@ -251,7 +252,7 @@ impl Session {
                 after_gap: true, ..
             } => {
                 self.desync(Direction::ReplicaToMaster, at, position, None, reason);
-                self.requests = resp::Parser::new(self.cfg.limits);
+                self.replica.requests = resp::Parser::new(self.cfg.limits);
                 self.enter_replica(ReplicaPhase::Resync {
                     finder: resp::BoundaryFinder::default(),
                     after_gap: true,
@@ -266,7 +267,7 @@ impl Session {
     /// Stops the analysis of the replica's direction (once): what broke it begins at
     /// `position`. Its bytes are still counted.
     fn lose_requests(&mut self, at: Timestamp, position: u64, reason: String) {
-        if !matches!(self.replica_phase, ReplicaPhase::Lost) {
+        if !matches!(self.replica.phase, ReplicaPhase::Lost) {
             self.enter_replica(ReplicaPhase::Lost);
             self.desync(Direction::ReplicaToMaster, at, position, None, reason);
         }
@@ -274,6 +275,6 @@ impl Session {
 
     /// Moves the replica's direction to `next`: the one place its phase changes.
     pub(super) fn enter_replica(&mut self, next: ReplicaPhase) {
-        self.replica_phase = next;
+        self.replica.phase = next;
     }
 }

@@ -1,4 +1,4 @@
-//! The master's direction: a phase machine. [`Session::enter`] is the one place the phase
+//! The master's direction: a phase machine. [`Session::enter_master`] is the one place the phase
 //! changes; the replies that move it are matched in `replies.rs`; the RDB transfer is
 //! `rdb.rs`'s, the stream and its offsets `stream.rs`'s.
 
@@ -19,7 +19,7 @@ use crate::protocol::tls::is_tls_record;
 
 /// Where the master's direction is.
 #[derive(Debug)]
-pub(super) enum Phase {
+pub(super) enum MasterPhase {
     /// Single-line answers to handshake requests.
     Replies,
     /// After `+FULLRESYNC` or `SYNC`: keep-alives, then the RDB framing line.
@@ -50,7 +50,7 @@ impl Session {
     pub(super) fn feed_master(&mut self, at: Timestamp, bytes: &[u8]) {
         if self.seen[Direction::MasterToReplica] == 0
             && is_tls_record(bytes)
-            && !matches!(self.phase, Phase::Lost)
+            && !matches!(self.master.phase, MasterPhase::Lost)
         {
             let why = "the link is encrypted (a TLS ServerHello): repl-sniff cannot analyse it; \
                        bytes are still forwarded";
@@ -59,22 +59,22 @@ impl Session {
         let mut done = 0;
         while done < bytes.len() {
             let rest = &bytes[done..];
-            let used = match &mut self.phase {
-                Phase::Replies => {
+            let used = match &mut self.master.phase {
+                MasterPhase::Replies => {
                     if self.handshake.pending.front() == Some(&Pending::Sync) {
                         // SYNC has no reply line: its payload starts right away.
                         self.handshake.pending.pop_front();
-                        self.enter(Phase::AwaitPayload { legacy: true });
+                        self.enter_master(MasterPhase::AwaitPayload { legacy: true });
                         continue;
                     }
                     self.master_line(at, rest)
                 }
-                Phase::AwaitPayload { .. } => self.master_line(at, rest),
-                Phase::RdbDisk { remaining } => {
+                MasterPhase::AwaitPayload { .. } => self.master_line(at, rest),
+                MasterPhase::RdbDisk { remaining } => {
                     let take = (*remaining).min(rest.len() as u64);
                     *remaining -= take;
                     let finished = *remaining == 0;
-                    if let Some(rdb) = &mut self.rdb {
+                    if let Some(rdb) = &mut self.master.rdb {
                         rdb.bytes += take;
                         rdb.contents.feed(&rest[..take as usize]);
                     }
@@ -83,8 +83,8 @@ impl Session {
                     }
                     take as usize
                 }
-                Phase::RdbEof { .. } => self.scan_eof_mark(at, rest),
-                Phase::Resync { finder, after_gap } => match finder.find(rest) {
+                MasterPhase::RdbEof { .. } => self.scan_eof_mark(at, rest),
+                MasterPhase::Resync { finder, after_gap } => match finder.find(rest) {
                     Some(found) => {
                         let (dir, after_gap) = (Direction::MasterToReplica, *after_gap);
                         let header = found.header();
@@ -94,9 +94,9 @@ impl Session {
                         if after_gap {
                             // Offsets stayed exact across the gap: the bytes passed over count
                             // (the header's, which earlier chunks may have counted, once parsed).
-                            let bytes = self.stream.bytes + found.resume as u64;
-                            self.stream.bytes = bytes - header.len() as u64;
-                            let (position, offset) = (header_at, self.stream.offset_end());
+                            let bytes = self.master.stream.bytes + found.resume as u64;
+                            self.master.stream.bytes = bytes - header.len() as u64;
+                            let (position, offset) = (header_at, self.master.stream.offset_end());
                             let offset = offset.map(|o| o.saturating_add(1));
                             let passed = found.skipped;
                             let resumed = EventKind::Resumed {
@@ -110,21 +110,23 @@ impl Session {
                             let skipped = found.skipped;
                             self.emit(at, EventKind::JoinedLate { dir, skipped });
                         }
-                        self.enter(Phase::Stream);
+                        self.enter_master(MasterPhase::Stream);
                         self.stream_bytes(at, header, header_at);
                         found.resume
                     }
                     None => {
                         if *after_gap {
-                            self.stream.bytes += rest.len() as u64;
+                            self.master.stream.bytes += rest.len() as u64;
                         }
                         rest.len()
                     }
                 },
-                Phase::Stream => self.stream_bytes(at, rest, self.seen[Direction::MasterToReplica]),
-                Phase::Opaque | Phase::Lost => {
-                    if self.stream.started {
-                        self.stream.bytes += rest.len() as u64;
+                MasterPhase::Stream => {
+                    self.stream_bytes(at, rest, self.seen[Direction::MasterToReplica])
+                }
+                MasterPhase::Opaque | MasterPhase::Lost => {
+                    if self.master.stream.started {
+                        self.master.stream.bytes += rest.len() as u64;
                     }
                     rest.len()
                 }
@@ -142,20 +144,17 @@ impl Session {
         position: u64,
         reason: String,
     ) {
-        let offset = self
-            .stream
-            .started
-            .then(|| self.stream.offset_end())
-            .flatten();
+        let stream = &self.master.stream;
+        let offset = stream.started.then(|| stream.offset_end()).flatten();
         self.desync(Direction::MasterToReplica, at, position, offset, reason);
-        self.enter(Phase::Lost);
+        self.enter_master(MasterPhase::Lost);
     }
 
     /// Moves the master's direction to `next`: the one place its phase changes.
-    pub(super) fn enter(&mut self, next: Phase) {
-        if matches!(next, Phase::Stream) {
-            self.stream.started = true;
+    pub(super) fn enter_master(&mut self, next: MasterPhase) {
+        if matches!(next, MasterPhase::Stream) {
+            self.master.stream.started = true;
         }
-        self.phase = next;
+        self.master.phase = next;
     }
 }

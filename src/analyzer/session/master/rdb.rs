@@ -1,7 +1,7 @@
 //! The RDB transfer on the master's direction: its bytes fed to the streaming RDB analysis,
 //! the diskless transfer's `$EOF:<mark>` end, and what a transfer cut short said.
 
-use super::Phase;
+use super::MasterPhase;
 use crate::analyzer::event::{EventKind, Framing};
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::analyzer::session::{Role, Session};
@@ -34,7 +34,7 @@ impl Session {
     /// Says the RDB's header once its leading AUX fields went by: which version the master
     /// chose for this replica matters before the transfer ends (or fails).
     pub(in crate::analyzer::session) fn say_rdb_header(&mut self, at: Timestamp) {
-        let Some(rdb) = self.rdb.as_mut().filter(|r| !r.header_said) else {
+        let Some(rdb) = self.master.rdb.as_mut().filter(|r| !r.header_said) else {
             return;
         };
         if let Some(header) = rdb.contents.header() {
@@ -53,10 +53,10 @@ impl Session {
         at: Timestamp,
         rest: &[u8],
     ) -> usize {
-        let Phase::RdbEof { mark, tail, seen } = &mut self.phase else {
+        let MasterPhase::RdbEof { mark, tail, seen } = &mut self.master.phase else {
             return 0;
         };
-        let contents = self.rdb.as_mut().map(|r| &mut r.contents);
+        let contents = self.master.rdb.as_mut().map(|r| &mut r.contents);
         // A mark split across chunks: search the held tail joined with the new head.
         let head = &rest[..rest.len().min(ID_LEN - 1)];
         let mut joint = [0u8; 2 * ID_LEN];
@@ -113,7 +113,7 @@ impl Session {
             self.mark_missing(at, payload_at + rdb_end);
             return rest.len();
         }
-        if let Some(rdb) = &mut self.rdb {
+        if let Some(rdb) = &mut self.master.rdb {
             rdb.bytes = rdb_bytes;
         }
         self.rdb_done(at);
@@ -124,7 +124,7 @@ impl Session {
     /// have begun at byte `mark_at` of the direction): the RDB is reported, then the link is
     /// given up.
     pub(in crate::analyzer::session) fn mark_missing(&mut self, at: Timestamp, mark_at: u64) {
-        if let Some(bytes) = self.rdb.as_ref().map(|r| r.contents.position()) {
+        if let Some(bytes) = self.master.rdb.as_ref().map(|r| r.contents.position()) {
             self.rdb_aborted(at, bytes, None);
         }
         let msg = "the diskless RDB ended, but the 40 bytes after it are not the EOF mark it \
@@ -143,12 +143,16 @@ impl Session {
     ) {
         // A diskless RDB's last bytes were held back in case they began the end mark; none
         // came, so they are the RDB's.
-        if let (Phase::RdbEof { tail, .. }, Some(rdb)) = (&mut self.phase, &mut self.rdb) {
+        if let (MasterPhase::RdbEof { tail, .. }, Some(rdb)) =
+            (&mut self.master.phase, &mut self.master.rdb)
+        {
             rdb.contents.feed(tail);
             tail.clear();
         }
         self.say_rdb_header(at);
-        let Some(rdb) = &mut self.rdb else { return };
+        let Some(rdb) = &mut self.master.rdb else {
+            return;
+        };
         let framing = rdb.framing;
         let contents = rdb_summary(&mut rdb.contents, self.cfg.show_keys);
         let aborted = EventKind::RdbAborted {
@@ -162,7 +166,7 @@ impl Session {
 
     pub(in crate::analyzer::session) fn rdb_done(&mut self, at: Timestamp) {
         self.say_rdb_header(at);
-        if let Some(rdb) = &mut self.rdb {
+        if let Some(rdb) = &mut self.master.rdb {
             let kind = EventKind::RdbEnd {
                 framing: rdb.framing,
                 bytes: rdb.bytes,
@@ -172,10 +176,10 @@ impl Session {
             self.emit(at, kind);
             self.emit(at, EventKind::RdbContents { contents });
         }
-        if self.role == Role::Sync && self.stream.base.is_some() {
+        if self.role == Role::Sync && self.master.stream.base.is_some() {
             // Valkey's RDB connection announced an offset, but no stream follows on it.
-            self.stream.base = None;
+            self.master.stream.base = None;
         }
-        self.enter(Phase::Stream);
+        self.enter_master(MasterPhase::Stream);
     }
 }

@@ -1,7 +1,7 @@
 //! The master's reply lines before the stream: the answers to the handshake's requests in
 //! order, the `PSYNC` answer that chooses the sync, and the RDB's framing line.
 
-use super::{Phase, RdbTransfer};
+use super::{MasterPhase, RdbTransfer};
 use crate::analyzer::event::{Channel, EventKind, Framing, SyncKind, WarningKind};
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::analyzer::session::handshake::Pending;
@@ -15,7 +15,7 @@ impl Session {
         at: Timestamp,
         rest: &[u8],
     ) -> usize {
-        match self.lines.next_line(rest, self.cfg.max_reply_line) {
+        match self.master.lines.next_line(rest, self.cfg.max_reply_line) {
             Line::Partial => rest.len(),
             Line::TooLong { carried } => {
                 let msg = format!(
@@ -57,7 +57,7 @@ impl Session {
             return self.emit(at, EventKind::KeepAlive { dir });
         }
         let shown = handshake::printable(line, 200);
-        if let Phase::AwaitPayload { legacy } = self.phase {
+        if let MasterPhase::AwaitPayload { legacy } = self.master.phase {
             return self.on_payload_line(at, reply, shown, legacy, line_at);
         }
         match self.handshake.pending.pop_front() {
@@ -136,8 +136,8 @@ impl Session {
             Reply::FullResync { replid, offset } => {
                 let replid = Some(replid.to_ascii_lowercase());
                 self.sync_started(at, SyncKind::Full, replid, Some(offset));
-                self.stream.base = Some(offset);
-                self.enter(Phase::AwaitPayload { legacy: false });
+                self.master.stream.base = Some(offset);
+                self.enter_master(MasterPhase::AwaitPayload { legacy: false });
             }
             Reply::Continue { replid } => {
                 let replid = replid
@@ -192,7 +192,7 @@ impl Session {
             }
             Reply::Error(_) => {
                 self.emit(at, EventKind::SyncRejected { reply: shown });
-                self.enter(Phase::Replies);
+                self.enter_master(MasterPhase::Replies);
                 return;
             }
             _ => {
@@ -210,7 +210,7 @@ impl Session {
                 declared_bytes: declared,
             },
         );
-        self.rdb = Some(RdbTransfer {
+        self.master.rdb = Some(RdbTransfer {
             framing,
             started: at,
             bytes: 0,
@@ -221,17 +221,17 @@ impl Session {
             Reply::EofMark(m) => {
                 let mut mark = [0; ID_LEN];
                 mark.copy_from_slice(m);
-                Phase::RdbEof {
+                MasterPhase::RdbEof {
                     mark,
                     tail: Vec::with_capacity(ID_LEN),
                     seen: 0,
                 }
             }
-            _ => Phase::RdbDisk {
+            _ => MasterPhase::RdbDisk {
                 remaining: declared.unwrap_or(0),
             },
         };
-        self.enter(next);
+        self.enter_master(next);
         if declared == Some(0) {
             self.rdb_done(at);
         }

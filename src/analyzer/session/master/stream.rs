@@ -2,7 +2,7 @@
 //! did not see (offsets kept where the framing allows it, parsing resumed at the next
 //! command), and the master's side of a slot migration's stream.
 
-use super::Phase;
+use super::MasterPhase;
 use crate::analyzer::event::{EventKind, SyncKind};
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::analyzer::session::{Role, Session};
@@ -40,20 +40,20 @@ impl Session {
         reason: String,
     ) {
         let dir = Direction::MasterToReplica;
-        match &mut self.phase {
-            Phase::RdbDisk { remaining } if len <= *remaining => {
+        match &mut self.master.phase {
+            MasterPhase::RdbDisk { remaining } if len <= *remaining => {
                 // The framing says exactly where the RDB ends: nothing is lost.
                 *remaining -= len;
-                if let Some(rdb) = &mut self.rdb {
+                if let Some(rdb) = &mut self.master.rdb {
                     rdb.bytes += len;
                 }
                 if *remaining == 0 {
                     self.rdb_done(at);
                 }
             }
-            Phase::RdbDisk { remaining } => {
+            MasterPhase::RdbDisk { remaining } => {
                 let rdb_part = *remaining;
-                if let Some(rdb) = &mut self.rdb {
+                if let Some(rdb) = &mut self.master.rdb {
                     rdb.bytes += rdb_part;
                 }
                 self.rdb_done(at);
@@ -62,21 +62,21 @@ impl Session {
             }
             // Still looking after an earlier gap: this one is said too, and the search starts
             // over after it.
-            Phase::Stream
-            | Phase::Resync {
+            MasterPhase::Stream
+            | MasterPhase::Resync {
                 after_gap: true, ..
             } => self.lose_stream_bytes(at, self.seen[Direction::MasterToReplica], len, reason),
-            Phase::Opaque | Phase::Lost => {
-                if self.stream.started {
-                    self.stream.bytes += len;
+            MasterPhase::Opaque | MasterPhase::Lost => {
+                if self.master.stream.started {
+                    self.master.stream.bytes += len;
                 }
             }
-            Phase::Replies
-            | Phase::AwaitPayload { .. }
-            | Phase::RdbEof { .. }
-            | Phase::Resync { .. } => {
+            MasterPhase::Replies
+            | MasterPhase::AwaitPayload { .. }
+            | MasterPhase::RdbEof { .. }
+            | MasterPhase::Resync { .. } => {
                 self.desync(dir, at, self.seen[Direction::MasterToReplica], None, reason);
-                self.enter(Phase::Lost);
+                self.enter_master(MasterPhase::Lost);
             }
         }
         self.seen[Direction::MasterToReplica] += len;
@@ -93,22 +93,22 @@ impl Session {
         reason: String,
     ) {
         let dir = Direction::MasterToReplica;
-        let cut = self.stream.parser.partial_len();
+        let cut = self.master.stream.parser.partial_len();
         // The offset of the stream byte before `first` (the last one seen), less the cut part.
-        let before = self.stream.offset_end();
+        let before = self.master.stream.offset_end();
         let offset = before.map(|o| o.saturating_sub(cut).saturating_add(1));
         self.desync(dir, at, first - cut, offset, reason);
-        self.stream.bytes += len;
+        self.master.stream.bytes += len;
         self.resync_after_gap();
     }
 
     /// Starts looking for the next command boundary, with a parser that knows nothing of the
     /// command a gap cut, nor of the database or transaction it was in.
     pub(in crate::analyzer::session) fn resync_after_gap(&mut self) {
-        self.stream.parser = resp::Parser::for_master_stream(self.cfg.limits);
-        self.stream.db = None;
-        self.stream.in_multi = false;
-        self.enter(Phase::Resync {
+        self.master.stream.parser = resp::Parser::for_master_stream(self.cfg.limits);
+        self.master.stream.db = None;
+        self.master.stream.in_multi = false;
+        self.enter_master(MasterPhase::Resync {
             finder: resp::BoundaryFinder::default(),
             after_gap: true,
         });
@@ -121,10 +121,10 @@ impl Session {
         rest: &[u8],
         pos: u64,
     ) -> usize {
-        let consumed = self.stream.parser.consumed();
-        let (origin, stream_origin) = (pos - consumed, self.stream.bytes - consumed);
-        let (n, r) = self.stream.parser.advance(rest);
-        self.stream.bytes += n as u64;
+        let consumed = self.master.stream.parser.consumed();
+        let (origin, stream_origin) = (pos - consumed, self.master.stream.bytes - consumed);
+        let (n, r) = self.master.stream.parser.advance(rest);
+        self.master.stream.bytes += n as u64;
         match r {
             Ok(None) => {}
             Ok(Some(Item::KeepAlive)) => self.emit(
@@ -135,15 +135,15 @@ impl Session {
             ),
             Ok(Some(Item::Command(cmd))) => {
                 self.on_stream_command(at, &cmd);
-                self.stream.parser.give_back(cmd);
+                self.master.stream.parser.give_back(cmd);
             }
             Err(f) => {
                 let msg = format!("master stream is not RESP: {}", f.error);
                 // The offset of the byte the broken element starts at.
-                let offset = (self.stream.base)
+                let offset = (self.master.stream.base)
                     .map(|b| b.saturating_add(stream_origin + f.at).saturating_add(1));
                 self.desync(Direction::MasterToReplica, at, origin + f.at, offset, msg);
-                self.enter(Phase::Lost);
+                self.enter_master(MasterPhase::Lost);
             }
         }
         n
@@ -160,8 +160,8 @@ impl Session {
         base: Option<u64>,
     ) {
         self.sync_started(at, sync, replid, offset);
-        self.stream.base = base;
-        self.enter(Phase::Stream);
+        self.master.stream.base = base;
+        self.enter_master(MasterPhase::Stream);
     }
 
     pub(in crate::analyzer::session) fn on_stream_command(&mut self, at: Timestamp, cmd: &Command) {
@@ -169,35 +169,35 @@ impl Session {
             return;
         }
         let name = cmd.name();
-        if self.stream.base.is_none() && name.is("REPLCONF") {
+        if self.master.stream.base.is_none() && name.is("REPLCONF") {
             if let (Some(late), Some(sub)) = (&mut self.late, cmd.arg(1)) {
                 if sub.eq_ignore_case("GETACK") {
-                    late.getack_at = Some(self.stream.bytes - cmd.wire_len());
+                    late.getack_at = Some(self.master.stream.bytes - cmd.wire_len());
                 }
             }
         }
         let outside = self.role == Role::SlotMigration && is_syncslots(cmd, Some("STREAM-EOF"));
         let end = if outside {
             // The source's end-of-stream marker lies outside the applied-bytes count.
-            self.stream.outside += cmd.wire_len();
+            self.master.stream.outside += cmd.wire_len();
             None
         } else {
-            self.stream.offset_end()
+            self.master.stream.offset_end()
         };
         let start = end.map(|e| e.saturating_add(1).saturating_sub(cmd.wire_len()));
         let mut sub = None;
-        let mut in_multi = self.stream.in_multi;
+        let mut in_multi = self.master.stream.in_multi;
         match name.as_bytes() {
             b"SELECT" => {
                 if let Some(db) = cmd.arg(1).and_then(|a| a.as_i64()) {
-                    self.stream.db = u32::try_from(db).ok();
+                    self.master.stream.db = u32::try_from(db).ok();
                 }
             }
             b"MULTI" => {
-                self.stream.in_multi = true;
+                self.master.stream.in_multi = true;
                 in_multi = true;
             }
-            b"EXEC" | b"DISCARD" => self.stream.in_multi = false,
+            b"EXEC" | b"DISCARD" => self.master.stream.in_multi = false,
             b"REPLCONF" => sub = cmd.arg(1).map(|a| Name::new(a.bytes)),
             _ => {}
         }
@@ -206,7 +206,7 @@ impl Session {
             end,
             name,
             sub,
-            db: self.stream.db,
+            db: self.master.stream.db,
             in_multi,
             bytes: cmd.wire_len(),
         };
