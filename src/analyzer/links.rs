@@ -8,7 +8,7 @@
 //! here (a main connection's offsets come from its RDB connection's `+FULLRESYNC`): nothing
 //! downstream of `poll` calls in again.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::analyzer::event::Event;
@@ -57,7 +57,11 @@ pub struct Links {
     repl_timeout: Duration,
     sessions: BTreeMap<u64, Session>,
     pairing: Matcher,
-    out: VecDeque<Linked>,
+    /// Sessions with events still to say, the one saying them on top (a main connection
+    /// given its offsets goes above its RDB connection, as it happened).
+    draining: Vec<u64>,
+    /// What is said right after the event just said (a pairing it made).
+    next: Option<Linked>,
 }
 
 impl Links {
@@ -69,7 +73,8 @@ impl Links {
             repl_timeout,
             sessions: BTreeMap::new(),
             pairing: Matcher::default(),
-            out: VecDeque::new(),
+            draining: Vec::new(),
+            next: None,
         }
     }
 
@@ -106,10 +111,7 @@ impl Links {
                 }
             }
         }
-        self.drain(id);
-        if let InputKind::Close { .. } = input.kind {
-            self.close(id);
-        }
+        self.draining.push(id);
         match (pos, self.sessions.get(&id)) {
             (Some(pos), Some(s)) => Secrets {
                 pos,
@@ -137,13 +139,37 @@ impl Links {
             if let Some(s) = self.sessions.get_mut(&id) {
                 s.unpaired(now, why);
             }
-            self.drain(id);
+            self.draining.push(id);
         }
     }
 
-    /// The next thing the links say, oldest first.
+    /// The next thing the links say, oldest first. Events are taken from their session as
+    /// they are asked for, so an event is moved once, from its session to the caller.
     pub fn poll(&mut self) -> Option<Linked> {
-        self.out.pop_front()
+        if self.next.is_some() {
+            return self.next.take();
+        }
+        while let Some(&top) = self.draining.last() {
+            let Some(session) = self.sessions.get_mut(&top) else {
+                self.draining.pop();
+                continue;
+            };
+            let Some(e) = session.poll_event() else {
+                let ended = session.has_ended();
+                self.draining.pop();
+                if ended {
+                    self.close(top);
+                }
+                continue;
+            };
+            // Stream commands, ACKs and keep-alives never pair; skipping them keeps the
+            // per-command cost where it was.
+            if !e.kind.is_routine() {
+                self.pair(&e);
+            }
+            return Some(Linked::Event(e));
+        }
+        None
     }
 
     /// The live session `id`.
@@ -156,53 +182,40 @@ impl Links {
         self.sessions.keys().copied().collect()
     }
 
-    /// Moves session `id`'s events to the output, each followed by what pairing makes of it.
-    /// A main connection given its offsets, or told it will not get them, says what that
-    /// changes before the rest of its RDB connection's events (depth first, as it happened).
-    fn drain(&mut self, id: u64) {
-        let mut stack = vec![id];
-        while let Some(&top) = stack.last() {
-            let Some(e) = self.sessions.get_mut(&top).and_then(Session::poll_event) else {
-                stack.pop();
-                continue;
-            };
-            // Stream commands, ACKs and keep-alives never pair; skipping them keeps the
-            // per-command cost where it was.
-            let actions = if e.kind.is_routine() {
-                Vec::new()
-            } else {
-                self.pairing.observe(&e)
-            };
-            let at = e.ts;
-            self.out.push_back(Linked::Event(e));
-            for action in actions {
-                match action {
-                    Pairing::Paired { main, rdb } => {
-                        self.out.push_back(Linked::Paired { main, rdb, at });
-                    }
-                    Pairing::Anchor {
+    /// What pairing makes of `e`: a pairing is said right after it; a main connection given
+    /// its offsets, or told it will not get them, says what that changes next.
+    fn pair(&mut self, e: &Event) {
+        for action in self.pairing.observe(e) {
+            match action {
+                Pairing::Paired { main, rdb } => {
+                    self.next = Some(Linked::Paired {
                         main,
-                        replid,
-                        offset,
-                    } => {
-                        if let Some(s) = self.sessions.get_mut(&main) {
-                            s.anchor(at, replid, offset);
-                            stack.push(main);
-                        }
+                        rdb,
+                        at: e.ts,
+                    });
+                }
+                Pairing::Anchor {
+                    main,
+                    replid,
+                    offset,
+                } => {
+                    if let Some(s) = self.sessions.get_mut(&main) {
+                        s.anchor(e.ts, replid, offset);
+                        self.draining.push(main);
                     }
-                    Pairing::Unpaired { main, why } => {
-                        if let Some(s) = self.sessions.get_mut(&main) {
-                            s.unpaired(at, why);
-                            stack.push(main);
-                        }
+                }
+                Pairing::Unpaired { main, why } => {
+                    if let Some(s) = self.sessions.get_mut(&main) {
+                        s.unpaired(e.ts, why);
+                        self.draining.push(main);
                     }
                 }
             }
         }
     }
 
-    /// Session `id` has ended: it goes, and its pairing with it once its partner has gone too
-    /// (so a proxy that serves clients for months keeps bounded state).
+    /// Session `id` has ended and said its last: it goes, and its pairing with it once its
+    /// partner has gone too (so a proxy that serves clients for months keeps bounded state).
     fn close(&mut self, id: u64) {
         self.sessions.remove(&id);
         match self.pairing.partner(id) {

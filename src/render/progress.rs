@@ -132,14 +132,14 @@ mod tests {
     use crate::analyzer::input::Timestamp;
 
     fn status(session: u64, bytes: u64, total: Option<u64>) -> Event {
-        let rdb = Some(RdbProgress {
+        let rdb = Some(Box::new(RdbProgress {
             bytes,
             total,
             bytes_per_s: 1e6,
             eta_s: None,
             keys: 0,
             keys_announced: None,
-        });
+        }));
         let kind = EventKind::Status {
             offset: None,
             acked: None,

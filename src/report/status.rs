@@ -61,7 +61,7 @@ pub fn due(
 }
 
 /// Where `session`'s RDB transfer stands at `now`, while one is under way.
-fn transfer(session: &Session, now: Timestamp) -> Option<RdbProgress> {
+fn transfer(session: &Session, now: Timestamp) -> Option<Box<RdbProgress>> {
     let (bytes, total, started) = session.rdb_progress()?;
     let secs = now.since(started).as_secs_f64();
     let rate = if secs > 0.0 { bytes as f64 / secs } else { 0.0 };
@@ -69,12 +69,12 @@ fn transfer(session: &Session, now: Timestamp) -> Option<RdbProgress> {
         .filter(|_| rate > 0.0)
         .map(|t| t.saturating_sub(bytes) as f64 / rate);
     let (keys, keys_announced) = session.rdb_keys().unwrap_or((0, None));
-    Some(RdbProgress {
+    Some(Box::new(RdbProgress {
         bytes,
         total,
         bytes_per_s: rate,
         eta_s: eta,
         keys,
         keys_announced,
-    })
+    }))
 }

@@ -311,7 +311,7 @@ pub enum EventKind {
         /// Stream bytes per second over the last interval.
         bytes_per_s: f64,
         /// RDB transfer progress, while one is under way.
-        rdb: Option<RdbProgress>,
+        rdb: Option<Box<RdbProgress>>,
         /// The phase of the full sync under way (null when none is, or it is done).
         phase: Option<SyncPhase>,
         /// Seconds the sync has been in that phase.

@@ -411,6 +411,11 @@ impl Session {
         self.ended = true;
     }
 
+    /// Whether the connection has ended ([`Session::finish`]).
+    pub fn has_ended(&self) -> bool {
+        self.ended
+    }
+
     /// Returns the next event produced by earlier calls, oldest first.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
