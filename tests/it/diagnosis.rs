@@ -26,11 +26,7 @@ fn reason(s: &Value) -> (&str, Option<u64>) {
 #[test]
 fn a_backlog_too_small_for_the_gap_is_named_with_the_gap_and_the_backlog_that_fits() {
     let v = Version::V7;
-    let Link {
-        master,
-        sniffer,
-        replica,
-    } = Link::of(v).master(&["--repl-backlog-size", "16kb"]).up();
+    let Link(master, sniffer, replica) = Link::of(v).master(&["--repl-backlog-size", "16kb"]).up();
     let before = wait_for_quiescence(&master, &replica);
     signal(&replica, "-STOP");
     master.client().cmd(&["CLIENT", "KILL", "TYPE", "replica"]);

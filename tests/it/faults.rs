@@ -22,11 +22,7 @@ fn u(v: &Value) -> u64 {
 #[test]
 fn big_commands_wide_commands_and_every_database_are_counted_exactly() {
     let v = Version::V7;
-    let Link {
-        master,
-        sniffer,
-        replica,
-    } = Link::of(v)
+    let Link(master, sniffer, replica) = Link::of(v)
         .master(&["--repl-diskless-sync-delay", "0"])
         .up();
     let mut c = master.client();
@@ -182,11 +178,7 @@ fn thirty_link_cuts_under_write_load_are_thirty_partial_resyncs() {
     use std::sync::Arc;
 
     let v = Version::V7;
-    let Link {
-        master,
-        sniffer,
-        replica,
-    } = Link::of(v)
+    let Link(master, sniffer, replica) = Link::of(v)
         .master(&["--repl-diskless-sync-delay", "0"])
         .up();
     let stop = Arc::new(AtomicBool::new(false));
@@ -652,11 +644,7 @@ fn an_rdb_cut_anywhere_is_read_in_flat_memory() {
 #[test]
 fn a_stalled_master_is_warned_about_before_the_replica_times_out() {
     let v = Version::V7;
-    let Link {
-        master,
-        sniffer,
-        replica,
-    } = Link::of(v)
+    let Link(master, sniffer, replica) = Link::of(v)
         .master(&["--repl-ping-replica-period", "1"])
         .sniffer(&["--repl-timeout", "4"])
         .replica(&["--repl-timeout", "4"])

@@ -231,11 +231,7 @@ fn the_phases_of_a_disk_sync_and_of_an_rdb_channel_sync_add_up_to_the_sync() {
 #[test]
 fn backlog_advice_after_a_3_s_burst_is_what_the_burst_wrote() {
     let v = Version::V7;
-    let Link {
-        master,
-        sniffer,
-        replica,
-    } = Link::of(v).up();
+    let Link(master, sniffer, replica) = Link::of(v).up();
     let mut c = master.client();
     let value = "b".repeat(100);
     for i in 0..20_000 {

@@ -82,11 +82,7 @@ fn recording_replays_to_the_live_report_and_tshark_sees_the_forwarded_bytes() {
     );
     load_dataset(&mut master.client());
     let recording = master.dir.join("live.pcapng");
-    let Link {
-        master,
-        sniffer,
-        replica,
-    } = Link::of(v)
+    let Link(master, sniffer, replica) = Link::of(v)
         .on(master)
         .sniffer(&["--record", recording.to_str().unwrap()])
         .replica(&["--masterauth", PASSWORD])
@@ -198,11 +194,7 @@ fn recorded_two_connection_sync(v: Version) {
     let master = Server::start(v, "master", &["--repl-diskless-sync-delay", "0"]);
     load_dataset(&mut master.client());
     let recording = master.dir.join("live.pcapng");
-    let Link {
-        master,
-        sniffer,
-        replica,
-    } = Link::of(v)
+    let Link(master, sniffer, replica) = Link::of(v)
         .on(master)
         .sniffer(&["--record", recording.to_str().unwrap()])
         .up();

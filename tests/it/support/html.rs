@@ -62,16 +62,10 @@ pub fn check_page(name: &str, report: &Value, html: &Path) {
         let id = &s["id"];
         let timing = &s["timing"];
         let rates = timing["rates"].as_array().map_or(0, Vec::len) as u64;
-        let phases = [
-            "handshake_ms",
-            "bgsave_wait_ms",
-            "transfer_ms",
-            "load_ms",
-            "catch_up_ms",
-        ]
-        .iter()
-        .filter(|p| s["timeline"][**p].is_number())
-        .count() as u64;
+        let phases = PHASES
+            .iter()
+            .filter(|p| s["timeline"][**p].is_number())
+            .count() as u64;
         if phases > 0 {
             let (at, points, marks) = chart(&dom, pos, "timeline").expect("timeline");
             assert_eq!(points, phases, "{name} session {id}: timeline");

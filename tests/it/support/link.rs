@@ -2,17 +2,13 @@
 //! replica, with the replication link up.
 //!
 //! ```ignore
-//! let Link { master, sniffer, replica } = Link::of(v).master(&["--repl-backlog-size", "16kb"]).up();
+//! let Link(master, sniffer, replica) = Link::of(v).master(&["--repl-backlog-size", "16kb"]).up();
 //! ```
 
 use super::*;
 
-/// A replication link through repl-sniff, up.
-pub struct Link {
-    pub master: Server,
-    pub sniffer: Sniffer,
-    pub replica: Server,
-}
+/// A replication link through repl-sniff: the master, repl-sniff, the replica.
+pub struct Link(pub Server, pub Sniffer, pub Server);
 
 /// What a [`Link`] is started with.
 pub struct LinkPlan<'a> {
@@ -72,7 +68,7 @@ impl<'a> LinkPlan<'a> {
     /// Starts what is not started yet and waits until the replica says its link is up.
     pub fn up(self) -> Link {
         let link = self.start();
-        let replica = &link.replica;
+        let replica = &link.2;
         wait_until("link up", Duration::from_secs(30), || replica.link_up());
         link
     }
@@ -84,11 +80,7 @@ impl<'a> LinkPlan<'a> {
         let master = (self.master).unwrap_or_else(|| Server::start(v, "master", self.master_args));
         let sniffer = Sniffer::start(master.port, self.sniffer_args);
         let replica = sniffer.replica(v, self.replica_args);
-        Link {
-            master,
-            sniffer,
-            replica,
-        }
+        Link(master, sniffer, replica)
     }
 }
 
