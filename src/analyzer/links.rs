@@ -228,3 +228,144 @@ impl Links {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::analyzer::event::{EventKind, SyncKind};
+
+    const M: Direction = Direction::MasterToReplica;
+    const R: Direction = Direction::ReplicaToMaster;
+    const REPLID: &str = "95835e068611862944db211d287d8824a71041a2";
+
+    fn resp(args: &[&str]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+        out
+    }
+
+    /// Feeds `(conn, dir, bytes)` steps (a connection opens with its first); returns all
+    /// that was said, in order.
+    fn said(steps: &[(u64, Direction, Vec<u8>)]) -> Vec<Linked> {
+        let mut links = Links::new(Config::default(), Duration::from_secs(60));
+        let mut out = Vec::new();
+        let mut opened = std::collections::BTreeSet::new();
+        for (i, (conn, dir, bytes)) in steps.iter().enumerate() {
+            let at = Timestamp(1000 * (i as u64 + 1));
+            if opened.insert(*conn) {
+                let kind = InputKind::Open {
+                    replica: format!("127.0.0.1:{}", 40000 + conn),
+                    upstream: "127.0.0.1:6379".into(),
+                    joined_late: false,
+                };
+                links.handle(&Input {
+                    conn: *conn,
+                    at,
+                    kind,
+                });
+                out.extend(std::iter::from_fn(|| links.poll()));
+            }
+            let bytes = Bytes::from(bytes.clone());
+            let kind = InputKind::Data { dir: *dir, bytes };
+            links.handle(&Input {
+                conn: *conn,
+                at,
+                kind,
+            });
+            out.extend(std::iter::from_fn(|| links.poll()));
+        }
+        out
+    }
+
+    #[test]
+    fn a_pairing_is_said_after_its_event_and_the_held_stream_after_the_offsets_it_waited_for() {
+        let set = resp(&["SET", "k", "v"]);
+        let rdb_conn = resp(&["REPLCONF", "rdb-channel", "1", "main-ch-client-id", "7"]);
+        let out = said(&[
+            (1, R, resp(&["PSYNC", "?", "-1"])),
+            (1, M, b"+RDBCHANNELSYNC 7\r\n".to_vec()),
+            // The stream comes before the RDB connection says where it starts: held.
+            (1, M, set.clone()),
+            (2, R, rdb_conn),
+            (2, M, b"+OK\r\n".to_vec()),
+            (2, R, resp(&["PSYNC", "?", "-1"])),
+            (2, M, format!("+FULLRESYNC {REPLID} 100\r\n").into_bytes()),
+        ]);
+        let paired = out
+            .iter()
+            .position(|l| {
+                matches!(
+                    l,
+                    Linked::Paired {
+                        main: 1,
+                        rdb: 2,
+                        ..
+                    }
+                )
+            })
+            .expect("paired");
+        assert!(
+            matches!(&out[paired - 1], Linked::Event(e) if e.session == 2 && matches!(e.kind, EventKind::Channel { .. })),
+            "right after the RDB connection's announcement: {:?}",
+            out[paired - 1]
+        );
+        let event = |l: &Linked| match l {
+            Linked::Event(e) => Some((e.session, e.kind.clone())),
+            Linked::Paired { .. } => None,
+        };
+        let kinds: Vec<(u64, EventKind)> = out.iter().filter_map(event).collect();
+        let fullresync = kinds.iter().position(|(s, k)| {
+            *s == 2
+                && matches!(
+                    k,
+                    EventKind::SyncStart {
+                        sync: SyncKind::Full,
+                        ..
+                    }
+                )
+        });
+        let command = kinds
+            .iter()
+            .position(|(s, k)| *s == 1 && matches!(k, EventKind::Command { .. }));
+        assert!(fullresync.unwrap() < command.unwrap(), "{kinds:?}");
+        let end = kinds.iter().find_map(|(_, k)| match k {
+            EventKind::Command { end, .. } => Some(*end),
+            _ => None,
+        });
+        assert_eq!(
+            end,
+            Some(Some(100 + set.len() as u64)),
+            "exact, from the anchor"
+        );
+    }
+
+    #[test]
+    fn a_closed_session_goes_once_its_last_event_is_said() {
+        let mut links = Links::new(Config::default(), Duration::from_secs(60));
+        let (conn, at) = (1, Timestamp(1));
+        let kind = InputKind::Open {
+            replica: "127.0.0.1:40001".into(),
+            upstream: "127.0.0.1:6379".into(),
+            joined_late: false,
+        };
+        links.handle(&Input { conn, at, kind });
+        let kind = InputKind::Close {
+            reason: "end".into(),
+        };
+        links.handle(&Input { conn, at, kind });
+        assert!(
+            links.session(1).is_some(),
+            "its events are still to be said"
+        );
+        let said: Vec<Linked> = std::iter::from_fn(|| links.poll()).collect();
+        assert!(matches!(
+            said.last(),
+            Some(Linked::Event(e)) if matches!(e.kind, EventKind::SessionEnd { .. })
+        ));
+        assert!(links.session(1).is_none() && links.ids().is_empty());
+    }
+}
