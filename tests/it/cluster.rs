@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{free_port, wait_for_quiescence, wait_until, Reply, Server, Sniffer, Version};
+use crate::support::{
+    free_port, wait_for_quiescence, wait_until, Client, Reply, Server, Sniffer, Version,
+};
 
 const V: Version = Version::Valkey9;
 
@@ -139,6 +141,13 @@ impl ProxiedCluster {
 }
 
 /// Slots 0-1000 migrated while a client keeps writing.
+/// Starts the migration of slots 0-1000 to node `target` (Valkey 9's atomic slot
+/// migration), on the source's client `c`.
+fn migrate_slots_0_1000(c: &mut Client, target: &str) {
+    let range = ["SLOTSRANGE", "0", "1000"];
+    c.cmd(&[&["CLUSTER", "MIGRATESLOTS"][..], &range, &["NODE", target]].concat());
+}
+
 #[test]
 fn a_slot_migration_through_the_proxy_is_reported_with_its_slots_keys_pause_and_duration() {
     let metrics = free_port();
@@ -180,15 +189,7 @@ fn a_slot_migration_through_the_proxy_is_reported_with_its_slots_keys_pause_and_
         })
     };
     let started = Instant::now();
-    admin.cmd(&[
-        "CLUSTER",
-        "MIGRATESLOTS",
-        "SLOTSRANGE",
-        "0",
-        "1000",
-        "NODE",
-        &target_id,
-    ]);
+    migrate_slots_0_1000(&mut admin, &target_id);
     wait_until("the migration to succeed", Duration::from_secs(60), || {
         migrations(&source).iter().any(|m| m["state"] == "success")
     });
@@ -412,15 +413,7 @@ fn a_captured_cluster_shows_its_bus_links_its_migration_and_an_exact_replica() {
     for i in 0..2000 {
         admin.cmd(&["SET", &format!("key:{i}"), "before"]);
     }
-    admin.cmd(&[
-        "CLUSTER",
-        "MIGRATESLOTS",
-        "SLOTSRANGE",
-        "0",
-        "1000",
-        "NODE",
-        &target_id,
-    ]);
+    migrate_slots_0_1000(&mut admin, &target_id);
     for i in 0..200 {
         let _ = admin.try_cmd(&["SET", &format!("key:{i}"), "during"]);
     }

@@ -59,30 +59,28 @@ fn ack(offset: u64) -> Vec<u8> {
     resp(&["REPLCONF", "ACK", &offset.to_string()])
 }
 
-/// Redis 8's main connection up to `+RDBCHANNELSYNC <id>`.
-fn redis_main(conn: u64, id: u64) -> Vec<Step> {
+/// A replica's handshake up to its capabilities (`capa eof capa psync2 capa <capa>`), whose
+/// `+OK` the caller sends.
+fn hello(conn: u64, capa: &str) -> Vec<Step> {
+    let capas = ["REPLCONF", "capa", "eof", "capa", "psync2", "capa", capa];
     vec![
         Data(conn, R, resp(&["PING"])),
         Data(conn, M, line("+PONG")),
         Data(conn, R, resp(&["REPLCONF", "listening-port", "6380"])),
         Data(conn, M, line("+OK")),
-        Data(
-            conn,
-            R,
-            resp(&[
-                "REPLCONF",
-                "capa",
-                "eof",
-                "capa",
-                "psync2",
-                "capa",
-                "rdb-channel-repl",
-            ]),
-        ),
+        Data(conn, R, resp(&capas)),
+    ]
+}
+
+/// Redis 8's main connection up to `+RDBCHANNELSYNC <id>`.
+fn redis_main(conn: u64, id: u64) -> Vec<Step> {
+    let mut steps = hello(conn, "rdb-channel-repl");
+    steps.extend([
         Data(conn, M, line("+OK")),
         Data(conn, R, resp(&["PSYNC", "?", "-1"])),
         Data(conn, M, line(&format!("+RDBCHANNELSYNC {id}"))),
-    ]
+    ]);
+    steps
 }
 
 /// Redis 8's RDB connection naming main connection `id`, up to its `+FULLRESYNC` at `off`.
@@ -374,25 +372,9 @@ fn valkey_9_dual_channel(
         rdb_replconf.extend(["version", v]);
     }
     let id = client_id.to_string();
-    vec![
-        Open(main, 1, port),
-        Data(main, R, resp(&["PING"])),
-        Data(main, M, line("+PONG")),
-        Data(main, R, resp(&["REPLCONF", "listening-port", "6380"])),
-        Data(main, M, line("+OK")),
-        Data(
-            main,
-            R,
-            resp(&[
-                "REPLCONF",
-                "capa",
-                "eof",
-                "capa",
-                "psync2",
-                "capa",
-                "dual-channel",
-            ]),
-        ),
+    let mut steps = vec![Open(main, 1, port)];
+    steps.extend(hello(main, "dual-channel"));
+    steps.extend([
         Data(main, R, resp(&["REPLCONF", "version", "9.1.0"])),
         Data(main, M, line("+OK")),
         Data(main, M, line("+OK")),
@@ -406,7 +388,8 @@ fn valkey_9_dual_channel(
         Data(main, R, resp(&["REPLCONF", "set-rdb-client-id", &id])),
         Data(main, M, line("+OK")),
         Data(rdb_conn, M, rdb),
-    ]
+    ]);
+    steps
 }
 
 /// The start of an RDB a Valkey 9.1.0 master writes: `magic` (`REDIS0011`, `VALKEY080`), its
