@@ -5,6 +5,7 @@
 //! the wire.
 
 pub mod cluster;
+pub mod compression;
 pub mod handshake;
 pub mod rdb;
 pub mod resp;

@@ -37,6 +37,17 @@ impl fmt::Display for Event {
                 None => write!(f, "M->R {reply}"),
             },
             EventKind::KeepAlive { dir } => write!(f, "{} keep-alive \\n", dir.arrow()),
+            EventKind::Compression { codec, level } => write!(
+                f,
+                "compressed stream: {codec} level {level} (offsets count decompressed bytes)"
+            ),
+            EventKind::CompressedFrame {
+                wire_bytes,
+                stream_bytes,
+            } => write!(
+                f,
+                "M->R compressed frame: {wire_bytes} B carrying {stream_bytes} stream B"
+            ),
             EventKind::Channel { channel, link } => write!(
                 f,
                 "{} connection of a two-connection sync (client id {link})",

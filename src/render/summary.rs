@@ -157,6 +157,9 @@ pub fn session(s: &SessionReport) -> String {
         if let Some(line) = ledger(s) {
             o.push_str(&line);
         }
+        if let Some(c) = &s.compression {
+            o.push_str(&compression(c));
+        }
         if let Some(t) = &s.timeline {
             o.push_str(&timeline(t, s.ended_at.is_some()));
         }
@@ -370,6 +373,22 @@ pub fn backlog(b: &BacklogAdvice) -> String {
             human(b.advised_bytes)
         )
     }
+}
+
+/// A compressed stream's line: its codec and level, and what it cost on the wire.
+fn compression(c: &crate::report::model::CompressionReport) -> String {
+    let ratio = c.ratio.map_or("?".to_string(), |r| format!("{r:.1}"));
+    format!(
+        "  compression: {} level {}: {} frames, {} B on the wire for {} stream B ({ratio}x); \
+         largest frame {} B carrying {} stream B\n",
+        c.codec,
+        c.level,
+        c.frames,
+        c.wire_bytes,
+        c.stream_bytes,
+        c.largest_frame_bytes,
+        c.largest_frame_stream_bytes
+    )
 }
 
 /// The offset ledger, when the stream carried anything but data.

@@ -138,6 +138,30 @@ pub struct SessionReport {
     /// The slot migrations a replica's stream carried (its master was their target), the first
     /// [`MAX_LISTED`](super::fold::MAX_LISTED).
     pub migrations_forwarded: Vec<ForwardedMigration>,
+    /// The stream's compression, when the master agreed to compress it (null otherwise).
+    pub compression: Option<CompressionReport>,
+}
+
+/// A compressed stream (Redis `repl-compression`): what it cost on the wire. Offsets and
+/// ACKs count the decompressed bytes, like an uncompressed link's.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompressionReport {
+    /// The codec.
+    pub codec: crate::protocol::compression::Codec,
+    /// The level both sides use (from the handshake).
+    pub level: u32,
+    /// Compressed frames seen whole (the master flushes one at a time).
+    pub frames: u64,
+    /// Their bytes on the wire.
+    pub wire_bytes: u64,
+    /// The stream bytes they carried.
+    pub stream_bytes: u64,
+    /// `stream_bytes / wire_bytes` (null before the first frame).
+    pub ratio: Option<f64>,
+    /// The largest frame on the wire, in bytes.
+    pub largest_frame_bytes: u64,
+    /// The stream bytes of the largest frame by content: what the master held back for one flush.
+    pub largest_frame_stream_bytes: u64,
 }
 
 /// A full sync step by step (README "Diagnosis"): where the time went, and what the master

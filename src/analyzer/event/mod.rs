@@ -12,6 +12,7 @@ pub use vocab::*;
 use serde::Serialize;
 
 use crate::analyzer::input::{Direction, Timestamp};
+pub use crate::protocol::compression::Codec;
 use crate::protocol::resp::Name;
 
 /// One thing that happened on one link.
@@ -73,6 +74,22 @@ pub enum EventKind {
         channel: Channel,
         /// The client id that pairs them.
         link: u64,
+    },
+    /// The master agreed to compress the stream (`REPLCONF compression <level>` answered
+    /// `+OK`): what it sends after the RDB (or after `+CONTINUE`) is compressed, and offsets
+    /// count the decompressed bytes.
+    Compression {
+        /// The codec.
+        codec: Codec,
+        /// The level both sides use.
+        level: u32,
+    },
+    /// A compressed frame of the stream ended (the master flushes one at a time).
+    CompressedFrame {
+        /// Its bytes on the wire.
+        wire_bytes: u64,
+        /// The stream bytes it carried.
+        stream_bytes: u64,
     },
     /// A handshake command from the replica (`PING`, `AUTH`, `REPLCONF`, `PSYNC`, `SYNC`).
     Request {
@@ -343,6 +360,7 @@ impl EventKind {
                 | EventKind::MigratedCommand { .. }
                 | EventKind::Ack { .. }
                 | EventKind::KeepAlive { .. }
+                | EventKind::CompressedFrame { .. }
         )
     }
 }

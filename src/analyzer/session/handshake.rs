@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 
+use crate::protocol::compression::Codec;
 use crate::protocol::resp::Name;
 
 /// A handshake request waiting for its reply.
@@ -11,6 +12,8 @@ use crate::protocol::resp::Name;
 pub(super) enum Pending {
     Psync,
     Sync,
+    /// `REPLCONF compression <level>`.
+    Compression(u32),
     Other(Name),
 }
 
@@ -27,4 +30,6 @@ pub(super) struct Handshake {
     pub(super) rdb_channel: bool,
     /// The master said `+DUALCHANNELSYNC`: a Valkey main connection.
     pub(super) dual_channel: bool,
+    /// The compression the master agreed to (`REPLCONF compression` answered `+OK`).
+    pub(super) compression: Option<(Codec, u32)>,
 }

@@ -140,6 +140,8 @@ struct MasterSide {
     lines: LineReader,
     stream: Stream,
     rdb: Option<RdbTransfer>,
+    /// The stream's decoder, once a compressed stream has begun.
+    compressed: Option<Box<master::Compressed>>,
 }
 
 /// A joined-late stream's offsets, from `REPLCONF GETACK`s and the ACKs that answer them:
@@ -182,6 +184,7 @@ impl Session {
                     in_multi: false,
                 },
                 rdb: None,
+                compressed: None,
             },
             handshake: Handshake::default(),
             anchor: Anchor::NotNeeded,

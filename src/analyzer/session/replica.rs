@@ -121,6 +121,10 @@ impl Session {
         }
         let mut role = self.role;
         let pending = match name.as_str() {
+            "REPLCONF" if cmd.arg(1).is_some_and(|a| a.eq_ignore_case("compression")) => {
+                let level = cmd.arg(2).and_then(|a| a.as_i64());
+                Pending::Compression(level.and_then(|l| u32::try_from(l).ok()).unwrap_or(0))
+            }
             "PING" | "AUTH" | "REPLCONF" => Pending::Other(name),
             "PSYNC" => {
                 role = Role::Replication;

@@ -120,6 +120,7 @@ impl SessionReport {
             channels: Vec::new(),
             migration: None,
             migrations_forwarded: Vec::new(),
+            compression: None,
         }
     }
 
@@ -133,6 +134,32 @@ impl SessionReport {
                 self.started_at = e.ts;
             }
             // Pairing is the monitor's (it knows both connections); this one's part is noted.
+            EventKind::Compression { codec, level } => {
+                self.compression = Some(CompressionReport {
+                    codec: *codec,
+                    level: *level,
+                    frames: 0,
+                    wire_bytes: 0,
+                    stream_bytes: 0,
+                    ratio: None,
+                    largest_frame_bytes: 0,
+                    largest_frame_stream_bytes: 0,
+                });
+            }
+            EventKind::CompressedFrame {
+                wire_bytes,
+                stream_bytes,
+            } => {
+                if let Some(c) = &mut self.compression {
+                    c.frames += 1;
+                    c.wire_bytes += wire_bytes;
+                    c.stream_bytes += stream_bytes;
+                    c.ratio =
+                        (c.wire_bytes > 0).then(|| c.stream_bytes as f64 / c.wire_bytes as f64);
+                    c.largest_frame_bytes = c.largest_frame_bytes.max(*wire_bytes);
+                    c.largest_frame_stream_bytes = c.largest_frame_stream_bytes.max(*stream_bytes);
+                }
+            }
             EventKind::Channel { channel, link } => {
                 if self.channels.iter().all(|c| c.session != self.id) {
                     self.channels.push(ChannelReport {

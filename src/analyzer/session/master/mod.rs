@@ -2,9 +2,12 @@
 //! changes; the replies that move it are matched in `replies.rs`; the RDB transfer is
 //! `rdb.rs`'s, the stream and its offsets `stream.rs`'s.
 
+mod compressed;
 mod rdb;
 mod replies;
 mod stream;
+
+pub(super) use compressed::Compressed;
 
 pub(super) use rdb::RdbTransfer;
 pub(super) use stream::Stream;
@@ -59,6 +62,13 @@ impl Session {
         let mut done = 0;
         while done < bytes.len() {
             let rest = &bytes[done..];
+            if self.master.compressed.is_some() {
+                // Everything after a compressed stream's start is compressed, whatever the
+                // analysis makes of it.
+                self.compressed_bytes(at, rest);
+                self.seen[Direction::MasterToReplica] += rest.len() as u64;
+                return;
+            }
             let used = match &mut self.master.phase {
                 MasterPhase::Replies => {
                     if self.handshake.pending.front() == Some(&Pending::Sync) {
@@ -154,6 +164,10 @@ impl Session {
     pub(super) fn enter_master(&mut self, next: MasterPhase) {
         if matches!(next, MasterPhase::Stream) {
             self.master.stream.started = true;
+            // The master agreed to compress: the stream begins compressed.
+            if self.handshake.compression.is_some() && self.master.compressed.is_none() {
+                self.master.compressed = Compressed::new().map(Box::new);
+            }
         }
         self.master.phase = next;
     }

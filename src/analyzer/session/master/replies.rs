@@ -6,6 +6,7 @@ use crate::analyzer::event::{Channel, EventKind, Framing, SyncKind, WarningKind}
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::analyzer::session::handshake::Pending;
 use crate::analyzer::session::{Role, Session, MAX_OFFSET};
+use crate::protocol::compression::Codec;
 use crate::protocol::handshake::{self, Line, Reply, ID_LEN};
 use crate::protocol::resp::Name;
 
@@ -71,6 +72,17 @@ impl Session {
                     },
                 );
                 self.on_psync_reply(at, reply, shown, line_at);
+            }
+            Some(Pending::Compression(level)) => {
+                let to = Some(Name::new(b"REPLCONF"));
+                self.emit(at, EventKind::Reply { to, reply: shown });
+                // A refusal (`-ERR Master has not enabled replication compression`, or a level
+                // that differs) is a handshake error, and the stream stays plain.
+                if line[0] == b'+' {
+                    let codec = Codec::Zstd;
+                    self.handshake.compression = Some((codec, level));
+                    self.emit(at, EventKind::Compression { codec, level });
+                }
             }
             Some(Pending::Other(name)) if matches!(line[0], b'+' | b'-') => {
                 // A Valkey migration's `ESTABLISH` (the link's one reply), or Redis's

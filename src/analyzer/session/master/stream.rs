@@ -40,6 +40,9 @@ impl Session {
         reason: String,
     ) {
         let dir = Direction::MasterToReplica;
+        if self.master.compressed.is_some() {
+            return self.lose_compressed(at, self.seen[dir], reason);
+        }
         match &mut self.master.phase {
             MasterPhase::RdbDisk { remaining } if len <= *remaining => {
                 // The framing says exactly where the RDB ends: nothing is lost.
@@ -122,7 +125,12 @@ impl Session {
         pos: u64,
     ) -> usize {
         let consumed = self.master.stream.parser.consumed();
-        let (origin, stream_origin) = (pos - consumed, self.master.stream.bytes - consumed);
+        // In a compressed stream `pos` is where the compressed bytes being decoded begin, which
+        // can be fewer than the stream bytes they carry.
+        let (origin, stream_origin) = (
+            pos.saturating_sub(consumed),
+            self.master.stream.bytes - consumed,
+        );
         let (n, r) = self.master.stream.parser.advance(rest);
         self.master.stream.bytes += n as u64;
         match r {
