@@ -36,6 +36,7 @@ mod boundaries;
 mod chunking;
 mod cli;
 mod cluster;
+mod compression;
 mod diagnosis;
 mod faults;
 mod faults_link;
