@@ -34,6 +34,8 @@ struct Totals {
     migrated_bytes: [u64; 2],
     migration_paused_seconds: f64,
     migration_seconds: f64,
+    /// Compressed streams: frames, their wire bytes, the stream bytes they carried.
+    compressed: [u64; 3],
 }
 
 fn add_hist(map: &mut BTreeMap<String, Hist>, key: &str, h: &Hist) {
@@ -81,6 +83,11 @@ impl Totals {
             self.migrated_bytes[1] += m.stream.bytes;
             self.migration_paused_seconds += m.failover_ms.unwrap_or(0.0) / 1000.0;
             self.migration_seconds += m.duration_ms.unwrap_or(0.0) / 1000.0;
+        }
+        if let Some(c) = &s.compression {
+            self.compressed[0] += c.frames;
+            self.compressed[1] += c.wire_bytes;
+            self.compressed[2] += c.stream_bytes;
         }
         self.desyncs += s.desync_count;
         for (kind, n) in &s.timing.warnings_by_kind {
@@ -243,8 +250,27 @@ pub fn render(run: &Snapshot<'_>) -> String {
         let _ = writeln!(out, "repl_sniff_warnings_total{{kind=\"{kind}\"}} {n}");
     }
     migrations(&mut out, &totals);
+    compression(&mut out, &totals);
     replicas(&mut out, &run.replicas);
     out
+}
+
+/// Compressed streams (Redis `repl-compression`): what they cost on the wire. The ratio is
+/// `rate(stream) / rate(wire)`.
+fn compression(out: &mut String, totals: &Totals) {
+    let [frames, wire, stream] = totals.compressed;
+    let about = [
+        ("frames", "Compressed stream frames seen whole.", frames),
+        ("wire_bytes", "Bytes on the wire of those frames.", wire),
+        (
+            "stream_bytes",
+            "Stream bytes those frames carried (what offsets count).",
+            stream,
+        ),
+    ];
+    for (what, help, n) in about {
+        counter(out, &format!("repl_sniff_compressed_{what}_total"), help, n);
+    }
 }
 
 /// Valkey slot migrations seen on their links (the source pushing to the target).

@@ -379,15 +379,20 @@ pub fn backlog(b: &BacklogAdvice) -> String {
 fn compression(c: &crate::report::model::CompressionReport) -> String {
     let ratio = c.ratio.map_or("?".to_string(), |r| format!("{r:.1}"));
     format!(
-        "  compression: {} level {}: {} frames, {} B on the wire for {} stream B ({ratio}x); \
-         largest frame {} B carrying {} stream B\n",
+        "  compression: {} level {}: {} frames ({} empty), {} B on the wire for {} stream B ({ratio}x); \
+         largest frame {} B carrying {} stream B; frames {} ms apart on average, {} at most\n",
         c.codec,
         c.level,
         c.frames,
+        c.empty_frames,
         c.wire_bytes,
         c.stream_bytes,
         c.largest_frame_bytes,
-        c.largest_frame_stream_bytes
+        c.largest_frame_stream_bytes,
+        c.frame_interval_ms_mean
+            .map_or("?".into(), |m| format!("{m:.0}")),
+        c.frame_interval_ms_max
+            .map_or("?".into(), |m| format!("{m:.0}")),
     )
 }
 

@@ -127,3 +127,34 @@ fn zstd_captures_give_the_servers_offsets_and_the_ratio_an_independent_decoder_f
     }
     assert!(checked >= 5, "whole compressed streams checked: {checked}");
 }
+
+#[test]
+fn the_metrics_count_the_compressed_frames_and_bytes_the_report_shows() {
+    use repl_sniff::capture::replay;
+    use repl_sniff::{Config, Monitor};
+
+    let pcap = manifest().join("fixtures/captures/redis-zstd-2026-06/partial.pcap");
+    let mut monitor = Monitor::new(Config::default(), vec![]);
+    let options = replay::Options::default();
+    replay::replay(&[pcap.as_path()], &options, &mut monitor, &mut |_| {}).unwrap();
+    let report = serde_json::to_value(monitor.report()).unwrap();
+    let sum = |k: &str| -> u64 {
+        let sessions = report["sessions"].as_array().unwrap();
+        sessions
+            .iter()
+            .filter_map(|s| s["compression"][k].as_u64())
+            .sum()
+    };
+    let metrics = repl_sniff::render::prometheus::render(&monitor.snapshot());
+    for (metric, field) in [
+        ("repl_sniff_compressed_frames_total", "frames"),
+        ("repl_sniff_compressed_wire_bytes_total", "wire_bytes"),
+        ("repl_sniff_compressed_stream_bytes_total", "stream_bytes"),
+    ] {
+        let line = format!("{metric} {}", sum(field));
+        assert!(
+            sum(field) > 0 && metrics.lines().any(|l| l == line),
+            "{line} in:\n{metrics}"
+        );
+    }
+}

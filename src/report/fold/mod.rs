@@ -139,11 +139,15 @@ impl SessionReport {
                     codec: *codec,
                     level: *level,
                     frames: 0,
+                    empty_frames: 0,
                     wire_bytes: 0,
                     stream_bytes: 0,
                     ratio: None,
                     largest_frame_bytes: 0,
                     largest_frame_stream_bytes: 0,
+                    frame_interval_ms_mean: None,
+                    frame_interval_ms_max: None,
+                    frames_seen: None,
                 });
             }
             EventKind::CompressedFrame {
@@ -152,12 +156,21 @@ impl SessionReport {
             } => {
                 if let Some(c) = &mut self.compression {
                     c.frames += 1;
+                    c.empty_frames += u64::from(*stream_bytes == 0);
                     c.wire_bytes += wire_bytes;
                     c.stream_bytes += stream_bytes;
                     c.ratio =
                         (c.wire_bytes > 0).then(|| c.stream_bytes as f64 / c.wire_bytes as f64);
                     c.largest_frame_bytes = c.largest_frame_bytes.max(*wire_bytes);
                     c.largest_frame_stream_bytes = c.largest_frame_stream_bytes.max(*stream_bytes);
+                    if let Some((first, last)) = c.frames_seen {
+                        let gap = ms(last, e.ts);
+                        c.frame_interval_ms_max =
+                            Some(c.frame_interval_ms_max.unwrap_or(0.0).max(gap));
+                        c.frame_interval_ms_mean = Some(ms(first, e.ts) / (c.frames - 1) as f64);
+                    }
+                    let first = c.frames_seen.map_or(e.ts, |(first, _)| first);
+                    c.frames_seen = Some((first, e.ts));
                 }
             }
             EventKind::Channel { channel, link } => {

@@ -2,6 +2,12 @@
 //! schema"). Fields are added, never renamed or removed. [`fold`](super::fold) fills it from
 //! events.
 
+mod compression;
+mod replicas;
+
+pub use compression::CompressionReport;
+pub use replicas::ReplicaHistory;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -140,28 +146,6 @@ pub struct SessionReport {
     pub migrations_forwarded: Vec<ForwardedMigration>,
     /// The stream's compression, when the master agreed to compress it (null otherwise).
     pub compression: Option<CompressionReport>,
-}
-
-/// A compressed stream (Redis `repl-compression`): what it cost on the wire. Offsets and
-/// ACKs count the decompressed bytes, like an uncompressed link's.
-#[derive(Debug, Clone, Serialize)]
-pub struct CompressionReport {
-    /// The codec.
-    pub codec: crate::protocol::compression::Codec,
-    /// The level both sides use (from the handshake).
-    pub level: u32,
-    /// Compressed frames seen whole (the master flushes one at a time).
-    pub frames: u64,
-    /// Their bytes on the wire.
-    pub wire_bytes: u64,
-    /// The stream bytes they carried.
-    pub stream_bytes: u64,
-    /// `stream_bytes / wire_bytes` (null before the first frame).
-    pub ratio: Option<f64>,
-    /// The largest frame on the wire, in bytes.
-    pub largest_frame_bytes: u64,
-    /// The stream bytes of the largest frame by content: what the master held back for one flush.
-    pub largest_frame_stream_bytes: u64,
 }
 
 /// A full sync step by step (README "Diagnosis"): where the time went, and what the master
@@ -584,27 +568,4 @@ pub struct ResumedReport {
     pub offset: Option<u64>,
     /// Bytes passed over between the last missing byte and that command.
     pub passed: u64,
-}
-
-/// One replica's links so far.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReplicaHistory {
-    /// Its host and listening port (`host:port`, or `host:?` without `listening-port`).
-    pub replica: String,
-    /// Connections that ended.
-    pub links: u64,
-    /// Links after the first.
-    pub reconnects: u64,
-    /// Full syncs.
-    pub full_syncs: u64,
-    /// Partial syncs.
-    pub partial_syncs: u64,
-    /// Handshake errors and refusals, and sessions with desyncs.
-    pub errors: u64,
-    /// Bytes forwarded both ways (both connections of a two-connection sync).
-    pub bytes: u64,
-    /// Full syncs whose link ended before the replica was online (during the transfer or the
-    /// load, before its first ACK) and that the next link had to repeat: what a full-sync
-    /// loop is made of.
-    pub dropped_full_syncs: u64,
 }
