@@ -71,6 +71,10 @@ pub enum ErrorKind {
         /// Over the bytes.
         computed: u64,
     },
+    /// The payload is in Valkey's compression envelope (`VCS`/`VKCS`), which repl-sniff
+    /// recognises but does not decode.
+    #[error("compressed by Valkey ({0} in its VCS envelope): repl-sniff recognises it but does not decode it")]
+    ValkeyCompressed(crate::protocol::compression::Codec),
     /// The first bytes are not `REDIS` or `VALKEY`.
     #[error("not an RDB: it starts with \"{}\" instead of REDIS or VALKEY", crate::protocol::handshake::printable(.0, 9))]
     NotAnRdb([u8; 9]),

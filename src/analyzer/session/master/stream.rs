@@ -146,7 +146,18 @@ impl Session {
                 self.master.stream.parser.give_back(cmd);
             }
             Err(f) => {
-                let msg = format!("master stream is not RESP: {}", f.error);
+                let first = stream_origin + f.at == 0;
+                let byte = (f.at as usize)
+                    .checked_sub(consumed as usize)
+                    .and_then(|i| rest.get(i));
+                let msg = if first && byte == Some(&b'V') {
+                    // Valkey 9.2's compressed stream begins with its envelope, `VCS`.
+                    "the stream begins with 'V', as Valkey's compression envelope (VCS) does: \
+                     compressed, and not decoded by repl-sniff"
+                        .to_string()
+                } else {
+                    format!("master stream is not RESP: {}", f.error)
+                };
                 // The offset of the byte the broken element starts at.
                 let offset = (self.master.stream.base)
                     .map(|b| b.saturating_add(stream_origin + f.at).saturating_add(1));

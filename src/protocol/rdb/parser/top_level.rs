@@ -9,6 +9,8 @@ impl Parser {
             (false, &b[5..9])
         } else if b.starts_with(b"VALKEY") {
             (true, &b[6..9])
+        } else if let Some(codec) = crate::protocol::compression::valkey_envelope(b) {
+            return Err(ErrorKind::ValkeyCompressed(codec));
         } else {
             let mut start = [0u8; 9];
             start.copy_from_slice(&b[..9]);
