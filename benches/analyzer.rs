@@ -12,23 +12,29 @@ use repl_sniff::{Chunk, Config, Direction, Input, InputKind, Session, Timestamp}
 
 const CHUNK: usize = 64 * 1024;
 
-fn session_after_fullresync(rdb_len: usize) -> Session {
-    let mut s = Session::new(1, Timestamp(0), "r", "m", Config::default());
-    let feed = |s: &mut Session, dir, bytes: &[u8]| {
-        s.feed(Chunk {
-            dir,
-            at: Timestamp(1),
-            bytes,
-        })
-    };
-    feed(
-        &mut s,
-        Direction::ReplicaToMaster,
-        b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n",
-    );
-    let head = format!("+FULLRESYNC 3942fbd58f44ed5ba7b5962efa141dd34e423bbc 0\r\n${rdb_len}\r\n");
-    feed(&mut s, Direction::MasterToReplica, head.as_bytes());
+/// Feeds `bytes` in direction `dir`, dropping the events.
+fn feed(s: &mut Session, dir: Direction, bytes: &[u8]) {
+    s.feed(Chunk {
+        dir,
+        at: Timestamp(1),
+        bytes,
+    });
     while s.poll_event().is_some() {}
+}
+
+/// A session whose master has answered `+FULLRESYNC` and announced an RDB of `rdb_len` bytes;
+/// with `compressed`, after agreeing to `REPLCONF compression 3` (the stream is zstd).
+fn session_after_fullresync(rdb_len: usize, compressed: bool) -> Session {
+    let mut s = Session::new(1, Timestamp(0), "r", "m", Config::default());
+    let (r2m, m2r) = (Direction::ReplicaToMaster, Direction::MasterToReplica);
+    if compressed {
+        let request = b"*3\r\n$8\r\nREPLCONF\r\n$11\r\ncompression\r\n$1\r\n3\r\n";
+        feed(&mut s, r2m, request);
+        feed(&mut s, m2r, b"+OK\r\n");
+    }
+    feed(&mut s, r2m, b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n");
+    let head = format!("+FULLRESYNC 3942fbd58f44ed5ba7b5962efa141dd34e423bbc 0\r\n${rdb_len}\r\n");
+    feed(&mut s, m2r, head.as_bytes());
     s
 }
 
@@ -76,7 +82,7 @@ fn main() {
             .as_bytes(),
         );
     }
-    let mut s = session_after_fullresync(0);
+    let mut s = session_after_fullresync(0, false);
     let (secs, events) = drive(&mut s, &stream);
     assert_eq!(events, n);
     println!(
@@ -131,24 +137,7 @@ fn main() {
 
     // 1c. The same stream zstd-compressed as Redis sends it with `repl-compression 3`: a
     //     frame per flush (here one per 64 KiB of stream), decoded in flight.
-    let mut s = Session::new(1, Timestamp(0), "r", "m", Config::default());
-    let feed = |s: &mut Session, dir, bytes: &[u8]| {
-        s.feed(Chunk {
-            dir,
-            at: Timestamp(1),
-            bytes,
-        });
-        while s.poll_event().is_some() {}
-    };
-    let r2m = Direction::ReplicaToMaster;
-    feed(
-        &mut s,
-        r2m,
-        b"*3\r\n$8\r\nREPLCONF\r\n$11\r\ncompression\r\n$1\r\n3\r\n",
-    );
-    feed(&mut s, m2r, b"+OK\r\n");
-    feed(&mut s, r2m, psync);
-    feed(&mut s, m2r, head);
+    let mut s = session_after_fullresync(0, true);
     let compressed: Vec<u8> = stream
         .chunks(CHUNK)
         .flat_map(|flush| zstd::stream::encode_all(flush, 3).unwrap())
@@ -178,7 +167,7 @@ fn main() {
         big.extend_from_slice(&value);
         big.extend_from_slice(b"\r\n");
     }
-    let mut s = session_after_fullresync(0);
+    let mut s = session_after_fullresync(0, false);
     let (secs, _) = drive(&mut s, &big);
     println!(
         "stream of 1 MB SETs: {:.0} MB in {:.1} µs = {:.0} GB/s (bodies are counted, not read)",
@@ -190,7 +179,7 @@ fn main() {
     // 3. A disk-framed RDB transfer of a valid 1 GB RDB (1 M strings of 1000 bytes): the
     //    in-flight RDB analysis (parse + CRC-64) is what costs here.
     let rdb = valid_rdb(1_000_000, 1000);
-    let mut s = session_after_fullresync(rdb.len());
+    let mut s = session_after_fullresync(rdb.len(), false);
     let (secs, _) = drive(&mut s, &rdb);
     println!(
         "RDB transfer with in-flight analysis: {:.0} MB in {secs:.3} s = {:.0} MB/s",

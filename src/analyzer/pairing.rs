@@ -118,7 +118,7 @@ impl Matcher {
             .copied()
     }
 
-    /// Forgets an ended session that the report no longer keeps.
+    /// Forgets a session that has ended (and whose partner has, if it was paired).
     pub fn forget(&mut self, session: u64) {
         if let Some(main) = self.main_of.remove(&session) {
             self.rdb_of.remove(&main);
