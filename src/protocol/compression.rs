@@ -16,6 +16,41 @@ pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 /// A frame asking for more is refused.
 pub const MAX_WINDOW_LOG: u32 = 25;
 
+/// Finds the next zstd frame magic in bytes whose framing is unknown (a capture that joined a
+/// compressed link mid-frame, or lost bytes of one): each flush of the master begins a frame,
+/// so the stream can be followed again from there. Resumable across any cut of the input.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MagicFinder {
+    /// Bytes of the magic matched at the end of the input so far.
+    matched: usize,
+}
+
+impl MagicFinder {
+    /// Where in `input` the magic ends (it may have begun in earlier input), if it does.
+    pub fn find(&mut self, input: &[u8]) -> Option<usize> {
+        let mut i = 0;
+        while i < input.len() {
+            if self.matched == 0 {
+                // Nothing can begin before the magic's first byte.
+                i += memchr::memchr(ZSTD_MAGIC[0], &input[i..])?;
+            }
+            let b = input[i];
+            i += 1;
+            self.matched = if b == ZSTD_MAGIC[self.matched] {
+                self.matched + 1
+            } else {
+                // The magic repeats none of its bytes: a mismatch can only restart it.
+                usize::from(b == ZSTD_MAGIC[0])
+            };
+            if self.matched == ZSTD_MAGIC.len() {
+                self.matched = 0;
+                return Some(i);
+            }
+        }
+        None
+    }
+}
+
 /// A compression codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -158,6 +193,24 @@ mod tests {
             frames += f;
         }
         assert_eq!((out.as_slice(), frames), (text.as_slice(), 2));
+    }
+
+    #[test]
+    fn the_magic_is_found_however_the_input_is_cut() {
+        let mut wire = b"\x28\xb5\x2f garbage \x28\x28".to_vec();
+        let end = wire.len() + ZSTD_MAGIC.len() - 1;
+        wire.extend_from_slice(&ZSTD_MAGIC[1..]);
+        wire.extend_from_slice(b"frame");
+        assert_eq!(MagicFinder::default().find(&wire), Some(end));
+        for cut in 0..wire.len() {
+            let mut finder = MagicFinder::default();
+            let found = match finder.find(&wire[..cut]) {
+                Some(i) => Some(i),
+                None => finder.find(&wire[cut..]).map(|i| cut + i),
+            };
+            assert_eq!(found, Some(end), "cut at {cut}");
+        }
+        assert_eq!(MagicFinder::default().find(b"*1\r\n$4\r\nPING\r\n"), None);
     }
 
     #[test]

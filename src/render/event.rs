@@ -37,10 +37,17 @@ impl fmt::Display for Event {
                 None => write!(f, "M->R {reply}"),
             },
             EventKind::KeepAlive { dir } => write!(f, "{} keep-alive \\n", dir.arrow()),
-            EventKind::Compression { codec, level } => write!(
-                f,
-                "compressed stream: {codec} level {level} (offsets count decompressed bytes)"
-            ),
+            EventKind::Compression { codec, level } => match level {
+                Some(level) => write!(
+                    f,
+                    "compressed stream: {codec} level {level} (offsets count decompressed bytes)"
+                ),
+                None => write!(
+                    f,
+                    "compressed stream: {codec} frames on the wire, level unknown (the capture \
+                     began after the handshake); offsets count decompressed bytes"
+                ),
+            },
             EventKind::CompressedFrame {
                 wire_bytes,
                 stream_bytes,

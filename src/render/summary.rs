@@ -382,7 +382,7 @@ fn compression(c: &crate::report::model::CompressionReport) -> String {
         "  compression: {} level {}: {} frames ({} empty), {} B on the wire for {} stream B ({ratio}x); \
          largest frame {} B carrying {} stream B; frames {} ms apart on average, {} at most\n",
         c.codec,
-        c.level,
+        c.level.map_or("?".to_string(), |l| l.to_string()),
         c.frames,
         c.empty_frames,
         c.wire_bytes,

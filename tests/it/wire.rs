@@ -23,10 +23,18 @@ enum Step {
     Close {
         conn: u64,
     },
-    /// Connection `conn` opens from `replica` (otherwise it opens with its first bytes).
+    /// Connection `conn` opens from `replica` (otherwise it opens with its first bytes), or
+    /// began before the capture did (`joined_late`).
     Open {
         conn: u64,
         replica: String,
+        joined_late: bool,
+    },
+    /// `len` bytes of `dir` on `conn` went by unseen (a capture lost them).
+    Gap {
+        conn: u64,
+        dir: Direction,
+        len: u64,
     },
     /// The clock moves on by this many milliseconds.
     Wait {
@@ -111,8 +119,22 @@ fn parse(name: &str, text: &str) -> Vec<Step> {
                 let (conn, replica) = (rest.split_once(' '))
                     .and_then(|(n, r)| Some((n.parse().ok()?, r.trim().to_string())))
                     .unwrap_or_else(|| panic!("{what}: open N HOST:PORT"));
-                Step::Open { conn, replica }
+                Step::Open {
+                    conn,
+                    replica,
+                    joined_late: false,
+                }
             }
+            "joined" => {
+                let conn = (rest.trim().parse()).unwrap_or_else(|_| panic!("{what}: joined N"));
+                let replica = format!("127.0.0.1:{}", 40000 + conn);
+                Step::Open {
+                    conn,
+                    replica,
+                    joined_late: true,
+                }
+            }
+            "gap" => gap(rest, &what),
             "wait" => {
                 let secs: f64 =
                     (rest.trim().parse()).unwrap_or_else(|_| panic!("{what}: wait SECONDS"));
@@ -125,6 +147,25 @@ fn parse(name: &str, text: &str) -> Vec<Step> {
         steps.push(step);
     }
     steps
+}
+
+/// `gap R 20`, `gap 2 M 20`: bytes the capture lost.
+fn gap(rest: &str, what: &str) -> Step {
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let (conn, dir, len) = match words.as_slice() {
+        [dir, len] => (Some(1), *dir, *len),
+        [conn, dir, len] => (conn.parse().ok(), *dir, *len),
+        _ => (None, "", ""),
+    };
+    let dir = match dir {
+        "R" => Some(Direction::ReplicaToMaster),
+        "M" => Some(Direction::MasterToReplica),
+        _ => None,
+    };
+    match (conn, dir, len.parse()) {
+        (Some(conn), Some(dir), Ok(len)) => Step::Gap { conn, dir, len },
+        _ => panic!("{what}: gap [N] R|M LEN"),
+    }
 }
 
 /// `R: bytes`, `M> command args`, `2R: …`.
@@ -154,11 +195,11 @@ fn run(steps: &[Step], cut: Cut) -> Vec<String> {
     let mut monitor = Monitor::new(Config::default(), vec![Box::new(collect)]);
     let mut opened = std::collections::BTreeSet::new();
     let mut at = Timestamp(1_800_000_000_000_000);
-    let open = |monitor: &mut Monitor, conn: u64, at: Timestamp, replica: String| {
+    let open = |monitor: &mut Monitor, conn: u64, at: Timestamp, replica: String, joined_late| {
         let kind = InputKind::Open {
             replica,
             upstream: "127.0.0.1:6379".into(),
-            joined_late: false,
+            joined_late,
         };
         monitor.handle(&Input { conn, at, kind });
     };
@@ -174,9 +215,26 @@ fn run(steps: &[Step], cut: Cut) -> Vec<String> {
                     kind,
                 });
             }
-            Step::Open { conn, replica } => {
+            Step::Open {
+                conn,
+                replica,
+                joined_late,
+            } => {
                 opened.insert(*conn);
-                open(&mut monitor, *conn, at, replica.clone());
+                open(&mut monitor, *conn, at, replica.clone(), *joined_late);
+            }
+            Step::Gap { conn, dir, len } => {
+                let why = repl_sniff::Skipped::NotCaptured;
+                let kind = InputKind::Gap {
+                    dir: *dir,
+                    len: *len,
+                    why,
+                };
+                monitor.handle(&Input {
+                    conn: *conn,
+                    at,
+                    kind,
+                });
             }
             Step::Wait { ms } => at = Timestamp(at.0 + ms * 1000),
             Step::Data { conn, dir, bytes } => {
@@ -187,6 +245,7 @@ fn run(steps: &[Step], cut: Cut) -> Vec<String> {
                         conn,
                         at,
                         format!("127.0.0.1:{}", 40000 + conn),
+                        false,
                     );
                 }
                 let pieces: Vec<&[u8]> = match cut {
@@ -286,7 +345,9 @@ fn a_step_says_its_bytes_in_the_notation_the_readme_gives() {
             (2, Direction::ReplicaToMaster, &b"x"[..]),
         ]
     );
-    assert!(matches!(&steps[2], Step::Open { conn: 2, replica } if replica == "127.0.0.2:40002"));
+    assert!(
+        matches!(&steps[2], Step::Open { conn: 2, replica, .. } if replica == "127.0.0.2:40002")
+    );
     assert!(matches!(steps[4], Step::Wait { ms: 1500 }));
     assert!(matches!(steps.last(), Some(Step::Close { conn: 2 })));
 }

@@ -81,8 +81,9 @@ pub enum EventKind {
     Compression {
         /// The codec.
         codec: Codec,
-        /// The level both sides use.
-        level: u32,
+        /// The level both sides use (null when the capture began after the handshake and the
+        /// compression was recognised on the wire).
+        level: Option<u32>,
     },
     /// A compressed frame of the stream ended (the master flushes one at a time).
     CompressedFrame {
@@ -294,7 +295,9 @@ pub enum EventKind {
     /// lost them, or the analysis fell behind: the [`EventKind::Desync`] before says which):
     /// it goes on from the first command boundary after them. Offsets stayed exact throughout,
     /// so commands from here on carry exact offsets again; commands in the bytes missed and
-    /// passed over are not counted.
+    /// passed over are not counted. On a compressed stream it goes on at the next frame's
+    /// magic (`position`), and the offsets are unknown (`offset` null) until two GETACK
+    /// answers agree ([`EventKind::Anchored`]).
     Resumed {
         /// Which direction.
         dir: Direction,

@@ -37,6 +37,7 @@ pub use crate::analyzer::event::Role;
 use crate::analyzer::event::{Event, EventKind};
 use crate::analyzer::input::{Chunk, Direction, Input, InputKind, Sides, Skipped, Timestamp};
 use crate::protocol::cluster::{bus_sender, is_bus_prefix, BUS_SIGNATURE};
+use crate::protocol::compression::MagicFinder;
 use crate::protocol::handshake::LineReader;
 use crate::protocol::resp;
 use crate::protocol::tls::is_tls_prefix;
@@ -220,6 +221,7 @@ impl Session {
         s.enter_master(MasterPhase::Resync {
             finder: resp::BoundaryFinder::default(),
             after_gap: false,
+            magic: Some(MagicFinder::default()),
         });
         s
     }

@@ -364,9 +364,12 @@ impl SessionReport {
             EventKind::JoinedLate { .. } => self.joined_late = true,
             EventKind::Resumed { .. } => self.resumed(e),
             EventKind::Anchored { offset } => {
+                // Joined late, the stream starts where the anchor says; anchored again after a
+                // compressed stream's loss, it started where its handshake said.
                 let l = &self.stream.ledger;
                 let seen = l.data + l.ping + l.getack + l.select + l.multi_exec;
-                self.offsets.start = Some(offset.saturating_add(1).saturating_sub(seen));
+                let start = offset.saturating_add(1).saturating_sub(seen);
+                self.offsets.start = self.offsets.start.or(Some(start));
                 self.offsets.end = Some(*offset);
             }
             EventKind::Warning { .. } | EventKind::Status { .. } => {}

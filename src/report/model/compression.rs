@@ -8,8 +8,8 @@ use serde::Serialize;
 pub struct CompressionReport {
     /// The codec.
     pub codec: crate::protocol::compression::Codec,
-    /// The level both sides use (from the handshake).
-    pub level: u32,
+    /// The level both sides use (from the handshake; null when the capture began after it).
+    pub level: Option<u32>,
     /// Compressed frames seen whole (the master flushes one at a time).
     pub frames: u64,
     /// Of those, frames that carried no stream bytes (the development build sends one each

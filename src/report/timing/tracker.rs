@@ -252,6 +252,13 @@ impl Tracker {
                 Direction::MasterToReplica => self.interval(t, KA_MASTER, at),
                 Direction::ReplicaToMaster => self.interval(t, KA_REPLICA, at),
             },
+            // The analysis of the master's stream broke: how far it has gone is known again at
+            // the next command with an offset (a compressed stream's loss leaves the offsets
+            // unknown until then). Until that, the replica's ACKs are not "ahead" of anything.
+            EventKind::Desync {
+                dir: Direction::MasterToReplica,
+                ..
+            } => self.forwarded = None,
             EventKind::RdbEnd { .. } => {
                 self.rdb_end = self.forwarded.map(|f| (f, false));
                 self.loading = true;

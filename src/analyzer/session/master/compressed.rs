@@ -1,12 +1,15 @@
 //! A compressed stream on the master's direction (Redis `repl-compression`): its zstd frames
 //! decoded as they come, and what they carry handed to the stream parser, so offsets,
-//! commands and ACK latency are the decompressed stream's, as on a plain link.
+//! commands and ACK latency are the decompressed stream's, as on a plain link. A frame that
+//! cannot be decoded (corrupt, a window too large, bytes the capture lost) is passed over: the
+//! master begins a frame at each flush, so the analysis goes on at the next frame's magic.
 
 use super::MasterPhase;
 use crate::analyzer::event::EventKind;
 use crate::analyzer::input::{Direction, Timestamp};
-use crate::analyzer::session::Session;
-use crate::protocol::compression::Zstd;
+use crate::analyzer::session::{LateAnchor, Session};
+use crate::protocol::compression::{MagicFinder, Zstd, ZSTD_MAGIC};
+use crate::protocol::resp;
 
 /// Decompressed bytes handed to the parser at a time.
 const DECODED_CHUNK: usize = 16 * 1024;
@@ -14,7 +17,10 @@ const DECODED_CHUNK: usize = 16 * 1024;
 /// The decoder of a compressed stream, and the frame it is in.
 #[derive(Debug)]
 pub(in crate::analyzer::session) struct Compressed {
-    decoder: Zstd,
+    /// The frame being decoded, or `None` while looking for the next frame's magic.
+    decoder: Option<Zstd>,
+    /// Looking for the next magic: where the bytes passed over began, and the search.
+    seeking: Option<(u64, MagicFinder)>,
     out: Box<[u8]>,
     /// The current frame's bytes so far: on the wire, and decompressed.
     frame_wire: u64,
@@ -28,12 +34,31 @@ impl Compressed {
     /// A decoder for a stream that begins now (`None` if zstd cannot start one).
     pub(in crate::analyzer::session) fn new() -> Option<Compressed> {
         Some(Compressed {
-            decoder: Zstd::new().ok()?,
+            decoder: Some(Zstd::new().ok()?),
+            seeking: None,
             out: vec![0; DECODED_CHUNK].into_boxed_slice(),
             frame_wire: 0,
             frame_stream: 0,
             frame_at: 0,
         })
+    }
+
+    /// A decoder for a frame whose magic, which began at wire byte `at`, was just read.
+    pub(in crate::analyzer::session) fn at_magic(at: u64) -> Option<Compressed> {
+        let mut z = Compressed::new()?;
+        z.begin_frame(at).ok()?;
+        Some(z)
+    }
+
+    /// Starts a new decoder on a frame whose magic (at wire byte `at`) was read by a search.
+    fn begin_frame(&mut self, at: u64) -> Result<(), ()> {
+        let mut decoder = Zstd::new().map_err(|_| ())?;
+        // Four bytes of header cannot produce output: the decoder only takes them in.
+        decoder.step(&ZSTD_MAGIC, &mut self.out).map_err(|_| ())?;
+        self.decoder = Some(decoder);
+        self.seeking = None;
+        (self.frame_at, self.frame_wire, self.frame_stream) = (at, ZSTD_MAGIC.len() as u64, 0);
+        Ok(())
     }
 }
 
@@ -45,13 +70,46 @@ impl Session {
         };
         let pos = self.seen[Direction::MasterToReplica];
         let mut done = 0;
-        loop {
-            if z.frame_wire == 0 {
+        while done < rest.len() || z.decoder.is_some() {
+            let Some(decoder) = &mut z.decoder else {
+                let Some((from, finder)) = &mut z.seeking else {
+                    break;
+                };
+                let Some(end) = finder.find(&rest[done..]) else {
+                    break;
+                };
+                done += end;
+                let magic_at = pos + done as u64 - ZSTD_MAGIC.len() as u64;
+                let passed = magic_at.saturating_sub(*from);
+                if z.begin_frame(magic_at).is_err() {
+                    return;
+                }
+                let dir = Direction::MasterToReplica;
+                let resumed = EventKind::Resumed {
+                    dir,
+                    position: magic_at,
+                    offset: None,
+                    passed,
+                };
+                self.emit(at, resumed);
+                continue;
+            };
+            let starts_here = z.frame_wire == 0;
+            if starts_here {
                 z.frame_at = pos + done as u64;
             }
-            let step = match z.decoder.step(&rest[done..], &mut z.out) {
+            let step = match decoder.step(&rest[done..], &mut z.out) {
                 Ok(step) => step,
-                Err(e) => return self.lose_compressed(at, z.frame_at, e.to_string()),
+                Err(e) => {
+                    // The broken frame's bytes are passed over from its start, and the search
+                    // for the next frame begins after its magic, wherever the input was cut.
+                    if starts_here && rest[done..].starts_with(&ZSTD_MAGIC) {
+                        done += ZSTD_MAGIC.len();
+                    }
+                    let from = z.frame_at;
+                    self.lose_compressed(at, &mut z, from, e.to_string());
+                    continue;
+                }
             };
             done += step.read;
             z.frame_wire += step.read as u64;
@@ -79,31 +137,87 @@ impl Session {
     fn decoded(&mut self, at: Timestamp, bytes: &[u8], pos: u64) {
         let mut i = 0;
         while i < bytes.len() {
-            if !matches!(self.master.phase, MasterPhase::Stream) {
-                self.master.stream.bytes += (bytes.len() - i) as u64;
-                return;
+            match &mut self.master.phase {
+                MasterPhase::Stream => i += self.stream_bytes(at, &bytes[i..], pos),
+                // After a frame that could not be decoded, or joined mid-frame: the first
+                // command in the next frame (the Resumed or JoinedLate event was said at its
+                // magic). What comes before it counts in the offsets.
+                MasterPhase::Resync { finder, .. } => match finder.find(&bytes[i..]) {
+                    Some(found) => {
+                        let header = found.header();
+                        // The header's bytes may have come (and been counted) in earlier
+                        // output: counted once, when parsed.
+                        let bytes = self.master.stream.bytes + found.resume as u64;
+                        self.master.stream.bytes = bytes - header.len() as u64;
+                        self.enter_master(MasterPhase::Stream);
+                        self.stream_bytes(at, header, pos);
+                        i += found.resume;
+                    }
+                    None => {
+                        self.master.stream.bytes += (bytes.len() - i) as u64;
+                        return;
+                    }
+                },
+                _ => {
+                    self.master.stream.bytes += (bytes.len() - i) as u64;
+                    return;
+                }
             }
-            i += self.stream_bytes(at, &bytes[i..], pos);
         }
     }
 
-    /// The compressed stream cannot be followed from here (corrupt, a window too large, or
-    /// bytes missing, which a decoder cannot pass over): a desync at wire byte `position`, and
-    /// the offsets are unknown from here on, since the decompressed length of what follows
-    /// cannot be known.
-    pub(in crate::analyzer::session) fn lose_compressed(
+    /// A gap in a compressed stream: the frame it cut cannot be decoded.
+    pub(in crate::analyzer::session) fn compressed_gap(
         &mut self,
         at: Timestamp,
+        len: u64,
+        reason: String,
+    ) {
+        let Some(mut z) = self.master.compressed.take() else {
+            return;
+        };
+        let position = self.seen[Direction::MasterToReplica];
+        self.lose_compressed(at, &mut z, position, reason);
+        // What is passed over after the gap counts from its end.
+        if let Some((from, _)) = &mut z.seeking {
+            *from = position + len;
+        }
+        self.master.compressed = Some(z);
+    }
+
+    /// The compressed stream cannot be followed from wire byte `position` on: a desync there,
+    /// and a search for the next frame's magic from `from`. The offsets are unknown from here
+    /// on (the decompressed length of what is passed over cannot be known) until two GETACK
+    /// answers agree, as on a joined-late stream.
+    fn lose_compressed(
+        &mut self,
+        at: Timestamp,
+        z: &mut Compressed,
         position: u64,
         reason: String,
     ) {
-        self.master.compressed = None;
+        z.decoder = None;
+        z.seeking = Some((z.frame_at, MagicFinder::default()));
+        (z.frame_wire, z.frame_stream) = (0, 0);
         let dir = Direction::MasterToReplica;
-        let offset = self.master.stream.offset_end().map(|o| o.saturating_add(1));
-        let reason = format!("{reason} (a compressed stream: offsets are unknown from here on)");
+        // The command the loss cut began before the bytes the parser holds.
+        let cut = self.master.stream.parser.partial_len();
+        let offset =
+            (self.master.stream.offset_end()).map(|o| o.saturating_sub(cut).saturating_add(1));
+        let reason = format!(
+            "{reason} (a compressed stream: the analysis goes on at the next frame, offsets \
+             unknown from there until two GETACK answers agree)"
+        );
         self.desync(dir, at, position, offset, reason);
         self.master.stream.base = None;
-        self.master.stream.started = false;
-        self.enter_master(MasterPhase::Opaque);
+        self.late.get_or_insert_with(LateAnchor::default);
+        self.master.stream.parser = resp::Parser::for_master_stream(self.cfg.limits);
+        self.master.stream.db = None;
+        self.master.stream.in_multi = false;
+        self.enter_master(MasterPhase::Resync {
+            finder: resp::BoundaryFinder::default(),
+            after_gap: true,
+            magic: None,
+        });
     }
 }

@@ -16,6 +16,7 @@ use super::handshake::Pending;
 use super::Session;
 use crate::analyzer::event::EventKind;
 use crate::analyzer::input::{Direction, Timestamp};
+use crate::protocol::compression::{Codec, MagicFinder, ZSTD_MAGIC};
 use crate::protocol::handshake::ID_LEN;
 use crate::protocol::resp;
 use crate::protocol::tls::is_tls_record;
@@ -39,9 +40,11 @@ pub(super) enum MasterPhase {
     Stream,
     /// Looking for a command boundary of the stream: joined mid-connection (offsets unknown),
     /// or `after_gap`, past bytes the analysis did not see (offsets known, and kept).
+    /// `magic` looks for a zstd frame too, where the link may be compressed unseen.
     Resync {
         finder: resp::BoundaryFinder,
         after_gap: bool,
+        magic: Option<MagicFinder>,
     },
     /// A plain client's replies: forwarded, not parsed.
     Opaque,
@@ -94,43 +97,27 @@ impl Session {
                     take as usize
                 }
                 MasterPhase::RdbEof { .. } => self.scan_eof_mark(at, rest),
-                MasterPhase::Resync { finder, after_gap } => match finder.find(rest) {
-                    Some(found) => {
-                        let (dir, after_gap) = (Direction::MasterToReplica, *after_gap);
-                        let header = found.header();
-                        // The header may have begun in earlier chunks: count back from where it ends.
-                        let header_at = self.seen[Direction::MasterToReplica] + found.resume as u64
-                            - header.len() as u64;
-                        if after_gap {
-                            // Offsets stayed exact across the gap: the bytes passed over count
-                            // (the header's, which earlier chunks may have counted, once parsed).
-                            let bytes = self.master.stream.bytes + found.resume as u64;
-                            self.master.stream.bytes = bytes - header.len() as u64;
-                            let (position, offset) = (header_at, self.master.stream.offset_end());
-                            let offset = offset.map(|o| o.saturating_add(1));
-                            let passed = found.skipped;
-                            let resumed = EventKind::Resumed {
-                                dir,
-                                position,
-                                offset,
-                                passed,
-                            };
-                            self.emit(at, resumed);
-                        } else {
-                            let skipped = found.skipped;
-                            self.emit(at, EventKind::JoinedLate { dir, skipped });
+                MasterPhase::Resync {
+                    finder,
+                    after_gap,
+                    magic,
+                } => {
+                    let after_gap = *after_gap;
+                    // Joined late: the link may be compressed (the handshake was not seen),
+                    // and then its next frame's magic comes before any command it could trust.
+                    let magic_end = magic.as_mut().and_then(|m| m.find(rest));
+                    let plain = &rest[..magic_end.map_or(rest.len(), |e| e.saturating_sub(4))];
+                    match (finder.find(plain), magic_end) {
+                        (Some(found), _) => self.resynced(at, found, after_gap),
+                        (None, Some(end)) => self.joined_compressed(at, end),
+                        (None, None) => {
+                            if after_gap {
+                                self.master.stream.bytes += rest.len() as u64;
+                            }
+                            rest.len()
                         }
-                        self.enter_master(MasterPhase::Stream);
-                        self.stream_bytes(at, header, header_at);
-                        found.resume
                     }
-                    None => {
-                        if *after_gap {
-                            self.master.stream.bytes += rest.len() as u64;
-                        }
-                        rest.len()
-                    }
-                },
+                }
                 MasterPhase::Stream => {
                     self.stream_bytes(at, rest, self.seen[Direction::MasterToReplica])
                 }
@@ -145,6 +132,60 @@ impl Session {
             self.seen[Direction::MasterToReplica] += used as u64;
             self.say_rdb_header(at);
         }
+    }
+
+    /// The first command boundary after bytes of unknown framing: the analysis goes on there.
+    /// Returns the bytes of the input used.
+    fn resynced(&mut self, at: Timestamp, found: resp::Boundary, after_gap: bool) -> usize {
+        let dir = Direction::MasterToReplica;
+        let header = found.header();
+        // The header may have begun in earlier chunks: count back from where it ends.
+        let header_at =
+            self.seen[Direction::MasterToReplica] + found.resume as u64 - header.len() as u64;
+        if after_gap {
+            // Offsets stayed exact across the gap: the bytes passed over count (the header's,
+            // which earlier chunks may have counted, once parsed).
+            let bytes = self.master.stream.bytes + found.resume as u64;
+            self.master.stream.bytes = bytes - header.len() as u64;
+            let (position, offset) = (header_at, self.master.stream.offset_end());
+            let offset = offset.map(|o| o.saturating_add(1));
+            let passed = found.skipped;
+            let resumed = EventKind::Resumed {
+                dir,
+                position,
+                offset,
+                passed,
+            };
+            self.emit(at, resumed);
+        } else {
+            let skipped = found.skipped;
+            self.emit(at, EventKind::JoinedLate { dir, skipped });
+        }
+        self.enter_master(MasterPhase::Stream);
+        self.stream_bytes(at, header, header_at);
+        found.resume
+    }
+
+    /// A joined-late link whose master sends zstd frames: a frame's magic ends at `end` of
+    /// the input. The stream is decoded from that frame on (its first command is found in
+    /// what it carries); the level was in the handshake the capture missed.
+    fn joined_compressed(&mut self, at: Timestamp, end: usize) -> usize {
+        let dir = Direction::MasterToReplica;
+        let magic_at = (self.seen[dir] + end as u64).saturating_sub(ZSTD_MAGIC.len() as u64);
+        let Some(z) = Compressed::at_magic(magic_at) else {
+            return end;
+        };
+        self.master.compressed = Some(Box::new(z));
+        let codec = Codec::Zstd;
+        self.emit(at, EventKind::Compression { codec, level: None });
+        let skipped = magic_at;
+        self.emit(at, EventKind::JoinedLate { dir, skipped });
+        self.enter_master(MasterPhase::Resync {
+            finder: resp::BoundaryFinder::default(),
+            after_gap: false,
+            magic: None,
+        });
+        end
     }
 
     /// Stops the analysis of the master's direction: what broke it begins at `position`.

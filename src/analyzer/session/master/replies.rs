@@ -81,6 +81,7 @@ impl Session {
                 if line[0] == b'+' {
                     let codec = Codec::Zstd;
                     self.handshake.compression = Some((codec, level));
+                    let level = Some(level);
                     self.emit(at, EventKind::Compression { codec, level });
                 }
             }

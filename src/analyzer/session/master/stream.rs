@@ -7,6 +7,7 @@ use crate::analyzer::event::{EventKind, SyncKind};
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::analyzer::session::{Role, Session};
 use crate::protocol::cluster::is_syncslots;
+use crate::protocol::compression::{MagicFinder, ZSTD_MAGIC};
 use crate::protocol::resp::{self, Command, Item, Name};
 
 /// The replication stream and its offsets.
@@ -41,7 +42,9 @@ impl Session {
     ) {
         let dir = Direction::MasterToReplica;
         if self.master.compressed.is_some() {
-            return self.lose_compressed(at, self.seen[dir], reason);
+            self.compressed_gap(at, len, reason);
+            self.seen[dir] += len;
+            return;
         }
         match &mut self.master.phase {
             MasterPhase::RdbDisk { remaining } if len <= *remaining => {
@@ -114,6 +117,7 @@ impl Session {
         self.enter_master(MasterPhase::Resync {
             finder: resp::BoundaryFinder::default(),
             after_gap: true,
+            magic: None,
         });
     }
 
@@ -145,6 +149,19 @@ impl Session {
                 self.on_stream_command(at, &cmd);
                 self.master.stream.parser.give_back(cmd);
             }
+            Err(f)
+                if f.error == resp::Error::ExpectedArray(ZSTD_MAGIC[0])
+                    && self.unseen_compression() =>
+            {
+                // A link joined late whose frames carried commands as they are (zstd's raw
+                // blocks): the next frame's magic shows it compressed. Decoded from there.
+                self.master.stream.parser = resp::Parser::for_master_stream(self.cfg.limits);
+                self.enter_master(MasterPhase::Resync {
+                    finder: resp::BoundaryFinder::default(),
+                    after_gap: false,
+                    magic: Some(MagicFinder::default()),
+                });
+            }
             Err(f) => {
                 let first = stream_origin + f.at == 0;
                 let byte = (f.at as usize)
@@ -166,6 +183,15 @@ impl Session {
             }
         }
         n
+    }
+
+    /// A stream that could be compressed without the analysis knowing: joined late, offsets
+    /// not yet anchored, no handshake seen.
+    fn unseen_compression(&self) -> bool {
+        self.late.is_some()
+            && self.master.stream.base.is_none()
+            && self.handshake.compression.is_none()
+            && self.master.compressed.is_none()
     }
 
     /// The master's answer starts the stream right away: says so, and where its offsets
