@@ -392,3 +392,47 @@ fn a_capture_that_joins_a_compressed_link_mid_frame_decodes_from_the_next_frame(
     );
     assert_eq!(c["stream_bytes"], zstd_cli(&wire[magic..]).0 as u64, "{c}");
 }
+
+/// Everything about a session that a capture can carry (the close reason cannot).
+fn comparable(mut session: Value) -> Value {
+    session["end_reason"] = Value::Null;
+    for c in session["channels"].as_array_mut().into_iter().flatten() {
+        c["end_reason"] = Value::Null;
+    }
+    session
+}
+
+#[test]
+fn a_recording_of_a_compressed_link_replays_to_the_same_report() {
+    use repl_sniff::capture::record::Recorder;
+    use repl_sniff::{Config, Monitor, Timestamp};
+
+    for pcap in zstd_captures() {
+        let name = fixtures::name(&pcap);
+        // What a proxy between these two servers would have seen and recorded.
+        let file = crate::support::temp_dir("zstd-recording").join("recorded.pcapng");
+        let recorder = Recorder::create(&file, true).unwrap();
+        let mut monitor = Monitor::new(Config::default(), vec![]).with_tap(Box::new(recorder));
+        let inputs = fixtures::reassembled(&pcap);
+        for input in &inputs {
+            monitor.handle(input);
+        }
+        let end = inputs.last().map_or(Timestamp(0), |i| i.at);
+        monitor.close_all(Timestamp(end.0 + 1), "end");
+        let live = serde_json::to_value(monitor.report()).unwrap();
+        drop(monitor);
+
+        let replayed = serde_json::to_value(replay_file(&file)).unwrap();
+        let sessions = |r: &Value| -> Vec<Value> {
+            let all = r["sessions"].as_array().unwrap().iter().cloned();
+            all.map(comparable).collect()
+        };
+        let (live, replayed) = (sessions(&live), sessions(&replayed));
+        assert!(
+            live.iter()
+                .any(|s| s["compression"]["frames"].as_u64() > Some(0)),
+            "{name}: a compressed session"
+        );
+        assert_eq!(replayed, live, "{name}: the recording's replay");
+    }
+}

@@ -30,6 +30,7 @@ fn the_html_report_of_the_shipped_captures_draws_their_data_in_a_browser() {
         "redis-6.0.9/backlog-overflow.pcap",
         "redis-8.0.3/rdb-channel.pcap",
         "valkey-8.0.1/dual-channel.pcap",
+        "redis-zstd-2026-06/full-disk.pcap",
     ] {
         let dir = temp_dir("html");
         let (json, html) = (dir.join("report.json"), dir.join("report.html"));

@@ -297,6 +297,7 @@ fn session(h: &mut String, s: &Value, repl_timeout_s: Option<f64>) {
         or_dash(&s["end_reason"]),
     );
     timeline(h, s);
+    compression(h, &s["compression"]);
     ledger_and_backlog(h, s);
     let rates = s["timing"]["rates"].as_array().cloned().unwrap_or_default();
     let t0 = rates.first().map_or(0.0, |r| num(&r["t"]));

@@ -1,6 +1,6 @@
 //! The per-session sections of the page below its overview: the slot migration, the
-//! ledger and backlog advice, the sync timeline, heartbeats, ACK latency, the RDB, and the
-//! events on the time axis.
+//! ledger and backlog advice, the sync timeline, a compressed stream's cost, heartbeats, ACK
+//! latency, the RDB, and the events on the time axis.
 
 use std::fmt::Write;
 
@@ -231,6 +231,43 @@ pub(super) fn rdb(h: &mut String, rdb: &Value) {
         }
         h.push_str("</table>");
     }
+}
+
+/// A compressed stream: its bytes on the wire beside the stream they carried, and what the
+/// frames say of the flush delay (their sizes and spacing; a command's own wait is not seen).
+pub(super) fn compression(h: &mut String, c: &Value) {
+    if !c.is_object() {
+        return;
+    }
+    let level = text(&c["level"])
+        .unwrap_or_else(|| "unknown (the capture began after the handshake)".into());
+    let ratio = c["ratio"]
+        .as_f64()
+        .map_or("–".into(), |r| format!("{r:.1}×"));
+    let _ = write!(
+        h,
+        "<h3>Compression: {} level {}, ratio {ratio}</h3>",
+        or_dash(&c["codec"]),
+        esc(&level)
+    );
+    let rows = [
+        ("on the wire".to_string(), num(&c["wire_bytes"])),
+        ("stream carried".to_string(), num(&c["stream_bytes"])),
+    ];
+    hbars(h, "compression", &rows, "bytes", None);
+    let ms = |v: &Value| v.as_f64().map_or("–".into(), |m| format!("{m:.0} ms"));
+    let _ = write!(
+        h,
+        "<p class=\"note\">{} frames ({} empty); the largest {} on the wire, carrying {} of \
+         stream; frames {} apart on average, {} at most: a command waits in the master's buffer \
+         for up to about that long before its frame is sent.</p>",
+        or_dash(&c["frames"]),
+        or_dash(&c["empty_frames"]),
+        size(num(&c["largest_frame_bytes"])),
+        size(num(&c["largest_frame_stream_bytes"])),
+        ms(&c["frame_interval_ms_mean"]),
+        ms(&c["frame_interval_ms_max"]),
+    );
 }
 
 /// How many of the session's desyncs the analysis went on after (bytes it missed), if any.

@@ -72,6 +72,12 @@ pub fn check_page(name: &str, report: &Value, html: &Path) {
             assert!(marks as u64 >= phases);
             pos = at;
         }
+        if s["compression"].is_object() {
+            // The wire's bytes beside the stream's.
+            let (at, points, marks) = chart(&dom, pos, "compression").expect("compression");
+            assert_eq!((points, marks), (2, 2), "{name} session {id}: compression");
+            pos = at;
+        }
         for (c, want) in [
             ("throughput", rates),
             ("lag_bytes", rates),

@@ -1,8 +1,9 @@
 //! A compressed stream on the master's direction (Redis `repl-compression`): its zstd frames
 //! decoded as they come, and what they carry handed to the stream parser, so offsets,
 //! commands and ACK latency are the decompressed stream's, as on a plain link. A frame that
-//! cannot be decoded (corrupt, a window too large, bytes the capture lost) is passed over: the
-//! master begins a frame at each flush, so the analysis goes on at the next frame's magic.
+//! bytes the capture lost cut is passed over: the master begins a frame at each flush, so the
+//! analysis goes on at the next frame's magic. A frame the decoder refuses (corrupt, a window
+//! too large) stops the analysis of the direction.
 
 use super::MasterPhase;
 use crate::analyzer::event::EventKind;
@@ -94,21 +95,18 @@ impl Session {
                 self.emit(at, resumed);
                 continue;
             };
-            let starts_here = z.frame_wire == 0;
-            if starts_here {
+            if z.frame_wire == 0 {
                 z.frame_at = pos + done as u64;
             }
             let step = match decoder.step(&rest[done..], &mut z.out) {
                 Ok(step) => step,
                 Err(e) => {
-                    // The broken frame's bytes are passed over from its start, and the search
-                    // for the next frame begins after its magic, wherever the input was cut.
-                    if starts_here && rest[done..].starts_with(&ZSTD_MAGIC) {
-                        done += ZSTD_MAGIC.len();
-                    }
+                    // How much of a broken frame the decoder took in before it judged depends
+                    // on how the input was cut, so where a search for the next frame would
+                    // begin does too: the analysis stops here instead (bytes still counted).
                     let from = z.frame_at;
-                    self.lose_compressed(at, &mut z, from, e.to_string());
-                    continue;
+                    self.lose_compressed(at, &mut z, from, e.to_string(), false);
+                    break;
                 }
             };
             done += step.read;
@@ -177,7 +175,7 @@ impl Session {
             return;
         };
         let position = self.seen[Direction::MasterToReplica];
-        self.lose_compressed(at, &mut z, position, reason);
+        self.lose_compressed(at, &mut z, position, reason, true);
         // What is passed over after the gap counts from its end.
         if let Some((from, _)) = &mut z.seeking {
             *from = position + len;
@@ -186,28 +184,33 @@ impl Session {
     }
 
     /// The compressed stream cannot be followed from wire byte `position` on: a desync there,
-    /// and a search for the next frame's magic from `from`. The offsets are unknown from here
-    /// on (the decompressed length of what is passed over cannot be known) until two GETACK
-    /// answers agree, as on a joined-late stream.
+    /// and, if `resume`, a search for the next frame's magic. The offsets are unknown from
+    /// here on (the decompressed length of what is passed over cannot be known) until two
+    /// GETACK answers agree, as on a joined-late stream.
     fn lose_compressed(
         &mut self,
         at: Timestamp,
         z: &mut Compressed,
         position: u64,
         reason: String,
+        resume: bool,
     ) {
         z.decoder = None;
-        z.seeking = Some((z.frame_at, MagicFinder::default()));
+        z.seeking = resume.then(|| (z.frame_at, MagicFinder::default()));
         (z.frame_wire, z.frame_stream) = (0, 0);
         let dir = Direction::MasterToReplica;
         // The command the loss cut began before the bytes the parser holds.
         let cut = self.master.stream.parser.partial_len();
         let offset =
             (self.master.stream.offset_end()).map(|o| o.saturating_sub(cut).saturating_add(1));
-        let reason = format!(
-            "{reason} (a compressed stream: the analysis goes on at the next frame, offsets \
-             unknown from there until two GETACK answers agree)"
-        );
+        let reason = if resume {
+            format!(
+                "{reason} (a compressed stream: the analysis goes on at the next frame, offsets \
+                 unknown from there until two GETACK answers agree)"
+            )
+        } else {
+            format!("{reason} (a compressed stream: offsets are unknown from here on)")
+        };
         self.desync(dir, at, position, offset, reason);
         self.master.stream.base = None;
         self.late.get_or_insert_with(LateAnchor::default);
