@@ -209,6 +209,8 @@ struct Cut {
     /// the master's direction it begins at.
     largest: usize,
     at: usize,
+    /// That input's bytes.
+    bytes: bytes::Bytes,
 }
 
 fn largest_compressed_input(pcap: &std::path::Path) -> Cut {
@@ -231,11 +233,16 @@ fn largest_compressed_input(pcap: &std::path::Path) -> Cut {
         .filter(|&(_, at, _)| at >= from)
         .max_by_key(|&(_, _, len)| len)
         .unwrap();
+    let InputKind::Data { bytes, .. } = &inputs[largest].kind else {
+        unreachable!("a master input")
+    };
+    let bytes = bytes.clone();
     Cut {
         inputs,
         wire,
         largest,
         at,
+        bytes,
     }
 }
 
@@ -278,10 +285,8 @@ fn a_capture_that_lost_bytes_inside_a_frame_goes_on_at_the_next_frame() {
         wire,
         largest,
         at,
+        bytes,
     } = largest_compressed_input(&pcap);
-    let InputKind::Data { bytes, .. } = &inputs[largest].kind else {
-        unreachable!()
-    };
     // The capture lost bytes 100 to 300 of the largest segment, inside its frame.
     assert!(
         bytes.len() > 400,
@@ -348,10 +353,8 @@ fn a_capture_that_joins_a_compressed_link_mid_frame_decodes_from_the_next_frame(
         wire,
         largest,
         at,
+        bytes,
     } = largest_compressed_input(&pcap);
-    let InputKind::Data { bytes, .. } = &inputs[largest].kind else {
-        unreachable!()
-    };
     // The capture begins 100 bytes into the largest segment, inside its frame.
     let skip = 100;
     let InputKind::Open {

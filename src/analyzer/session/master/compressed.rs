@@ -10,7 +10,6 @@ use crate::analyzer::event::EventKind;
 use crate::analyzer::input::{Direction, Timestamp};
 use crate::analyzer::session::{LateAnchor, Session};
 use crate::protocol::compression::{MagicFinder, Zstd, ZSTD_MAGIC};
-use crate::protocol::resp;
 
 /// Decompressed bytes handed to the parser at a time.
 const DECODED_CHUNK: usize = 16 * 1024;
@@ -214,13 +213,6 @@ impl Session {
         self.desync(dir, at, position, offset, reason);
         self.master.stream.base = None;
         self.late.get_or_insert_with(LateAnchor::default);
-        self.master.stream.parser = resp::Parser::for_master_stream(self.cfg.limits);
-        self.master.stream.db = None;
-        self.master.stream.in_multi = false;
-        self.enter_master(MasterPhase::Resync {
-            finder: resp::BoundaryFinder::default(),
-            after_gap: true,
-            magic: None,
-        });
+        self.resync_after_gap();
     }
 }
