@@ -213,8 +213,9 @@ struct Cut {
     bytes: bytes::Bytes,
 }
 
-fn largest_compressed_input(pcap: &std::path::Path) -> Cut {
-    let inputs = fixtures::reassembled(pcap);
+fn largest_compressed_input_of_full_disk() -> Cut {
+    let pcap = manifest().join("fixtures/captures/redis-zstd-2026-06/full-disk.pcap");
+    let inputs = fixtures::reassembled(&pcap);
     let mut wire = Vec::new();
     let mut starts = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
@@ -279,14 +280,13 @@ fn next_magic(wire: &[u8], from: usize) -> usize {
 
 #[test]
 fn a_capture_that_lost_bytes_inside_a_frame_goes_on_at_the_next_frame() {
-    let pcap = manifest().join("fixtures/captures/redis-zstd-2026-06/full-disk.pcap");
     let Cut {
         inputs,
         wire,
         largest,
         at,
         bytes,
-    } = largest_compressed_input(&pcap);
+    } = largest_compressed_input_of_full_disk();
     // The capture lost bytes 100 to 300 of the largest segment, inside its frame.
     assert!(
         bytes.len() > 400,
@@ -347,14 +347,13 @@ fn a_capture_that_lost_bytes_inside_a_frame_goes_on_at_the_next_frame() {
 
 #[test]
 fn a_capture_that_joins_a_compressed_link_mid_frame_decodes_from_the_next_frame() {
-    let pcap = manifest().join("fixtures/captures/redis-zstd-2026-06/full-disk.pcap");
     let Cut {
         inputs,
         wire,
         largest,
         at,
         bytes,
-    } = largest_compressed_input(&pcap);
+    } = largest_compressed_input_of_full_disk();
     // The capture begins 100 bytes into the largest segment, inside its frame.
     let skip = 100;
     let InputKind::Open {

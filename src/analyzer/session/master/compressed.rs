@@ -141,13 +141,9 @@ impl Session {
                 // magic). What comes before it counts in the offsets.
                 MasterPhase::Resync { finder, .. } => match finder.find(&bytes[i..]) {
                     Some(found) => {
-                        let header = found.header();
-                        // The header's bytes may have come (and been counted) in earlier
-                        // output: counted once, when parsed.
-                        let bytes = self.master.stream.bytes + found.resume as u64;
-                        self.master.stream.bytes = bytes - header.len() as u64;
+                        self.master.stream.pass_to(&found);
                         self.enter_master(MasterPhase::Stream);
-                        self.stream_bytes(at, header, pos);
+                        self.stream_bytes(at, found.header(), pos);
                         i += found.resume;
                     }
                     None => {

@@ -143,10 +143,8 @@ impl Session {
         let header_at =
             self.seen[Direction::MasterToReplica] + found.resume as u64 - header.len() as u64;
         if after_gap {
-            // Offsets stayed exact across the gap: the bytes passed over count (the header's,
-            // which earlier chunks may have counted, once parsed).
-            let bytes = self.master.stream.bytes + found.resume as u64;
-            self.master.stream.bytes = bytes - header.len() as u64;
+            // Offsets stayed exact across the gap: the bytes passed over count.
+            self.master.stream.pass_to(&found);
             let (position, offset) = (header_at, self.master.stream.offset_end());
             let offset = offset.map(|o| o.saturating_add(1));
             let passed = found.skipped;

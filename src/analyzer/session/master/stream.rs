@@ -25,6 +25,12 @@ pub(in crate::analyzer::session) struct Stream {
 }
 
 impl Stream {
+    /// Counts the bytes passed over to `found`, a command boundary: the command's header,
+    /// which earlier input may have carried (and counted), is counted once, when parsed.
+    pub(in crate::analyzer::session) fn pass_to(&mut self, found: &resp::Boundary) {
+        self.bytes = self.bytes + found.resume as u64 - found.header().len() as u64;
+    }
+
     pub(in crate::analyzer::session) fn offset_end(&self) -> Option<u64> {
         // The base is at most `MAX_OFFSET`, so this cannot saturate on any real link.
         self.base
