@@ -244,6 +244,15 @@ impl fmt::Display for Event {
                     None => write!(f, "); bytes still forwarded"),
                 }
             }
+            EventKind::Encrypted { version, sni } => {
+                let version = version.map_or("version unknown", |v| v.as_str());
+                let sni = sni.as_deref().map_or("no SNI".to_string(), |s| format!("SNI {s}"));
+                write!(
+                    f,
+                    "TLS: encrypted, not analysed ({version}, {sni}); a capture of TLS cannot be \
+                     decrypted, its bytes are counted"
+                )
+            }
             EventKind::JoinedLate { dir, skipped } => write!(
                 f,
                 "{} joined mid-connection: analysis starts after {skipped} bytes, offsets unknown",

@@ -76,6 +76,18 @@ pub fn session(s: &SessionReport) -> String {
             .as_ref()
             .map_or(String::new(), |r| format!(" (ended: {r})"))
     );
+    if let Some(t) = s.tls.as_ref().filter(|t| !t.analysed) {
+        let version = t.version.map_or("version unknown", |v| v.as_str());
+        let sni = t
+            .sni
+            .as_deref()
+            .map_or(String::new(), |n| format!(", SNI {n}"));
+        let _ = writeln!(
+            o,
+            "  TLS ({version}{sni}): encrypted, not analysed; {} B to master, {} B to replica",
+            s.bytes.to_master, s.bytes.to_replica
+        );
+    }
     if let Some(m) = &s.migration {
         o.push_str(&migration(m, s.end_reason.as_deref()));
     } else if s.kind != Role::Client {

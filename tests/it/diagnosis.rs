@@ -260,22 +260,74 @@ mod anomalies {
 
     #[test]
     fn an_encrypted_link_is_named_not_misparsed() {
-        let hello = vec![
-            0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
-        ];
-        let server = vec![0x16, 0x03, 0x03, 0x00, 0x7a, 0x02, 0x00, 0x00, 0x76];
-        let (s, _) = one_connection(&[(R, hello), (M, server)]);
-        let reasons: Vec<&str> = s["desyncs"]
-            .as_array()
-            .unwrap()
+        // A ClientHello offering TLS 1.3 and asking for "master.example", a ServerHello
+        // choosing TLS 1.3: the link is named once, never called broken.
+        let hello = client_hello(&[0x03, 0x04, 0x03, 0x03], Some("master.example"));
+        let server = server_hello(0x0304);
+        let (s, events) =
+            one_connection(&[(R, hello), (M, server), (R, vec![0x17, 3, 3, 0, 1, 0])]);
+        assert_eq!(s["desync_count"], 0, "{s:#}");
+        let tls =
+            serde_json::json!({"analysed": false, "version": "TLS 1.3", "sni": "master.example"});
+        assert_eq!(s["tls"], tls, "{s:#}");
+        let named: Vec<_> = events
             .iter()
-            .map(|d| d["reason"].as_str().unwrap())
+            .filter(|e| e["event"] == "encrypted")
             .collect();
-        assert_eq!(reasons.len(), 2, "{reasons:?}");
-        assert!(
-            reasons.iter().all(|r| r.contains("encrypted")),
-            "{reasons:?}"
-        );
+        assert_eq!(named.len(), 1, "{events:?}");
+    }
+
+    #[test]
+    fn a_tls_1_2_link_without_a_server_hello_is_named_at_its_end_from_the_client_hello() {
+        let (s, _) = one_connection(&[(R, client_hello(&[], None))]);
+        assert_eq!(s["desync_count"], 0, "{s:#}");
+        let tls = serde_json::json!({"analysed": false, "version": "TLS 1.2", "sni": null});
+        assert_eq!(s["tls"], tls, "{s:#}");
+    }
+
+    /// A ClientHello record: legacy version 1.2, the `supported_versions` offered (none: no
+    /// such extension), a server name.
+    fn client_hello(versions: &[u8], sni: Option<&str>) -> Vec<u8> {
+        let mut exts = Vec::new();
+        if let Some(name) = sni {
+            let n = name.len() as u16;
+            exts.extend([0, 0]);
+            exts.extend((n + 5).to_be_bytes());
+            exts.extend((n + 3).to_be_bytes());
+            exts.push(0);
+            exts.extend(n.to_be_bytes());
+            exts.extend(name.as_bytes());
+        }
+        if !versions.is_empty() {
+            exts.extend([0, 43, 0, versions.len() as u8 + 1, versions.len() as u8]);
+            exts.extend(versions);
+        }
+        let mut body = vec![3, 3];
+        body.extend([7; 32]);
+        body.extend([0, 0, 2, 0x13, 0x01, 1, 0]);
+        body.extend((exts.len() as u16).to_be_bytes());
+        body.extend(exts);
+        record(1, body)
+    }
+
+    /// A ServerHello record choosing `version` (in `supported_versions`, as TLS 1.3 does).
+    fn server_hello(version: u16) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend([9; 32]);
+        body.extend([0, 0x13, 0x01, 0]);
+        body.extend([0, 6, 0, 43, 0, 2]);
+        body.extend(version.to_be_bytes());
+        record(2, body)
+    }
+
+    fn record(kind: u8, body: Vec<u8>) -> Vec<u8> {
+        let mut handshake = vec![kind, 0];
+        handshake.extend((body.len() as u16).to_be_bytes());
+        handshake.extend(body);
+        let mut out = vec![0x16, 3, 1];
+        out.extend((handshake.len() as u16).to_be_bytes());
+        out.extend(handshake);
+        out
     }
 
     #[test]

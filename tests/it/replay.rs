@@ -48,6 +48,31 @@ fn every_capture_matches_its_truth() {
     }
 }
 
+/// A capture of a TLS link: one session per connection the master received, each named TLS
+/// (version from its hellos, not analysed) with no desync, and what the replica's hello asked
+/// for as its server name; the link's bytes all counted.
+fn encrypted_connections_are_named_and_counted(name: &str, report: &Value, truth: &Value) {
+    let sessions = report["sessions"].as_array().unwrap();
+    assert_eq!(
+        sessions.len() as u64,
+        num(&truth["master"]["info_stats"]["total_connections_received"]),
+        "{name}: one session per connection the master received"
+    );
+    for s in sessions {
+        assert_eq!(s["tls"]["analysed"], false, "{name}: {s:#}");
+        assert_eq!(s["tls"]["version"], "TLS 1.3", "{name}: {s:#}");
+        assert_eq!(s["desync_count"], 0, "{name}: {s:#}");
+        assert!(num(&s["bytes"]["to_master"]) > 0, "{name}: {s:#}");
+        assert!(num(&s["bytes"]["to_replica"]) > 0, "{name}: {s:#}");
+    }
+    let snis: Vec<&Value> = sessions.iter().map(|s| &s["tls"]["sni"]).collect();
+    assert_eq!(
+        snis.iter().filter(|n| **n == "master.example").count(),
+        1,
+        "{name}: the client started with --sni: {snis:?}"
+    );
+}
+
 /// A two-connection full sync, paired: both connections listed, the RDB complete with a good
 /// checksum, its key counts as announced in its RESIZEDB hints, the stream's offsets known.
 fn two_connection_sync(name: &str, s: &Value) {
@@ -92,6 +117,9 @@ fn check_against_truth(pcap: &Path) {
     let of_kind = |k: &'static str| sessions.iter().filter(move |s| s["kind"] == k);
     let stats = &truth["master"]["info_stats"];
     let repl = &truth["master"]["info_replication"];
+    if truth["scenario"] == "tls-replication" {
+        return encrypted_connections_are_named_and_counted(&name, &report, &truth);
+    }
 
     // A two-connection sync is one session. Valkey's master counts its main connection's
     // `PSYNC <replid> <ENDOFF+1>` → `+CONTINUE` as a partial sync as well (it goes through

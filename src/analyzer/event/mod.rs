@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::analyzer::input::{Direction, Timestamp};
 pub use crate::protocol::compression::Codec;
 use crate::protocol::resp::Name;
+use crate::protocol::tls::TlsVersion;
 
 /// One thing that happened on one link.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -84,6 +85,14 @@ pub enum EventKind {
         /// The level both sides use (null when the capture began after the handshake and the
         /// compression was recognised on the wire).
         level: Option<u32>,
+    },
+    /// The link is TLS: its bytes are counted and forwarded, not analysed (a capture cannot be
+    /// decrypted). Said once per connection, when the master's hello is in (or at the end).
+    Encrypted {
+        /// The version the ServerHello chose, else the highest the ClientHello offered.
+        version: Option<TlsVersion>,
+        /// The server name the ClientHello asked for (SNI), if any.
+        sni: Option<String>,
     },
     /// A compressed frame of the stream ended (the master flushes one at a time).
     CompressedFrame {

@@ -26,6 +26,7 @@
 //! framing, keep-alives and reply lines are outside the offset space.
 
 mod anchor;
+mod encrypted;
 mod handshake;
 mod master;
 mod migration;
@@ -117,6 +118,8 @@ pub struct Session {
     late: Option<LateAnchor>,
     /// A Valkey slot migration's source pushing to this connection's upstream.
     push: Option<migration::Push>,
+    /// A TLS link: only counted, its hellos read.
+    tls: Option<Box<encrypted::Encrypted>>,
     ended: bool,
 }
 
@@ -191,6 +194,7 @@ impl Session {
             anchor: Anchor::NotNeeded,
             late: None,
             push: None,
+            tls: None,
             ended: false,
         };
         s.emit(
@@ -335,6 +339,12 @@ impl Session {
 
     fn feed_dir(&mut self, dir: Direction, at: Timestamp, bytes: &[u8]) {
         let d = dir;
+        if self.tls.is_none() && self.role == Role::Undetermined && self.opens_tls(dir, bytes) {
+            self.tls = Some(Box::default());
+        }
+        if self.tls.is_some() {
+            return self.feed_encrypted(dir, at, bytes);
+        }
         if self.seen[d] == 0 && bytes.starts_with(BUS_SIGNATURE) && self.role == Role::Undetermined
         {
             self.set_role(at, Role::ClusterBus);
@@ -371,7 +381,7 @@ impl Session {
             return;
         }
         self.release_held(dir, at);
-        if self.role == Role::ClusterBus {
+        if self.role == Role::ClusterBus || self.tls.is_some() {
             self.seen[dir] += len;
             return;
         }
@@ -397,6 +407,7 @@ impl Session {
         }
         self.release_held(Direction::ReplicaToMaster, at);
         self.release_held(Direction::MasterToReplica, at);
+        self.tell_encrypted(at);
         let why = "the connection ended before the RDB connection gave the offsets".to_string();
         self.unpaired(at, why);
         if let Some((bytes, declared, _)) = self.rdb_progress() {

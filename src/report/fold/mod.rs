@@ -121,6 +121,7 @@ impl SessionReport {
             migration: None,
             migrations_forwarded: Vec::new(),
             compression: None,
+            tls: None,
         }
     }
 
@@ -362,6 +363,13 @@ impl SessionReport {
                 reason,
             } => self.add_desync(e.session, *dir, *position, *offset, reason.clone()),
             EventKind::JoinedLate { .. } => self.joined_late = true,
+            EventKind::Encrypted { version, sni } => {
+                self.tls = Some(TlsReport {
+                    analysed: false,
+                    version: *version,
+                    sni: sni.clone(),
+                });
+            }
             EventKind::Resumed { .. } => self.resumed(e),
             EventKind::Anchored { offset } => {
                 // Joined late, the stream starts where the anchor says; anchored again after a

@@ -15,6 +15,7 @@ use serde::Serialize;
 pub use crate::analyzer::event::SyncPhase;
 use crate::analyzer::event::{Channel, Framing, MigrationStep, Role, SlotRange, SyncReason};
 use crate::analyzer::input::{Direction, Timestamp};
+use crate::protocol::tls::TlsVersion;
 use crate::report::timing::{Overall, Timing};
 
 /// Everything repl-sniff saw in one run.
@@ -146,6 +147,8 @@ pub struct SessionReport {
     pub migrations_forwarded: Vec<ForwardedMigration>,
     /// The stream's compression, when the master agreed to compress it (null otherwise).
     pub compression: Option<CompressionReport>,
+    /// The link's TLS, when it is a TLS link (null otherwise).
+    pub tls: Option<TlsReport>,
 }
 
 /// A full sync step by step (README "Diagnosis"): where the time went, and what the master
@@ -568,4 +571,16 @@ pub struct ResumedReport {
     pub offset: Option<u64>,
     /// Bytes passed over between the last missing byte and that command.
     pub passed: u64,
+}
+
+/// A TLS link, as its hellos show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TlsReport {
+    /// Whether what is inside was analysed (false: a capture of TLS cannot be decrypted, so
+    /// only bytes are counted).
+    pub analysed: bool,
+    /// The version the ServerHello chose, else the highest the ClientHello offered.
+    pub version: Option<TlsVersion>,
+    /// The server name the ClientHello asked for (SNI), if any.
+    pub sni: Option<String>,
 }

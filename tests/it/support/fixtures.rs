@@ -41,6 +41,14 @@ pub fn subdirs(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Whether `capture` is of TLS links (its truth file says so): its RDBs and streams cannot be
+/// seen, only its connections.
+pub fn is_encrypted(capture: &Path) -> bool {
+    let truth = std::fs::read(capture.with_extension("truth.json")).unwrap_or_default();
+    serde_json::from_slice::<serde_json::Value>(&truth)
+        .is_ok_and(|t| t["scenario"] == "tls-replication")
+}
+
 /// A capture's path relative to `fixtures/`, for messages and golden names.
 pub fn name(capture: &Path) -> String {
     let fixtures = manifest().join("fixtures");
